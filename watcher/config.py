@@ -1,0 +1,517 @@
+"""config.toml -> Config: frozen values, every problem reported at once with file, key path and expectation.
+
+The file is read with the standard library's tomllib. Each table is read through a `_Table`, which records a
+problem instead of raising, so a user with five typos sees five lines, not one per run. Unknown keys are
+problems too: a misspelt key silently ignored is the commonest config bug of feed tools.
+
+Secrets never live in the file: a key ending in `_env` names the environment variable that holds the
+secret, and is resolved when the secret is used (so `watcher check` can warn about an unset variable
+without the daemon refusing to start on a channel nobody uses yet).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from . import __version__
+from .errors import ConfigError, ConfigProblem, RuleError
+
+PROJECT_URL = "https://github.com/watcher-news/watcher"
+DEFAULT_USER_AGENT = f"watcher/{__version__} (+{PROJECT_URL})"
+CHANNEL_TYPES = ("console", "file", "email", "slack", "webhook")
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90s', '15m', '6h', '1h30m', '2d' -> timedelta. Raises ValueError on anything else."""
+    compact = text.strip().lower().replace(" ", "")
+    if not compact:
+        raise ValueError("empty duration")
+    pos, seconds = 0, 0.0
+    for m in _DURATION_RE.finditer(compact):
+        if m.start() != pos:
+            break
+        seconds += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(compact):
+        raise ValueError(f"not a duration: {text!r}")
+    return timedelta(seconds=seconds)
+
+
+# --- the values -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSettings:
+    timeout: timedelta = timedelta(seconds=30)  # total deadline for one request, redirects included
+    connect_timeout: timedelta = timedelta(seconds=10)
+    read_timeout: timedelta = timedelta(seconds=20)
+    max_feed_bytes: int = 10 * 2**20  # decoded bytes; counted while streaming
+    max_page_bytes: int = 5 * 2**20
+    concurrency: int = 10  # requests in flight at once, all hosts
+    per_host: int = 2  # requests in flight to one host
+    max_redirects: int = 5
+    user_agent: str = DEFAULT_USER_AGENT
+    allow_networks: tuple[str, ...] = ()  # CIDRs the address guard lets through (intranet feeds, tests)
+    use_env_proxy: bool = False  # HTTP(S)_PROXY from the environment is ignored unless this is set
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSettings:
+    interval: timedelta = timedelta(minutes=15)  # default time between two polls of a feed
+    jitter: float = 0.1  # +- this fraction of the interval, so feeds of one host spread out
+    max_backoff: timedelta = timedelta(hours=6)  # a failing feed is retried at least this often, forever
+    tick: timedelta = timedelta(seconds=30)  # how often the daemon asks the store for due feeds
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractSettings:
+    enabled: bool = True
+    workers: int = 0  # extraction processes; 0 = one per core
+    timeout: timedelta = timedelta(seconds=20)  # per page, after which the worker is stopped
+    keep_unmatched: timedelta = timedelta(days=3)  # unmatched articles' text kept for `rematch`; 0 keeps none
+    max_entries_per_feed: int = 200  # newest first; a feed listing 10,000 items is cut, not obeyed
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    name: str
+    url: str
+    interval: timedelta | None = None  # None: the [schedule] default
+    extract: bool = True
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfig:
+    name: str
+    rule: str
+    description: str = ""
+    min_score: float = 1.0
+    urgent: bool = False  # urgent topics go out immediately on channels that take immediate alerts
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    name: str
+    type: str  # one of CHANNEL_TYPES
+    mode: str = "digest"  # "digest": on `schedule`; "immediate": within a minute of the match
+    schedule: str = "daily at 07:00"
+    topics: tuple[str, ...] = ()  # empty: every topic
+    urgent_immediately: bool = True  # urgent topics skip the digest and go out at once
+    send_empty: bool = False
+    options: dict[str, Any] = field(default_factory=dict)  # type-specific keys, validated below
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: str
+    database: str = "watcher.db"
+    timezone: str = "UTC"
+    log_level: str = "info"
+    alert_on_first_poll: bool = False  # a new feed's existing items are recorded, not alerted
+    fetch: FetchSettings = FetchSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    extract: ExtractSettings = ExtractSettings()
+    feeds: tuple[FeedConfig, ...] = ()
+    terms: dict[str, str] = field(default_factory=dict)
+    topics: tuple[TopicConfig, ...] = ()
+    channels: tuple[ChannelConfig, ...] = ()
+
+    def feed_interval(self, feed: FeedConfig) -> timedelta:
+        return feed.interval or self.schedule.interval
+
+
+# --- reading ----------------------------------------------------------------------------------------------
+
+
+class _Table:
+    """One TOML table being read: typed getters that record problems, and a final check for unknown keys."""
+
+    def __init__(self, data: Any, path: str, problems: list[ConfigProblem]):
+        self.path = path
+        self.problems = problems
+        self.ok = isinstance(data, dict)
+        self.data: dict[str, Any] = data if self.ok else {}
+        self.used: set[str] = set()
+        if not self.ok:
+            problems.append(ConfigProblem(path or "(top level)", "a table", _describe(data)))
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def problem(self, name: str, expected: str, found: Any = None) -> None:
+        self.problems.append(ConfigProblem(self.key(name), expected, "" if found is None else _describe(found)))
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any, expected: str) -> Any:
+        self.used.add(name)
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        # TOML booleans are ints to isinstance(); a `true` where a number belongs is a mistake.
+        if isinstance(value, kind) and not (isinstance(value, bool) and bool not in _as_tuple(kind)):
+            return value
+        self.problem(name, expected, value)
+        return default
+
+    def text(self, name: str, default: Any = "", *, choices: tuple[str, ...] = ()) -> Any:
+        value = self.get(name, str, default, "a string")
+        if choices and value not in choices and name in self.data:
+            self.problem(name, "one of " + ", ".join(repr(c) for c in choices), value)
+            return default
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        return self.get(name, bool, default, "true or false")
+
+    def number(self, name: str, default: Any, *, minimum: float = 0, integer: bool = True) -> Any:
+        kind = int if integer else (int, float)
+        value = self.get(name, kind, default, "a whole number" if integer else "a number")
+        if value is not default and value < minimum:
+            self.problem(name, f"a number >= {minimum}", value)
+            return default
+        return value
+
+    def duration(self, name: str, default: Any, *, allow_zero: bool = False) -> Any:
+        raw = self.get(name, str, None, 'a duration such as "90s", "15m", "6h" or "2d"')
+        if raw is None:
+            return default
+        try:
+            value = parse_duration(raw)
+        except ValueError:
+            self.problem(name, 'a duration such as "90s", "15m", "6h" or "2d"', raw)
+            return default
+        if value <= timedelta(0) and not allow_zero:
+            self.problem(name, "a duration longer than zero", raw)
+            return default
+        return value
+
+    def strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.get(name, list, None, "a list of strings")
+        if value is None:
+            return default
+        if not all(isinstance(v, str) for v in value):
+            self.problem(name, "a list of strings", value)
+            return default
+        return tuple(value)
+
+    def table(self, name: str) -> _Table:
+        self.used.add(name)
+        return _Table(self.data.get(name, {}), self.key(name), self.problems)
+
+    def reject_unknown(self, known_elsewhere: tuple[str, ...] = ()) -> None:
+        if not self.ok:
+            return
+        for name in self.data:
+            if name not in self.used and name not in known_elsewhere:
+                choices = ", ".join(sorted(self.used | set(known_elsewhere)))
+                self.problems.append(ConfigProblem(self.key(name), f"a known key ({choices})", "an unknown key"))
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return f"a list {value!r}"[:80]
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def load_config(path: str | os.PathLike[str], *, compile_rules: bool = True) -> Config:
+    """Read and check a config file. Raises ConfigError listing every problem found."""
+    file = str(path)
+    try:
+        raw = Path(file).read_bytes()
+    except OSError as e:
+        raise ConfigError(file, [ConfigProblem("(file)", "a readable file", e.strerror or str(e))]) from e
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(file, [ConfigProblem("(file)", "UTF-8 text", f"a byte that is not at {e.start}")]) from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(file, [ConfigProblem("(file)", "valid TOML", str(e))]) from e
+    return config_from_dict(data, file, compile_rules=compile_rules)
+
+
+def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_rules: bool = True) -> Config:
+    problems: list[ConfigProblem] = []
+    top = _Table(data, "", problems)
+
+    w = top.table("watcher")
+    database = w.text("database", "watcher.db")
+    timezone = w.text("timezone", "UTC")
+    if "timezone" in w.data and isinstance(timezone, str):
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            w.problem("timezone", 'an IANA time zone such as "Europe/Berlin" or "UTC"', timezone)
+            timezone = "UTC"
+    log_level = w.text("log_level", "info", choices=("debug", "info", "warning", "error"))
+    alert_on_first_poll = w.flag("alert_on_first_poll", False)
+    w.reject_unknown()
+
+    fetch = _read_fetch(top.table("fetch"))
+    schedule = _read_schedule(top.table("schedule"))
+    extract = _read_extract(top.table("extract"))
+    feeds = _read_feeds(top, problems)
+    terms = _read_terms(top.table("terms"))
+    topics = _read_topics(top.table("topics"))
+    channels = _read_channels(top.table("channels"), {t.name for t in topics})
+    top.reject_unknown()
+
+    config = Config(
+        path=file,
+        database=database,
+        timezone=timezone,
+        log_level=log_level,
+        alert_on_first_poll=alert_on_first_poll,
+        fetch=fetch,
+        schedule=schedule,
+        extract=extract,
+        feeds=feeds,
+        terms=terms,
+        topics=topics,
+        channels=channels,
+    )
+    if compile_rules and not problems:
+        problems += _rule_problems(config)
+    if problems:
+        raise ConfigError(file, problems)
+    return config
+
+
+def _read_fetch(t: _Table) -> FetchSettings:
+    d = FetchSettings()
+    mb = 2**20
+    networks = t.strings("allow_networks")
+    for i, net in enumerate(networks):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            t.problems.append(ConfigProblem(f"{t.key('allow_networks')}[{i}]", 'a network such as "10.0.0.0/8"', repr(net)))
+    settings = FetchSettings(
+        timeout=t.duration("timeout", d.timeout),
+        connect_timeout=t.duration("connect_timeout", d.connect_timeout),
+        read_timeout=t.duration("read_timeout", d.read_timeout),
+        max_feed_bytes=int(t.number("max_feed_mb", d.max_feed_bytes / mb, minimum=0.001, integer=False) * mb),
+        max_page_bytes=int(t.number("max_page_mb", d.max_page_bytes / mb, minimum=0.001, integer=False) * mb),
+        concurrency=t.number("concurrency", d.concurrency, minimum=1),
+        per_host=t.number("per_host", d.per_host, minimum=1),
+        max_redirects=t.number("max_redirects", d.max_redirects, minimum=0),
+        user_agent=t.text("user_agent", d.user_agent),
+        allow_networks=networks,
+        use_env_proxy=t.flag("use_env_proxy", d.use_env_proxy),
+    )
+    t.reject_unknown()
+    return settings
+
+
+def _read_schedule(t: _Table) -> ScheduleSettings:
+    d = ScheduleSettings()
+    jitter = t.number("jitter", d.jitter, integer=False)
+    if jitter > 0.5:
+        t.problem("jitter", "a fraction between 0 and 0.5", jitter)
+        jitter = d.jitter
+    settings = ScheduleSettings(
+        interval=t.duration("interval", d.interval),
+        jitter=float(jitter),
+        max_backoff=t.duration("max_backoff", d.max_backoff),
+        tick=t.duration("tick", d.tick),
+    )
+    t.reject_unknown()
+    return settings
+
+
+def _read_extract(t: _Table) -> ExtractSettings:
+    d = ExtractSettings()
+    settings = ExtractSettings(
+        enabled=t.flag("enabled", d.enabled),
+        workers=t.number("workers", d.workers),
+        timeout=t.duration("timeout", d.timeout),
+        keep_unmatched=t.duration("keep_unmatched", d.keep_unmatched, allow_zero=True),
+        max_entries_per_feed=t.number("max_entries_per_feed", d.max_entries_per_feed, minimum=1),
+    )
+    t.reject_unknown()
+    return settings
+
+
+def _read_feeds(top: _Table, problems: list[ConfigProblem]) -> tuple[FeedConfig, ...]:
+    raw = top.get("feeds", list, [], "an array of tables: [[feeds]] with name and url")
+    feeds: list[FeedConfig] = []
+    names: dict[str, int] = {}
+    urls: dict[str, int] = {}
+    for i, item in enumerate(raw):
+        t = _Table(item, f"feeds[{i}]", problems)
+        if not t.ok:
+            continue
+        name = t.text("name", None)
+        url = t.text("url", None)
+        if name is None:
+            t.problem("name", "a name for the feed (a string)", "nothing")
+        elif name in names:
+            t.problem("name", f"a name not used before (feeds[{names[name]}] has it)", name)
+        if url is None:
+            t.problem("url", "the feed's URL (a string)", "nothing")
+        elif not re.match(r"(?i)^https?://[^/\s]+", url):
+            t.problem("url", "an http:// or https:// URL", url)
+        elif url in urls:
+            t.problem("url", f"a URL not used before (feeds[{urls[url]}] has it)", url)
+        feed = FeedConfig(
+            name=name or f"feed-{i}",
+            url=url or "",
+            interval=t.duration("interval", None),
+            extract=t.flag("extract", True),
+            enabled=t.flag("enabled", True),
+        )
+        t.reject_unknown()
+        names.setdefault(feed.name, i)
+        urls.setdefault(feed.url, i)
+        feeds.append(feed)
+    return tuple(feeds)
+
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def _read_terms(t: _Table) -> dict[str, str]:
+    terms: dict[str, str] = {}
+    for name in list(t.data):
+        value = t.get(name, str, None, "a rule expression (a string)")
+        if not _NAME_RE.match(name):
+            t.problem(name, "a name of letters, digits, _ and -", name)
+        elif value is not None:
+            terms[name] = value
+    return terms
+
+
+def _read_topics(t: _Table) -> tuple[TopicConfig, ...]:
+    topics = []
+    for name in list(t.data):
+        t.used.add(name)
+        sub = t.table(name)
+        if not sub.ok:
+            continue
+        if not _NAME_RE.match(name):
+            t.problem(name, "a topic name of letters, digits, _ and -", name)
+        rule = sub.text("rule", None)
+        if rule is None:
+            sub.problem("rule", "a rule such as 'drone AND (Russia OR Iran)'", "nothing")
+        topics.append(
+            TopicConfig(
+                name=name,
+                rule=rule or "",
+                description=sub.text("description", ""),
+                min_score=float(sub.number("min_score", 1.0, integer=False)),
+                urgent=sub.flag("urgent", False),
+            )
+        )
+        sub.reject_unknown()
+    return tuple(topics)
+
+
+# Keys each channel type takes beyond the common ones; the value checks what a key holds.
+_CHANNEL_KEYS: dict[str, dict[str, Callable[[_Table, str], Any]]] = {
+    "console": {},
+    "file": {"directory": lambda t, k: t.text(k, "digests")},
+    "email": {
+        "host": lambda t, k: t.text(k, None),
+        "port": lambda t, k: t.number(k, None, minimum=1),
+        "security": lambda t, k: t.text(k, "starttls", choices=("starttls", "tls", "none")),
+        "username": lambda t, k: t.text(k, ""),
+        "password_env": lambda t, k: t.text(k, ""),
+        "from": lambda t, k: t.text(k, None),
+        "to": lambda t, k: t.strings(k),
+        "timeout": lambda t, k: t.duration(k, timedelta(seconds=30)),
+    },
+    "slack": {"webhook_url_env": lambda t, k: t.text(k, None)},
+    "webhook": {
+        "url": lambda t, k: t.text(k, None),
+        "url_env": lambda t, k: t.text(k, None),
+        "headers_env": lambda t, k: t.text(k, ""),
+    },
+}
+_REQUIRED = {"email": ("host", "from", "to"), "slack": ("webhook_url_env",)}
+_COMMON_CHANNEL_KEYS = ("type", "mode", "schedule", "topics", "urgent_immediately", "send_empty")
+
+
+def _read_channels(t: _Table, topic_names: set[str]) -> tuple[ChannelConfig, ...]:
+    from .schedules import parse_schedule  # a small pure module; imported here to keep config's imports light
+
+    channels = []
+    for name in list(t.data):
+        t.used.add(name)
+        sub = t.table(name)
+        if not sub.ok:
+            continue
+        ctype = sub.text("type", None, choices=CHANNEL_TYPES)
+        if ctype is None:
+            if "type" not in sub.data:
+                sub.problem("type", "one of " + ", ".join(CHANNEL_TYPES), "nothing")
+            sub.reject_unknown(tuple(k for keys in _CHANNEL_KEYS.values() for k in keys) + _COMMON_CHANNEL_KEYS)
+            continue
+        mode = sub.text("mode", "digest", choices=("digest", "immediate"))
+        schedule = sub.text("schedule", "daily at 07:00")
+        try:
+            parse_schedule(schedule)
+        except ValueError as e:
+            sub.problem("schedule", '"hourly", "daily at 07:00", "weekly on monday at 07:00" or a cron line', f"{schedule!r} ({e})")
+        topics = sub.strings("topics")
+        for i, topic in enumerate(topics):
+            if topic not in topic_names:
+                sub.problems.append(ConfigProblem(f"{sub.key('topics')}[{i}]", "the name of a topic in [topics]", repr(topic)))
+        options = {key: read(sub, key) for key, read in _CHANNEL_KEYS[ctype].items()}
+        for key in _REQUIRED.get(ctype, ()):
+            if options.get(key) in (None, ()):
+                sub.problem(key, f"a value: {ctype} channels need it", "nothing")
+        if ctype == "webhook" and not (options["url"] or options["url_env"]):
+            sub.problem("url", "url or url_env: webhook channels need one", "neither")
+        channels.append(
+            ChannelConfig(
+                name=name,
+                type=ctype,
+                mode=mode,
+                schedule=schedule,
+                topics=topics,
+                urgent_immediately=sub.flag("urgent_immediately", True),
+                send_empty=sub.flag("send_empty", False),
+                options=options,
+            )
+        )
+        sub.reject_unknown()
+    return tuple(channels)
+
+
+def _rule_problems(config: Config) -> list[ConfigProblem]:
+    """Compile every topic's rule; a rule that does not compile is a config problem with its position."""
+    from .topics import compile_topics
+
+    try:
+        compile_topics(config.topics, config.terms)
+    except RuleError as e:
+        key = f"topics.{e.topic}.rule" if e.topic else "terms"
+        return [ConfigProblem(key, "a valid rule (see docs/rules.md)", e.describe())]
+    return []
+
+
+def resolve_secret(env_name: str, *, what: str) -> str:
+    """Read a secret from the environment at the moment it is needed."""
+    value = os.environ.get(env_name, "")
+    if not value:
+        raise ConfigError("(environment)", [ConfigProblem(env_name, f"an environment variable holding {what}", "it unset")])
+    return value

@@ -1,0 +1,118 @@
+"""watcher's one exception tree.
+
+    WatcherError                 anything watcher expects and reports without a traceback
+    ├── ConfigError              a config file that cannot be used; carries every problem found
+    ├── RuleError                a topic rule that does not compile (topic, rule, position)
+    ├── FetchError               one URL could not be fetched (status, retry_after)
+    │   └── BlockedAddressError  the URL points at an address the guard refuses
+    ├── ParseError               a feed body that yields nothing usable
+    ├── ExtractError             an article page that yields no text, or ran out of time
+    ├── StoreError               the database cannot be opened, migrated or written
+    └── DeliveryError            one alert could not be sent
+        └── PermanentDeliveryError   ... and retrying will not help (SMTP 5xx, webhook 4xx)
+
+Anything else that reaches the daemon's top level is a bug: it is logged with its traceback and the
+daemon keeps running. Foreign exceptions are translated at the module that imports the library, with
+`raise ... from e` so the cause stays visible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+class WatcherError(Exception):
+    """Base of every error watcher raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with a config file, located by its key path (``feeds[3].url``)."""
+
+    path: str
+    expected: str
+    found: str = ""
+
+    def __str__(self) -> str:
+        found = f", found {self.found}" if self.found else ""
+        return f"{self.path}: expected {self.expected}{found}"
+
+
+class ConfigError(WatcherError):
+    def __init__(self, file: str, problems: list[ConfigProblem]):
+        self.file = file
+        self.problems = list(problems)
+        lines = [f"{file}: {len(self.problems)} error(s)"]
+        lines += [f"  {file}: {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class RuleError(WatcherError):
+    """A topic rule that does not compile. ``position`` is a 0-based offset into ``rule``."""
+
+    def __init__(self, message: str, *, rule: str = "", position: int | None = None, topic: str = ""):
+        self.message = message
+        self.rule = rule
+        self.position = position
+        self.topic = topic
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        where = f" at position {self.position + 1}" if self.position is not None else ""
+        head = f"topic {self.topic!r}: " if self.topic else ""
+        text = f"{head}{self.message}{where}"
+        if self.rule and self.position is not None:
+            text += f"\n    {self.rule}\n    {' ' * self.position}^"
+        return text
+
+
+class FetchError(WatcherError):
+    """A URL that could not be fetched. ``kind`` is a short stable word used in logs and metrics."""
+
+    def __init__(
+        self,
+        url: str,
+        message: str,
+        *,
+        kind: str = "error",
+        status: int | None = None,
+        retry_after: timedelta | None = None,
+    ):
+        self.url = url
+        self.message = message
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(f"{message}")
+
+
+class BlockedAddressError(FetchError):
+    """The guard refused to connect: the host resolves to a loopback, private or otherwise reserved address."""
+
+    def __init__(self, url: str, message: str):
+        super().__init__(url, message, kind="blocked")
+
+
+class ParseError(WatcherError):
+    pass
+
+
+class ExtractError(WatcherError):
+    pass
+
+
+class StoreError(WatcherError):
+    pass
+
+
+class DeliveryError(WatcherError):
+    """A send that failed but may succeed later (SMTP 4xx, webhook 429/5xx, connection trouble)."""
+
+    def __init__(self, message: str, *, retry_after: timedelta | None = None):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class PermanentDeliveryError(DeliveryError):
+    """A send the server refused for good (SMTP 5xx, webhook 4xx): the delivery goes to dead letter."""

@@ -1,0 +1,154 @@
+"""The values that cross stage boundaries: small, frozen, and free of library objects.
+
+Names follow the boundary they cross: fetch.py turns a FeedState into a FetchedFeed (or NotModified),
+parse.py turns a FetchedFeed into a ParsedFeed of Entry values, extract.py turns a FetchedPage into an
+Extracted body, topics.py turns an article's text into Match values, and pipeline.py gathers the outcome
+of one feed into a FeedUpdate that store.py writes in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """What the fetcher needs to know about a feed to ask for it politely."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedFeed:
+    """A feed body as the server sent it (decoded from gzip/deflate/br, not from its charset)."""
+
+    url: str  # the URL that was finally answered, after redirects
+    content: bytes
+    headers: dict[str, str]  # lower-cased names; feedparser reads the charset from content-type
+    etag: str | None = None
+    last_modified: str | None = None
+    permanent_redirect: str | None = None  # set when every hop to `url` was a 301/308
+    retry_after: timedelta | None = None  # a server's hint (Retry-After or Cache-Control max-age) for the next check
+
+
+@dataclass(frozen=True, slots=True)
+class NotModified:
+    """A 304: the feed has not changed since the validators we sent."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    retry_after: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedPage:
+    """An article page as fetched: the final URL and the raw body (charset detection is extraction's job)."""
+
+    url: str
+    content: bytes
+    content_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One item of a feed, normalised: a stable id, a canonical URL, UTC times, text without markup surprises."""
+
+    feed_url: str
+    entry_id: str  # guid/id, else link, else a hash of title and date: stable across polls
+    url: str | None  # canonical http(s) URL of the article, tracking parameters dropped; None when absent or unsafe
+    link: str | None  # the http(s) link as the feed gave it (what we fetch)
+    title: str
+    summary: str = ""  # plain text
+    content: str = ""  # plain text of the fullest content the feed carries
+    author: str = ""
+    published_at: datetime | None = None  # aware, UTC
+    updated_at: datetime | None = None  # aware, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str
+    link: str | None
+    entries: tuple[Entry, ...]
+    warning: str | None = None  # a recoverable problem (feedparser's bozo exception), kept for `status`
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    """What extraction found on an article page."""
+
+    text: str
+    title: str = ""
+    author: str = ""
+    published_at: datetime | None = None
+    language: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Why an article belongs to a topic: the terms found and a snippet with them marked."""
+
+    topic: str
+    score: float
+    terms: tuple[str, ...]
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """An entry with its body, ready to be matched and stored."""
+
+    url: str  # canonical URL: the article's identity across feeds
+    title: str
+    body: str
+    body_source: str  # "page" (extracted), "feed-content", "feed-summary" or "none"
+    entry: Entry
+    author: str = ""
+    published_at: datetime | None = None
+    language: str = ""
+    matches: tuple[Match, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FeedUpdate:
+    """Everything one poll of one feed changes; store.apply_update writes it in one transaction."""
+
+    feed_url: str
+    checked_at: datetime
+    next_check_at: datetime
+    status: str  # "ok", "not-modified" or "error"
+    error: str | None = None
+    error_kind: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    title: str | None = None
+    new_url: str | None = None  # a permanent redirect to record
+    seen_entry_ids: tuple[str, ...] = ()  # every new entry id, matched or not
+    articles: tuple[Article, ...] = ()  # matched articles (and, for the rematch window, unmatched ones)
+    also_seen_at: tuple[tuple[str, Entry], ...] = ()  # (canonical URL already stored, entry of this feed)
+    alert: bool = True  # False on a feed's first poll: record without alerting
+    duration_s: float = 0.0
+    entries_in_feed: int = 0
+    warning: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One pending alert: an (article, topic, channel) triple read from the outbox."""
+
+    id: int
+    article_id: int
+    topic: str
+    channel: str
+    created_at: datetime
+    attempts: int = 0
+    title: str = ""
+    url: str = ""
+    feeds: tuple[str, ...] = field(default_factory=tuple)
+    published_at: datetime | None = None
+    terms: tuple[str, ...] = ()
+    snippet: str = ""
