@@ -1,0 +1,128 @@
+"""The schema, as numbered migrations. A database records the highest one applied in `PRAGMA user_version`.
+
+Never edit a migration that has shipped: add the next one. docs/schema.md describes the result, and
+tests/test_schema.py checks that the two agree.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: feeds and their schedule, seen entries, articles with sources and matches, FTS, the alert outbox.
+    """
+    CREATE TABLE feeds (
+        id              INTEGER PRIMARY KEY,
+        name            TEXT NOT NULL UNIQUE,
+        url             TEXT NOT NULL UNIQUE,
+        title           TEXT,
+        moved_to        TEXT,                       -- target of a permanent redirect, for the user to copy into config
+        enabled         INTEGER NOT NULL DEFAULT 1,
+        extract         INTEGER NOT NULL DEFAULT 1,
+        interval_s      INTEGER NOT NULL,
+        etag            TEXT,
+        last_modified   TEXT,
+        added_at        TEXT NOT NULL,
+        first_polled_at TEXT,
+        last_checked_at TEXT,
+        last_success_at TEXT,
+        next_check_at   TEXT NOT NULL,              -- the schedule lives here; a tick polls feeds that are due
+        error_count     INTEGER NOT NULL DEFAULT 0, -- consecutive failures; drives back-off, reset by a success
+        last_error      TEXT,
+        last_error_kind TEXT,
+        last_status     TEXT,                       -- ok | not-modified | error
+        last_warning    TEXT
+    );
+    CREATE INDEX feeds_next_check ON feeds(next_check_at);
+
+    CREATE TABLE seen_entries (
+        feed_id   INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+        entry_id  TEXT NOT NULL,
+        seen_at   TEXT NOT NULL,
+        PRIMARY KEY (feed_id, entry_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE articles (
+        id            INTEGER PRIMARY KEY,
+        url           TEXT NOT NULL UNIQUE,         -- canonical URL: one article however many feeds carry it
+        title         TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        body_source   TEXT NOT NULL,                -- page | feed-content | feed-summary | none
+        author        TEXT,
+        language      TEXT,
+        published_at  TEXT,
+        fetched_at    TEXT NOT NULL,
+        matched       INTEGER NOT NULL DEFAULT 0    -- 1 when any topic matches; 0 rows are purged after keep_unmatched
+    );
+    CREATE INDEX articles_fetched ON articles(fetched_at);
+    CREATE INDEX articles_unmatched ON articles(matched, fetched_at);
+
+    CREATE TABLE article_sources (
+        article_id   INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        feed_id      INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+        entry_id     TEXT NOT NULL,
+        link         TEXT,
+        seen_at      TEXT NOT NULL,
+        PRIMARY KEY (article_id, feed_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE matches (
+        article_id   INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        topic        TEXT NOT NULL,
+        score        REAL NOT NULL,
+        terms        TEXT NOT NULL,                 -- JSON list of the terms that matched
+        snippet      TEXT NOT NULL,                 -- text around the terms, terms marked with [[ ]]
+        matched_at   TEXT NOT NULL,
+        retracted_at TEXT,                          -- set by rematch when the topic's rule no longer matches
+        PRIMARY KEY (article_id, topic)
+    ) WITHOUT ROWID;
+    CREATE INDEX matches_topic ON matches(topic, matched_at);
+
+    CREATE TABLE deliveries (
+        id               INTEGER PRIMARY KEY,
+        article_id       INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        topic            TEXT NOT NULL,
+        channel          TEXT NOT NULL,
+        status           TEXT NOT NULL DEFAULT 'pending',  -- pending | sent | dead | skipped
+        created_at       TEXT NOT NULL,
+        next_attempt_at  TEXT NOT NULL,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        last_error       TEXT,
+        sent_at          TEXT,
+        UNIQUE (article_id, topic, channel)        -- the same alert can never be queued twice
+    );
+    CREATE INDEX deliveries_due ON deliveries(status, channel, next_attempt_at);
+
+    CREATE TABLE channel_state (
+        channel          TEXT PRIMARY KEY,
+        last_digest_at   TEXT,                      -- the digest slot last sent; a missed slot is sent once
+        last_sent_at     TEXT
+    );
+
+    CREATE VIRTUAL TABLE articles_fts USING fts5(
+        title, body, content='articles', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER articles_ai AFTER INSERT ON articles BEGIN
+        INSERT INTO articles_fts(rowid, title, body) VALUES (new.id, new.title, new.body);
+    END;
+    CREATE TRIGGER articles_ad AFTER DELETE ON articles BEGIN
+        INSERT INTO articles_fts(articles_fts, rowid, title, body) VALUES ('delete', old.id, old.title, old.body);
+    END;
+    CREATE TRIGGER articles_au AFTER UPDATE OF title, body ON articles BEGIN
+        INSERT INTO articles_fts(articles_fts, rowid, title, body) VALUES ('delete', old.id, old.title, old.body);
+        INSERT INTO articles_fts(rowid, title, body) VALUES (new.id, new.title, new.body);
+    END;
+
+    CREATE VIEW latest_matches AS
+        SELECT m.topic, a.title, a.url, a.published_at, m.matched_at, m.terms, m.snippet,
+               (SELECT group_concat(f.name, ', ') FROM article_sources s JOIN feeds f ON f.id = s.feed_id
+                 WHERE s.article_id = a.id) AS feeds
+          FROM matches m JOIN articles a ON a.id = m.article_id
+         WHERE m.retracted_at IS NULL
+         ORDER BY m.matched_at DESC;
+
+    CREATE VIEW feed_health AS
+        SELECT f.name, f.url, f.last_status, f.last_success_at, f.next_check_at, f.error_count, f.last_error,
+               (SELECT count(*) FROM article_sources s JOIN matches m ON m.article_id = s.article_id
+                 WHERE s.feed_id = f.id AND m.retracted_at IS NULL) AS matches
+          FROM feeds f;
+    """,
+]
