@@ -22,6 +22,25 @@ class FeedState:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedRecord:
+    """A feed as the store knows it: config plus the state that decides when and how to poll it."""
+
+    id: int
+    name: str
+    url: str
+    interval: timedelta
+    extract: bool = True
+    etag: str | None = None
+    last_modified: str | None = None
+    error_count: int = 0
+    first_poll: bool = True  # never polled successfully: its entries are recorded without alerting
+
+    @property
+    def state(self) -> FeedState:
+        return FeedState(self.url, self.etag, self.last_modified)
+
+
+@dataclass(frozen=True, slots=True)
 class FetchedFeed:
     """A feed body as the server sent it (decoded from gzip/deflate/br, not from its charset)."""
 

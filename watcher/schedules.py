@@ -11,7 +11,12 @@ Accepted forms:
 
 from __future__ import annotations
 
+import random
 import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _TIME = r"(\d{1,2}):(\d{2})"
@@ -35,9 +40,7 @@ def parse_schedule(text: str) -> dict[str, str]:
     parts = s.split(" ")
     if len(parts) == 5 and all(re.fullmatch(r"[\d*/,\-a-z]+", p) for p in parts):
         fields = dict(zip(("minute", "hour", "day", "month", "day_of_week"), parts))
-        try:  # let APScheduler judge the fields; it is the one that will run them
-            from apscheduler.triggers.cron import CronTrigger
-
+        try:  # let APScheduler judge the fields; it is the one that computes the slots
             CronTrigger(**fields, timezone="UTC")
         except ValueError as e:
             raise ValueError(str(e)) from e
@@ -54,3 +57,51 @@ def _bounded(value: str, top: int, what: str) -> int:
     if number > top:
         raise ValueError(f"{what} {number} is out of range")
     return number
+
+
+def latest_slot(schedule: str, timezone: str, now: datetime, after: datetime | None) -> datetime | None:
+    """The most recent digest slot in (after, now], or None when no slot has come since `after`.
+
+    A daemon that was down across several slots gets one slot back, the latest: the missed digests are sent
+    once, not once per missed slot. `after` None (a channel that never sent) counts from a day before now, so a
+    new install does not send a digest of the past at start-up unless a slot passed in the last day.
+    """
+    trigger = CronTrigger(**parse_schedule(schedule), timezone=ZoneInfo(timezone))
+    start = after if after is not None else now - timedelta(days=1)
+    slot = trigger.get_next_fire_time(None, start + timedelta(seconds=1))
+    if slot is None or slot > now:
+        return None
+    # Walk forward to the last slot not after now; bounded, since a slot is at most hourly.
+    for _ in range(24 * 400):
+        following = trigger.get_next_fire_time(slot, slot + timedelta(seconds=1))
+        if following is None or following > now:
+            break
+        slot = following
+    return slot
+
+
+def next_check_at(
+    now: datetime,
+    interval: timedelta,
+    *,
+    errors: int = 0,
+    server_hint: timedelta | None = None,
+    max_backoff: timedelta = timedelta(hours=6),
+    jitter: float = 0.1,
+    rng: random.Random | None = None,
+) -> datetime:
+    """When to poll a feed next.
+
+    After a success (`errors` 0): the feed's interval, stretched to the server's hint (Retry-After, max-age)
+    when that is longer, never more than a day. After the n-th failure in a row: the interval times 2**(n-1),
+    capped at `max_backoff`, or the server's Retry-After when longer: a feed is never given up for good. Either
+    way +-`jitter` of the delay, so feeds added together do not stay in lock-step.
+    """
+    rng = rng or random
+    delay = interval
+    if errors > 0:
+        delay = min(interval * (2 ** min(errors - 1, 20)), max(max_backoff, interval))
+    if server_hint is not None:
+        delay = max(delay, min(server_hint, timedelta(days=1)))
+    spread = delay.total_seconds() * jitter
+    return now + delay + timedelta(seconds=rng.uniform(-spread, spread))
