@@ -131,6 +131,12 @@ class Config:
     def feed_interval(self, feed: FeedConfig) -> timedelta:
         return feed.interval or self.schedule.interval
 
+    def routes(self) -> dict[str, tuple[str, ...]]:
+        """topic -> the channels that alert on it (a channel with no `topics` takes every topic)."""
+        return {
+            t.name: tuple(c.name for c in self.channels if not c.topics or t.name in c.topics) for t in self.topics
+        }
+
 
 # --- reading ----------------------------------------------------------------------------------------------
 
@@ -498,15 +504,16 @@ def _read_channels(t: _Table, topic_names: set[str]) -> tuple[ChannelConfig, ...
 
 
 def _rule_problems(config: Config) -> list[ConfigProblem]:
-    """Compile every topic's rule; a rule that does not compile is a config problem with its position."""
-    from .topics import compile_topics
+    """Compile every topic's rule; each rule that does not compile is one problem, with its position."""
+    from .topics import compile_topic
 
-    try:
-        compile_topics(config.topics, config.terms)
-    except RuleError as e:
-        key = f"topics.{e.topic}.rule" if e.topic else "terms"
-        return [ConfigProblem(key, "a valid rule (see docs/rules.md)", e.describe())]
-    return []
+    problems = []
+    for topic in config.topics:
+        try:
+            compile_topic(topic, config.terms)
+        except RuleError as e:
+            problems.append(ConfigProblem(f"topics.{topic.name}.rule", "a valid rule (see docs/rules.md)", e.describe()))
+    return problems
 
 
 def resolve_secret(env_name: str, *, what: str) -> str:

@@ -1,0 +1,164 @@
+"""The store: schema, one transaction per feed update, the outbox's unique key, and readers beside a writer."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from watcher.config import FeedConfig
+from watcher.models import Article, Entry, FeedUpdate, Match
+from watcher.store import Store
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(tmp_path / "watcher.db")
+    s.sync_feeds([FeedConfig("a", "https://a.example/feed"), FeedConfig("b", "https://b.example/feed")], timedelta(minutes=15), NOW)
+    yield s
+    s.close()
+
+
+def feed_id(store, name):
+    return store.db.conn.execute("SELECT id FROM feeds WHERE name = ?", (name,)).fetchone()[0]
+
+
+def article(url="https://news.example/a1", topics=("t",), entry_id="e1", feed_url="https://a.example/feed"):
+    entry = Entry(feed_url=feed_url, entry_id=entry_id, url=url, link=url, title="Drones")
+    matches = tuple(Match(t, 1.0, ("drone",), "[[drone]] plant") for t in topics)
+    return Article(url=url, title="Drones", body="drone plant", body_source="page", entry=entry, matches=matches)
+
+
+def update(articles=(), seen=("e1",), status="ok", alert=True, **kw):
+    return FeedUpdate(
+        feed_url="https://a.example/feed",
+        checked_at=NOW,
+        next_check_at=NOW + timedelta(minutes=15),
+        status=status,
+        seen_entry_ids=seen,
+        articles=tuple(articles),
+        alert=alert,
+        **kw,
+    )
+
+
+def test_open_sets_durability_pragmas(store):
+    health = store.health(check_integrity=True)
+    assert (health.journal_mode, health.synchronous, health.foreign_keys) == ("wal", "NORMAL", True)
+    assert health.busy_timeout_ms >= 5000
+    assert health.integrity == "ok"
+    assert health.schema_version == 1
+
+
+def test_reopening_does_not_migrate_twice(tmp_path):
+    Store.open(tmp_path / "w.db").close()
+    again = Store.open(tmp_path / "w.db")
+    assert again.schema_version() == 1
+
+
+def test_sync_feeds_adds_updates_and_disables(store):
+    store.sync_feeds([FeedConfig("a", "https://a.example/new", interval=timedelta(hours=1))], timedelta(minutes=15), NOW)
+    rows = {r["name"]: r for r in store.feed_status()}
+    assert rows["a"]["url"] == "https://a.example/new"
+    assert rows["b"]["enabled"] == 0  # removed from the config: kept, but not polled
+    assert [f.name for f in store.due_feeds(NOW)] == ["a"]
+    assert store.due_feeds(NOW)[0].interval == timedelta(hours=1)
+
+
+def test_update_writes_article_match_and_deliveries_together(store):
+    queued = store.apply_update(feed_id(store, "a"), update([article()]), {"t": ("mail", "slack")})
+    assert queued == 2
+    assert store.seen_entry_ids(feed_id(store, "a"), ["e1", "e2"]) == {"e1"}
+    assert [d.channel for d in store.pending_deliveries("mail", NOW)] == ["mail"]
+    rows = list(store.db.query("SELECT topic, terms, snippet FROM latest_matches"))
+    assert rows == [{"topic": "t", "terms": '["drone"]', "snippet": "[[drone]] plant"}]
+
+
+def test_the_same_alert_cannot_be_queued_twice(store):
+    routes = {"t": ("mail",)}
+    store.apply_update(feed_id(store, "a"), update([article()]), routes)
+    # The same article reaching us again (another feed, a re-poll, a rematch) queues nothing new.
+    again = store.apply_update(feed_id(store, "b"), update([article(entry_id="other")], seen=("other",)), routes)
+    assert again == 0
+    assert store.db.conn.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 1
+    assert store.db.conn.execute("SELECT count(*) FROM article_sources").fetchone()[0] == 2
+
+
+def test_first_poll_records_without_alerting(store):
+    assert store.apply_update(feed_id(store, "a"), update([article()], alert=False), {"t": ("mail",)}) == 0
+    assert store.counts()["matches"] == 1
+
+
+def test_errors_count_up_and_a_success_resets(store):
+    fid = feed_id(store, "a")
+    for _ in range(3):
+        store.apply_update(fid, update(status="error", seen=(), error="HTTP 500", error_kind="http"), {})
+    record = store.due_feeds(NOW + timedelta(hours=1), names=["a"])[0]
+    assert record.error_count == 3
+    store.apply_update(fid, update(seen=()), {})
+    row = store.feed_status()[0]
+    assert (row["error_count"], row["last_error"], row["last_status"]) == (0, None, "ok")
+
+
+def test_a_failed_transaction_leaves_nothing_behind(store):
+    broken = update([article(), article(url=None)])  # NOT NULL url: the second insert fails
+    with pytest.raises(Exception):
+        store.apply_update(feed_id(store, "a"), broken, {"t": ("mail",)})
+    assert store.counts()["matches"] == 0
+    assert store.seen_entry_ids(feed_id(store, "a"), ["e1"]) == set()
+
+
+def test_writes_succeed_while_a_reader_holds_a_long_transaction(store, tmp_path):
+    reader = sqlite3.connect(tmp_path / "watcher.db")
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM articles").fetchone()  # a Datasette-like open read
+    store.apply_update(feed_id(store, "a"), update([article()]), {})
+    reader.rollback()
+    assert store.counts()["matches"] == 1
+
+
+def test_a_second_writer_waits_instead_of_failing(store, tmp_path):
+    other = Store.open(tmp_path / "watcher.db")
+    with store._write():
+        done = threading.Event()
+
+        def write_from_other():
+            other.apply_update(feed_id(other, "b"), update([article(url="https://news.example/x", entry_id="x")], seen=("x",)), {})
+            done.set()
+
+        thread = threading.Thread(target=write_from_other)
+        thread.start()
+        assert not done.wait(0.3)  # blocked on our write lock, not failed
+    thread.join(10)
+    assert done.is_set()
+    other.close()
+
+
+def test_fts_index_follows_articles(store):
+    store.apply_update(feed_id(store, "a"), update([article()]), {})
+    hits = store.db.conn.execute("SELECT rowid FROM articles_fts WHERE articles_fts MATCH 'plant'").fetchall()
+    assert len(hits) == 1
+
+
+def test_outbox_lifecycle(store):
+    store.apply_update(feed_id(store, "a"), update([article()]), {"t": ("mail",)})
+    [delivery] = store.pending_deliveries("mail", NOW)
+    store.mark_retry([delivery.id], "421 try later", NOW + timedelta(minutes=5))
+    assert store.pending_deliveries("mail", NOW) == []
+    assert len(store.pending_deliveries("mail", NOW + timedelta(minutes=5))) == 1
+    store.mark_dead([delivery.id], "550 no such user")
+    assert store.counts()["dead"] == 1
+    assert store.retry_dead(NOW, channel="mail") == 1
+    store.mark_sent([delivery.id], NOW)
+    assert store.pending_deliveries("mail", NOW + timedelta(days=1)) == []
+
+
+def test_purge_unmatched_keeps_matched(store):
+    store.apply_update(feed_id(store, "a"), update([article(), article(url="https://news.example/u", topics=(), entry_id="u")], seen=("e1", "u")), {})
+    assert store.purge_unmatched(NOW + timedelta(days=4)) == 1
+    assert store.counts()["articles"] == 1
+    assert store.seen_entry_ids(feed_id(store, "a"), ["u"]) == {"u"}  # still seen: never fetched again
