@@ -17,7 +17,8 @@ import pytest
 
 from watcher.errors import ParseError
 from watcher.models import FetchedFeed, ParsedFeed
-from watcher.parse import canonical_url, html_to_text, parse_feed
+from watcher.parse import parse_feed
+from watcher.text import canonical_url, html_to_text
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
 FEED_URL = "https://news.example.org/feed.xml"
