@@ -308,6 +308,108 @@ class Store:
             "dead": one("SELECT count(*) FROM deliveries WHERE status = 'dead'"),
         }
 
+    # --- rematch, search, export ------------------------------------------------------------------------
+
+    def articles_to_rematch(self, batch: int = 500) -> Iterator[list[dict[str, Any]]]:
+        """Every stored article (matched ones, and unmatched ones still in the keep window), in id batches."""
+        last = 0
+        while True:
+            rows = self._query("SELECT id, title, body FROM articles WHERE id > ? ORDER BY id LIMIT ?", [last, batch])
+            if not rows:
+                return
+            yield rows
+            last = rows[-1]["id"]
+
+    def apply_rematch(
+        self, results: Sequence[tuple[int, Sequence[Any]]], topics: Sequence[str], routes: Mapping[str, Sequence[str]], now: datetime
+    ) -> tuple[int, int, int]:
+        """Write new rules' verdicts for a batch of articles: (added, retracted, queued).
+
+        A topic that no longer matches is marked retracted, never deleted (users may have acted on it); a topic
+        that matches anew is added and queues its alerts; the outbox's unique key keeps earlier alerts from
+        being queued again.
+        """
+        stamp = to_db_time(now)
+        added = retracted = queued = 0
+        with self._write() as conn:
+            for article_id, matches in results:
+                current = {
+                    row[0]: row[1]
+                    for row in conn.execute("SELECT topic, retracted_at FROM matches WHERE article_id = ?", (article_id,))
+                }
+                matched_now = {m.topic for m in matches}
+                for match in matches:
+                    if match.topic not in current or current[match.topic] is not None:
+                        added += 1
+                    queued += self._insert_match(conn, article_id, match, stamp, routes)
+                for topic in topics:
+                    if topic in current and current[topic] is None and topic not in matched_now:
+                        conn.execute(
+                            "UPDATE matches SET retracted_at = ? WHERE article_id = ? AND topic = ?", (stamp, article_id, topic)
+                        )
+                        # Alerts not yet sent for a retracted match are not sent.
+                        conn.execute(
+                            "UPDATE deliveries SET status = 'skipped', last_error = 'match retracted by rematch'"
+                            " WHERE article_id = ? AND topic = ? AND status = 'pending'",
+                            (article_id, topic),
+                        )
+                        retracted += 1
+                conn.execute(
+                    "UPDATE articles SET matched = EXISTS (SELECT 1 FROM matches WHERE article_id = ? AND retracted_at IS NULL)"
+                    " WHERE id = ?",
+                    (article_id, article_id),
+                )
+        return added, retracted, queued
+
+    def search(
+        self,
+        query: str,
+        *,
+        topic: str | None = None,
+        feed: str | None = None,
+        since: datetime | None = None,
+        limit: int = 20,
+    ) -> list[dict[str, Any]]:
+        """Full-text search (FTS5 syntax) over stored articles, best first, with a snippet around the hits."""
+        where, params = ["articles_fts MATCH ?"], [query]
+        if topic:
+            where.append("EXISTS (SELECT 1 FROM matches m WHERE m.article_id = a.id AND m.topic = ? AND m.retracted_at IS NULL)")
+            params.append(topic)
+        if feed:
+            where.append("EXISTS (SELECT 1 FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id AND f.name = ?)")
+            params.append(feed)
+        if since:
+            where.append("coalesce(a.published_at, a.fetched_at) >= ?")
+            params.append(to_db_time(since))
+        sql = (
+            "SELECT a.id, a.title, a.url, a.published_at, snippet(articles_fts, -1, '[[', ']]', '…', 24) AS snippet,"
+            " (SELECT group_concat(m.topic, ', ') FROM matches m WHERE m.article_id = a.id AND m.retracted_at IS NULL) AS topics,"
+            " (SELECT group_concat(f.name, ', ') FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id) AS feeds,"
+            " round(bm25(articles_fts, 5.0, 1.0), 3) AS rank"
+            f" FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid WHERE {' AND '.join(where)}"
+            " ORDER BY rank LIMIT ?"
+        )
+        try:
+            return self._query(sql, [*params, limit])
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"cannot search for {query!r}: {e} (FTS5 query syntax: words, \"phrases\", AND, OR, NOT, prefix*)") from e
+
+    def export_matches(self, *, topic: str | None = None, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        where, params = ["m.retracted_at IS NULL"], []
+        if topic:
+            where.append("m.topic = ?")
+            params.append(topic)
+        if since:
+            where.append("m.matched_at >= ?")
+            params.append(to_db_time(since))
+        yield from self.db.query(
+            "SELECT m.topic, m.matched_at, m.score, m.terms, m.snippet, a.title, a.url, a.published_at, a.author,"
+            " a.language, a.body_source, (SELECT group_concat(f.name, ', ') FROM article_sources s JOIN feeds f"
+            " ON f.id = s.feed_id WHERE s.article_id = a.id) AS feeds"
+            f" FROM matches m JOIN articles a ON a.id = m.article_id WHERE {' AND '.join(where)} ORDER BY m.matched_at DESC",
+            params,
+        )
+
     # --- the outbox --------------------------------------------------------------------------------------
 
     def pending_deliveries(self, channel: str, now: datetime, *, topics: Sequence[str] | None = None) -> list[Delivery]:
@@ -389,6 +491,44 @@ class Store:
                 " ON CONFLICT(channel) DO UPDATE SET last_digest_at = excluded.last_digest_at",
                 (channel, to_db_time(slot)),
             )
+
+    # --- outbox additions (alerts) ---
+    # Used by watcher/alerts/outbox.py (claim) and `watcher digest preview` (recent_matches).
+
+    def claim_deliveries(self, ids: Sequence[int], now: datetime, until: datetime) -> list[int]:
+        """Take due pending deliveries for one send: their next attempt moves to `until` (a lease), so a second
+        pass or process reading the outbox meanwhile skips them. Returns the ids this call claimed; a send's
+        outcome (mark_sent/mark_retry/mark_dead) replaces the lease, a crash lets it expire and the send repeat."""
+        claimed: list[int] = []
+        with self._write() as conn:
+            for chunk in _chunks(ids, 500):
+                rows = conn.execute(
+                    "UPDATE deliveries SET next_attempt_at = ? WHERE status = 'pending' AND next_attempt_at <= ?"
+                    f" AND id IN ({','.join('?' * len(chunk))}) RETURNING id",
+                    [to_db_time(until), to_db_time(now), *chunk],
+                ).fetchall()
+                claimed += [r[0] for r in rows]
+        return claimed
+
+    def recent_matches(self, since: datetime, *, topics: Sequence[str] | None = None, limit: int = 1000) -> list[Delivery]:
+        """Matches (not retracted) made since `since`, newest first, as Delivery values with id 0 and no channel."""
+        params: list[Any] = [to_db_time(since)]
+        topic_filter = ""
+        if topics is not None:
+            topic_filter = f" AND m.topic IN ({','.join('?' * len(topics))})"
+            params += list(topics)
+        rows = self._query(
+            "SELECT 0 AS id, m.article_id, m.topic, '' AS channel, m.matched_at AS created_at, 0 AS attempts, a.title,"
+            " a.url, a.published_at, m.terms, m.snippet, (SELECT json_group_array(f.name) FROM article_sources s"
+            " JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id) AS feeds"
+            " FROM matches m JOIN articles a ON a.id = m.article_id"
+            " WHERE m.retracted_at IS NULL AND m.matched_at >= ?" + topic_filter +
+            " ORDER BY m.matched_at DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [_delivery(r) for r in rows]
+
+    # --- end of outbox additions (alerts) ---
 
 
 def _feed_record(row: Mapping[str, Any]) -> FeedRecord:

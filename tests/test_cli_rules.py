@@ -1,0 +1,135 @@
+"""`watcher rules test`, `rematch`, `search` and `export` on a real database and config file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from watcher.cli import main
+from watcher.config import load_config
+from watcher.models import Article, Entry, FeedUpdate
+from watcher.store import Store
+from watcher.topics import compile_topics, match_article
+
+CONFIG = """
+[[feeds]]
+name = "desk"
+url = "https://desk.example/feed"
+
+[topics.drones]
+rule = 'drone* AND (factory OR produc*)'
+
+[topics.troops]
+rule = 'troop* AND (deploy* OR sent)'
+
+[channels.inbox]
+type = "console"
+"""
+
+STORIES = [
+    ("Russia and North Korea open a drone factory", "The factory will produce drones for the front."),
+    ("Troops deployed to the border", "Thousands of troops were deployed overnight to the northern border."),
+    ("Drone show lights up Seoul", "Hundreds of drones formed pictures over the river."),  # unmatched, kept for rematch
+]
+
+
+@pytest.fixture
+def env(tmp_path):
+    (tmp_path / "config.toml").write_text(CONFIG)
+    config = load_config(tmp_path / "config.toml")
+    store = Store.open(tmp_path / "watcher.db")
+    now = datetime.now(UTC)
+    store.sync_feeds(config.feeds, timedelta(minutes=15), now)
+    topics = compile_topics(config.topics, config.terms)
+    articles = []
+    for i, (title, body) in enumerate(STORIES):
+        entry = Entry("https://desk.example/feed", f"e{i}", f"https://desk.example/{i}", f"https://desk.example/{i}", title)
+        articles.append(Article(entry.url, title, body, "page", entry, matches=match_article(topics, title, body)))
+    update = FeedUpdate("https://desk.example/feed", now, now, "ok", seen_entry_ids=tuple(a.entry.entry_id for a in articles), articles=tuple(articles))
+    store.apply_update(1, update, config.routes())
+    store.close()
+    return tmp_path
+
+
+def run(env, *args):
+    result = CliRunner().invoke(main, ["--config", str(env / "config.toml"), *args], catch_exceptions=False)
+    return result
+
+
+def test_rules_test_explains_a_match(env):
+    result = run(env, "rules", "test", "troops", "--text", "Russia deployed troops to the border.")
+    assert result.exit_code == 0, result.output
+    assert "deployed" in result.output and "[[" in result.output
+
+
+def test_rules_test_says_why_not_and_exits_1(env):
+    result = run(env, "rules", "test", "drone* AND factory", "--text", "A drone show over the river.")
+    assert result.exit_code == 1
+    assert "factory" in result.output
+
+
+def test_rules_test_reports_a_bad_rule_with_its_position(env):
+    result = run(env, "rules", "test", "drone AND (factory", "--text", "x")
+    assert result.exit_code != 0
+    assert "position" in result.output
+
+
+def test_rules_test_on_an_html_file(env, tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text("<html><body><nav>Home News</nav><article><h1>Drones</h1>"
+                    + "<p>The new factory will produce drones for export to several countries, officials said.</p>" * 5
+                    + "</article></body></html>")
+    result = run(env, "rules", "test", "drones", "--file", str(page))
+    assert result.exit_code == 0, result.output
+
+
+def test_search_ranks_and_filters(env):
+    result = run(env, "search", "drones", "--format", "json")
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert {r["title"] for r in rows} == {STORIES[0][0], STORIES[2][0]}
+    assert all("[[" in r["snippet"] for r in rows)
+    only_topic = [json.loads(line) for line in run(env, "search", "drones", "--topic", "drones", "--format", "json").output.splitlines()]
+    assert [r["title"] for r in only_topic] == [STORIES[0][0]]
+    assert run(env, "search", "drones", "--feed", "nope", "--format", "json").output == ""
+
+
+def test_search_reports_bad_query_syntax(env):
+    result = run(env, "search", '"unclosed')
+    assert result.exit_code == 2 and "cannot search" in result.output
+
+
+def test_export_csv_and_json(env):
+    rows = list(csv.DictReader(io.StringIO(run(env, "export").output)))
+    assert {r["topic"] for r in rows} == {"drones", "troops"}
+    assert {"title", "url", "terms", "snippet", "feeds"} <= set(rows[0])
+    lines = run(env, "export", "--topic", "troops", "--format", "json").output.splitlines()
+    assert [json.loads(line)["title"] for line in lines] == [STORIES[1][0]]
+
+
+def test_rematch_adds_new_matches_and_retracts_old_ones_without_deleting(env):
+    # Widen "drones" to any drone story, narrow "troops" so the stored match no longer holds.
+    text = (env / "config.toml").read_text()
+    text = text.replace("rule = 'drone* AND (factory OR produc*)'", "rule = 'drone*'")
+    text = text.replace("rule = 'troop* AND (deploy* OR sent)'", "rule = 'troop* AND withdraw*'")
+    (env / "config.toml").write_text(text)
+
+    result = run(env, "rematch")
+    assert result.exit_code == 0, result.output
+    assert "1 new matches, 1 retracted" in result.output
+
+    store = Store.open(env / "watcher.db")
+    rows = {(r["topic"], r["title"]): r["retracted_at"] for r in store.db.query(
+        "SELECT m.topic, a.title, m.retracted_at FROM matches m JOIN articles a ON a.id = m.article_id")}
+    assert rows[("drones", STORIES[2][0])] is None  # the drone show now matches ...
+    assert rows[("troops", STORIES[1][0])] is not None  # ... and the troop story is marked, still there
+    pending = {d.title for d in store.pending_deliveries("inbox", datetime.now(UTC) + timedelta(minutes=1))}
+    assert STORIES[2][0] in pending  # the new match alerts
+    assert STORIES[1][0] not in pending  # the retracted one's unsent alert is not sent
+
+    again = run(env, "rematch")
+    assert "0 new matches, 0 retracted, 0 alerts queued" in again.output  # idempotent

@@ -1,0 +1,245 @@
+"""End to end against a real local site: feeds in five formats, article pages with clutter, a broken server.
+
+Each test polls through the real fetcher, parser, extraction pool, matcher and store, then looks at rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from localsite import hang
+from watcher.config import config_from_dict
+from watcher.extract import Extractor
+from watcher.fetch import Fetcher
+from watcher.pipeline import Pipeline, poll
+from watcher.store import Store
+
+SITE = Path(__file__).parent / "fixtures" / "site"
+
+PAGES = {
+    "drone-plant": (
+        "North Korea and Russia to co-produce attack drones",
+        [
+            "North Korea and Russia have agreed to build a factory that will produce attack drones, officials in Seoul said on Wednesday.",
+            "The plant, near the Russian city of Yelabuga, is expected to turn out several thousand drones a year with North Korean workers.",
+            "Analysts said the joint production deal deepens military cooperation between the two countries since their 2024 treaty.",
+        ],
+    ),
+    "troops-kursk": (
+        "Pyongyang sends thousands more troops to Russia",
+        [
+            "North Korea has sent thousands more troops to Russia's Kursk region, South Korea's spy agency said.",
+            "The new deployment follows the return of some units that had fought on the front line earlier this year.",
+        ],
+    ),
+    "snow": ("Seoul braces for snow", ["Forecasters expect the first snow of the winter to reach ten centimetres by Friday in the capital."]),
+    "markets": ("Tokyo stocks close higher", ["Exporters led the gains on the Nikkei as the yen weakened against the dollar."]),
+    "iran-drones": (
+        "Iran and Russia expand joint drone production",
+        ["Iran will supply engines for drones produced in Russia under an expanded cooperation agreement, the two governments said."],
+    ),
+    "latin": ("Troops deployed to the border", ["Troops were deployed to the border town overnight, the ministry said in a statement."]),
+    "broken-item": ("Russia sends drone engineers", ["Russian engineers will help North Korea produce drones, and more troops were sent."]),
+}
+
+FEEDS = {
+    "world": ("/world.rss", "application/rss+xml"),
+    "asia": ("/asia.atom", "application/atom+xml"),
+    "defence": ("/defence.rdf", "application/rdf+xml"),
+    "json": ("/feed.json", "application/feed+json"),
+    "latin": ("/latin1.xml", "application/xml"),
+    "broken": ("/broken.xml", "application/xml"),
+}
+
+
+def serve_site(site) -> None:
+    base = f"http://127.0.0.1:{site.port}"
+    for name, (path, ctype) in FEEDS.items():
+        raw = (SITE / path.lstrip("/")).read_bytes()
+        site.add(path, raw.replace(b"{base}", base.encode()), content_type=ctype)
+    template = (SITE / "article.html").read_text(encoding="utf-8")
+    for slug, (title, paragraphs) in PAGES.items():
+        html = template.replace("{title}", title).replace("{paragraphs}", "\n".join(f"<p>{p}</p>" for p in paragraphs))
+        site.add(f"/articles/{slug}.html", html, content_type="text/html; charset=utf-8")
+    # /articles/gone.html is not added: it answers 404.
+
+
+def make_config(site, feeds=FEEDS, **extra):
+    data = {
+        "fetch": {"allow_networks": ["127.0.0.0/8"], "timeout": "3s", "read_timeout": "2s", "connect_timeout": "2s"},
+        "extract": {"workers": 1, "timeout": "20s"},
+        "feeds": [{"name": name, "url": site.url(FEEDS[name][0] if name in FEEDS else feeds[name])} for name in feeds],
+        "topics": {
+            "drone_cooperation": {"rule": "drone* AND (produc* OR factory OR plant OR supply)"},
+            "troop_deployment": {"rule": "troop* AND (deploy* OR send* OR sent OR withdraw* OR pulled)"},
+        },
+        "channels": {"inbox": {"type": "console", "mode": "immediate"}},
+    }
+    for section, values in extra.items():
+        data.setdefault(section, {}).update(values) if isinstance(values, dict) else data.__setitem__(section, values)
+    return config_from_dict(data, "test-config.toml")
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    e = Extractor(workers=1, timeout_s=20)
+    yield e
+    e.shutdown()
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(tmp_path / "watcher.db")
+    yield s
+    s.close()
+
+
+async def poll_all(config, store, extractor, now=None, names=None):
+    now = now or datetime.now(UTC)
+    store.sync_feeds(config.feeds, config.schedule.interval, now)
+    async with Fetcher(config.fetch) as fetcher:
+        pipeline = Pipeline.build(config, store, fetcher, extractor)
+        pipeline.clock = lambda: now
+        feeds = store.due_feeds(now, names=names or [f.name for f in config.feeds])
+        return {o.feed.name: o for o in await poll(pipeline, feeds)}
+
+
+def articles(store):
+    return {r["title"]: r for r in store.db.query("SELECT * FROM articles WHERE matched = 1")}
+
+
+async def test_first_poll_stores_exactly_the_matching_articles_with_their_bodies(site, store, extractor):
+    serve_site(site)
+    config = make_config(site)
+    outcomes = await poll_all(config, store, extractor)
+
+    assert {name: o.update.status for name, o in outcomes.items()} == {name: "ok" for name in FEEDS}
+    stored = articles(store)
+    # The drone-plant story is carried by two feeds under two titles; whichever feed came first names it.
+    plant_title = store.db.execute("SELECT title FROM articles WHERE url = ?", [site.url("/articles/drone-plant.html")]).fetchone()[0]
+    assert set(stored) == {
+        plant_title,
+        "Pyongyang sends thousands more troops to Russia's Kursk front",
+        "North Korean troops pulled back from the front, officials say",
+        "Iran and Russia agree to expand joint drone production",
+        "Troops deployed to the border, says ministère",
+        "Russia sends drone engineers & troops to Pyongyang",
+    }
+    plant = stored[plant_title]
+    assert len(site.requests_to("/articles/drone-plant.html")) == 1
+    assert plant["body_source"] == "page"
+    assert "Yelabuga" in plant["body"]
+    for clutter in ("COMMENT-MARKER", "ADVERTISEMENT", "Subscribe now", "Most read", "Copyright"):
+        assert clutter not in plant["body"]
+    # Tracking parameters are gone from the article's identity.
+    assert plant["url"] == site.url("/articles/drone-plant.html")
+
+    gone = stored["North Korean troops pulled back from the front, officials say"]
+    assert gone["body_source"] == "feed-summary" and "withdrawn from the front line" in gone["body"]
+    latin = stored["Troops deployed to the border, says ministère"]
+    assert latin["body_source"] == "page"
+
+    matches = {(r["title"], r["topic"]) for r in store.db.query("SELECT a.title, m.topic FROM matches m JOIN articles a ON a.id = m.article_id")}
+    assert ("Russia sends drone engineers & troops to Pyongyang", "drone_cooperation") in matches
+    assert ("Russia sends drone engineers & troops to Pyongyang", "troop_deployment") in matches
+    terms = json.loads(store.db.execute("SELECT terms FROM matches m JOIN articles a ON a.id = m.article_id WHERE a.title LIKE 'Iran%'").fetchone()[0])
+    assert terms and all(isinstance(t, str) for t in terms)
+
+    # Unmatched articles are not kept as matches, but every entry id is remembered.
+    assert "Seoul braces for the first snow of the winter" not in stored
+    assert store.db.execute("SELECT count(*) FROM seen_entries").fetchone()[0] == 9
+    # The broken feed parsed with a warning, and that is visible.
+    assert outcomes["broken"].update.warning
+
+
+async def test_the_first_poll_of_a_feed_does_not_alert_but_later_polls_do(site, store, extractor):
+    serve_site(site)
+    config = make_config(site, feeds={"world": "/world.rss"})
+    await poll_all(config, store, extractor)
+    assert store.counts()["pending"] == 0 and store.counts()["matches"] == 2
+
+    new_item = """<item><title>Russia to supply drone parts to North Korea factory</title>
+      <link>{base}/articles/iran-drones.html</link><guid>world-2000</guid></item></channel>"""
+    body = (SITE / "world.rss").read_text().replace("</channel>", new_item).replace("{base}", site.url(""))
+    site.add("/world.rss", body, content_type="application/rss+xml")
+    await poll_all(config, store, extractor)
+    pending = store.pending_deliveries("inbox", datetime.now(UTC) + timedelta(minutes=1))
+    assert [d.title for d in pending] == ["Russia to supply drone parts to North Korea factory"]
+
+
+async def test_second_poll_is_conditional_and_stores_nothing_new(site, store, extractor):
+    serve_site(site)
+    config = make_config(site)
+    await poll_all(config, store, extractor)
+    before = store.db.execute("SELECT count(*) FROM articles").fetchone()[0]
+    site.requests.clear()
+
+    outcomes = await poll_all(config, store, extractor)
+    assert {o.update.status for o in outcomes.values()} == {"not-modified"}
+    feed_requests = [r for r in site.requests if not r.path.startswith("/articles/")]
+    assert len(feed_requests) == len(FEEDS)
+    assert all("if-none-match" in r.headers for r in feed_requests)
+    assert not [r for r in site.requests if r.path.startswith("/articles/")]  # no page fetched again
+    assert store.db.execute("SELECT count(*) FROM articles").fetchone()[0] == before
+
+
+async def test_duplicate_across_feeds_and_moved_item_are_stored_once(site, store, extractor):
+    serve_site(site)
+    config = make_config(site, feeds={"world": "/world.rss", "asia": "/asia.atom"})
+    await poll_all(config, store, extractor)
+    rows = list(store.db.query(
+        "SELECT a.id, count(s.feed_id) AS sources FROM articles a JOIN article_sources s ON s.article_id = a.id"
+        " WHERE a.url = ? GROUP BY a.id", [site.url("/articles/drone-plant.html")]))
+    assert len(rows) == 1 and rows[0]["sources"] == 2
+    assert len(site.requests_to("/articles/drone-plant.html")) == 1  # fetched once, not once per feed
+
+    # The feed rewrites every GUID (a CMS migration): the same URLs must not become new articles or alerts.
+    rewritten = (SITE / "world.rss").read_text().replace("world-100", "cms2-world-100").replace("{base}", site.url(""))
+    rewritten = rewritten.replace("<guid>" + site.url("/articles/troops-kursk.html"), "<guid>cms2-troops")
+    site.add("/world.rss", rewritten, content_type="application/rss+xml")
+    before_articles = store.db.execute("SELECT count(*) FROM articles").fetchone()[0]
+    outcome = (await poll_all(config, store, extractor, names=["world"]))["world"]
+    assert len(outcome.update.seen_entry_ids) == 3  # new ids, remembered ...
+    assert store.db.execute("SELECT count(*) FROM articles").fetchone()[0] == before_articles  # ... but no new articles
+    assert store.counts()["pending"] == 0
+
+
+async def test_failing_feeds_are_recorded_and_backed_off_while_others_succeed(site, store, extractor):
+    serve_site(site)
+    site.add("/error.xml", "oops", status=500, content_type="text/plain")
+    site.add("/slow.xml", handler=hang)
+    config = make_config(site, feeds={"world": "/world.rss", "error": "/error.xml", "slow": "/slow.xml"})
+    now = datetime.now(UTC)
+    outcomes = await poll_all(config, store, extractor, now=now)
+
+    assert outcomes["world"].update.status == "ok"
+    assert outcomes["error"].update.status == "error" and "500" in outcomes["error"].update.error
+    assert outcomes["slow"].update.status == "error" and outcomes["slow"].update.error_kind == "timeout"
+    status = {r["name"]: r for r in store.feed_status()}
+    assert status["error"]["error_count"] == 1 and status["slow"]["error_count"] == 1
+    assert status["world"]["error_count"] == 0
+
+    # Back-off: the second failure waits longer than the first.
+    first_delay = outcomes["error"].update.next_check_at - now
+    later = now + timedelta(hours=1)
+    again = await poll_all(config, store, extractor, now=later, names=["error"])
+    second_delay = again["error"].update.next_check_at - later
+    assert second_delay > first_delay * 1.5
+    assert {r["name"]: r for r in store.feed_status()}["error"]["error_count"] == 2
+
+
+async def test_a_feed_without_extraction_uses_its_own_text(site, store, extractor):
+    serve_site(site)
+    data_feeds = {"json": "/feed.json"}
+    config = make_config(site, feeds=data_feeds)
+    config = config.__class__(**{**{f: getattr(config, f) for f in config.__dataclass_fields__},
+                                 "feeds": (config.feeds[0].__class__(config.feeds[0].name, config.feeds[0].url, extract=False),)})
+    await poll_all(config, store, extractor)
+    [row] = articles(store).values()
+    assert row["body_source"] == "feed-content"
+    assert site.requests_to("/articles/iran-drones.html") == []

@@ -1,0 +1,322 @@
+"""Deliveries -> a Message: items cleaned, grouped by topic (newest first), rendered to a subject, text and HTML.
+
+Pure: `now`, the time zone and the topic order come in; nothing here reads the clock, the store or the network.
+
+Feed text is hostile (RELIABILITY.md, "What it may write"). Every string that came from a feed passes
+`clean_text()` (control characters, bidi overrides and lone surrogates removed, one line where one line is
+expected, truncated where displayed), every link passes `safe_url()` (http(s) only: feedparser passes
+`javascript:` through unchanged), and HTML comes from Jinja2 templates with autoescape on. Channels that speak
+another markup (Slack mrkdwn) escape for it themselves, from the same cleaned values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import lru_cache
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from ..config import Config
+from ..models import Delivery
+
+TITLE_MAX = 300  # characters shown of a title; a feed may send a megabyte
+SNIPPET_MAX = 600
+NAME_MAX = 80  # a feed name or a matched term
+URL_MAX = 2000
+SUBJECT_TITLE_MAX = 120
+KINDS = ("digest", "immediate", "test")
+
+# C0/C1 controls (tab and newlines handled separately), zero-width and bidi controls (text spoofing), BOM.
+_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_BREAKS = re.compile("[\t\n\x0b\x0c\r\x1c-\x1e\x85\u2028\u2029]+")
+_SPACES = re.compile(r"[ \u00a0]{2,}")
+_MARK = re.compile(r"\[\[(.+?)\]\]", re.DOTALL)
+# Characters that end or split a link in HTML attributes or Slack's <url|text> syntax: percent-encode them.
+_URL_QUOTE = {"|": "%7C", "<": "%3C", ">": "%3E", '"': "%22", "'": "%27", "`": "%60", "\\": "%5C", " ": "%20"}
+
+
+def clean_text(value: object, limit: int | None = None) -> str:
+    """One line of displayable text: no control or invisible characters, whitespace collapsed, at most `limit`."""
+    text = "" if value is None else str(value)
+    # Lone surrogates (from bytes that were not UTF-8) cannot be encoded by email or JSON: replace them.
+    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    text = _BREAKS.sub(" ", text)
+    text = _INVISIBLE.sub("", text)
+    text = _SPACES.sub(" ", text).strip()
+    return truncate(text, limit)
+
+
+def truncate(text: str, limit: int | None) -> str:
+    if limit is None or len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 0)]
+    space = cut.rfind(" ")
+    if space > limit * 0.8:  # end at a word when one is near
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def safe_url(url: str | None) -> str | None:
+    """The URL if it is an absolute http(s) URL fit to be a link, else None (never `javascript:`, `data:`...)."""
+    if not url:
+        return None
+    url = url.strip()
+    if len(url) > URL_MAX or _INVISIBLE.search(url) or _BREAKS.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    return "".join(_URL_QUOTE.get(ch, ch) for ch in url)
+
+
+def split_marks(snippet: str) -> tuple[tuple[str, bool], ...]:
+    """'a [[drone]] b' -> (('a ', False), ('drone', True), (' b', False)): the store marks terms with [[ ]]."""
+    segments: list[tuple[str, bool]] = []
+    pos = 0
+    for m in _MARK.finditer(snippet):
+        if m.start() > pos:
+            segments.append((snippet[pos : m.start()], False))
+        segments.append((m.group(1), True))
+        pos = m.end()
+    if pos < len(snippet):
+        segments.append((snippet[pos:], False))
+    return tuple(segments)
+
+
+# --- values ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertItem:
+    """One article under one topic, cleaned for display. `url` is None unless it is a safe http(s) link."""
+
+    delivery_id: int
+    topic: str
+    title: str
+    url: str | None
+    feeds: tuple[str, ...]
+    published_at: datetime | None
+    found_at: datetime | None
+    terms: tuple[str, ...]
+    snippet: str  # terms still marked with [[ ]]
+
+    @property
+    def segments(self) -> tuple[tuple[str, bool], ...]:
+        return split_marks(self.snippet)
+
+    @property
+    def sort_key(self) -> tuple[float, int]:
+        when = self.published_at or self.found_at
+        return (when.timestamp() if when else 0.0, self.delivery_id)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicGroup:
+    topic: str
+    description: str
+    items: tuple[AlertItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What a channel sends: the grouped items plus their rendering. One Message is one email / Slack post / file."""
+
+    kind: str  # digest | immediate | test
+    channel: str
+    created_at: datetime
+    timezone: str
+    groups: tuple[TopicGroup, ...]
+    subject: str
+    text: str
+    html: str
+    part: tuple[int, int] = (1, 1)  # (n, of): a batch split to fit a channel's limits
+
+    @property
+    def items(self) -> tuple[AlertItem, ...]:
+        return tuple(item for group in self.groups for item in group.items)
+
+    @property
+    def delivery_ids(self) -> tuple[int, ...]:
+        return tuple(item.delivery_id for item in self.items if item.delivery_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderSettings:
+    """What rendering needs from the config: the time zone and the topics in the order the user wrote them."""
+
+    timezone: str = "UTC"
+    topics: tuple[tuple[str, str], ...] = ()  # (name, description)
+
+    @classmethod
+    def from_config(cls, config: Config) -> RenderSettings:
+        return cls(config.timezone, tuple((t.name, clean_text(t.description, 200)) for t in config.topics))
+
+
+def item_from_delivery(d: Delivery) -> AlertItem:
+    return AlertItem(
+        delivery_id=d.id,
+        topic=clean_text(d.topic, NAME_MAX),
+        title=clean_text(d.title, TITLE_MAX) or "(untitled)",
+        url=safe_url(d.url),
+        feeds=tuple(dict.fromkeys(f for f in (clean_text(f, NAME_MAX) for f in d.feeds) if f)),
+        published_at=d.published_at,
+        found_at=d.created_at,
+        terms=tuple(dict.fromkeys(t for t in (clean_text(t, NAME_MAX) for t in d.terms) if t)),
+        snippet=clean_text(d.snippet, SNIPPET_MAX),
+    )
+
+
+def group_items(items: Sequence[AlertItem], settings: RenderSettings) -> tuple[TopicGroup, ...]:
+    """Group by topic in config order (unknown topics after, by name); newest first inside a topic."""
+    descriptions = dict(settings.topics)
+    order = {name: i for i, (name, _) in enumerate(settings.topics)}
+    by_topic: dict[str, list[AlertItem]] = {}
+    for item in items:
+        by_topic.setdefault(item.topic, []).append(item)
+    topics = sorted(by_topic, key=lambda t: (order.get(t, len(order)), t))
+    return tuple(
+        TopicGroup(t, descriptions.get(t, ""), tuple(sorted(by_topic[t], key=lambda i: i.sort_key, reverse=True)))
+        for t in topics
+    )
+
+
+def build_message(
+    kind: str,
+    channel: str,
+    items: Sequence[AlertItem],
+    now: datetime,
+    settings: RenderSettings,
+    *,
+    part: tuple[int, int] = (1, 1),
+) -> Message:
+    if kind not in KINDS:
+        raise ValueError(f"unknown message kind {kind!r}")
+    groups = group_items(items, settings)
+    subject = render_subject(kind, channel, groups, part)
+    context = {
+        "kind": kind,
+        "channel": clean_text(channel, NAME_MAX),
+        "groups": groups,
+        "count": sum(len(g.items) for g in groups),
+        "subject": subject,
+        "generated": format_time(now, settings.timezone),
+        "part": part,
+        "tz": settings.timezone,
+    }
+    return Message(
+        kind=kind,
+        channel=channel,
+        created_at=now,
+        timezone=settings.timezone,
+        groups=groups,
+        subject=subject,
+        text=_environment().get_template("message.txt").render(context).strip() + "\n",
+        html=_environment().get_template("message.html").render(context),
+        part=part,
+    )
+
+
+def subset(message: Message, items: Sequence[AlertItem], part: tuple[int, int]) -> Message:
+    """The same message with only `items` (a part of a split): re-rendered, topic order kept."""
+    settings = RenderSettings(message.timezone, tuple((g.topic, g.description) for g in message.groups))
+    return build_message(message.kind, message.channel, items, message.created_at, settings, part=part)
+
+
+def split_by_count(message: Message, max_items: int) -> list[Message]:
+    items = message.items
+    if len(items) <= max_items:
+        return [message]
+    chunks = [items[i : i + max_items] for i in range(0, len(items), max_items)]
+    return [subset(message, chunk, (n, len(chunks))) for n, chunk in enumerate(chunks, start=1)]
+
+
+def sample_message(channel: str, now: datetime, settings: RenderSettings) -> Message:
+    """`watcher alerts test`: one harmless sample item, so a user can check credentials and formatting."""
+    from ..config import PROJECT_URL
+
+    item = AlertItem(
+        delivery_id=0,
+        topic="test",
+        title=f"Test message from watcher to channel {clean_text(channel, NAME_MAX)}",
+        url=PROJECT_URL,
+        feeds=("watcher",),
+        published_at=now,
+        found_at=now,
+        terms=("test",),
+        snippet="If you can read this, the channel works. Matched terms look like [[this]].",
+    )
+    return build_message("test", channel, [item], now, replace(settings, topics=(("test", "a test message"),)))
+
+
+# --- rendering helpers --------------------------------------------------------------------------------------
+
+
+def render_subject(kind: str, channel: str, groups: Sequence[TopicGroup], part: tuple[int, int] = (1, 1)) -> str:
+    """'watcher: 7 new items — drone_cooperation (4), troop_deployment (3)'; one line, safe for a header."""
+    count = sum(len(g.items) for g in groups)
+    if kind == "test":
+        text = f"watcher: test message for channel {channel}"
+    elif count == 0:
+        text = "watcher: no new items"
+    elif kind == "immediate" and count == 1:
+        group = groups[0]
+        text = f"watcher alert: {group.topic} — {truncate(group.items[0].title, SUBJECT_TITLE_MAX)}"
+    else:
+        head = "watcher alert" if kind == "immediate" else "watcher"
+        shown = ", ".join(f"{g.topic} ({len(g.items)})" for g in groups[:4])
+        more = f", +{len(groups) - 4} more" if len(groups) > 4 else ""
+        text = f"{head}: {count} new {plural(count, 'item')} — {shown}{more}"
+    if part[1] > 1:
+        text += f" ({part[0]}/{part[1]})"
+    return clean_text(text, 250)
+
+
+def item_meta(item: AlertItem, timezone: str) -> str:
+    """'Reuters, Yonhap · published 2026-11-26 16:09 KST': where and when, in the user's time zone."""
+    feeds = ", ".join(item.feeds) if item.feeds else "unknown source"
+    if item.published_at:
+        return f"{feeds} · published {format_time(item.published_at, timezone)}"
+    if item.found_at:
+        return f"{feeds} · found {format_time(item.found_at, timezone)}"
+    return feeds
+
+
+def plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
+
+
+def format_time(when: datetime | None, timezone: str) -> str:
+    if when is None:
+        return ""
+    try:
+        local = when.astimezone(ZoneInfo(timezone))
+    except (ValueError, OverflowError):  # a date at the edge of the calendar (year 9999 in some feeds)
+        local = when
+    return local.strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("watcher.alerts", "templates"),
+        # Autoescape every .html template: feed text is hostile. The .txt templates are plain text.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["localtime"] = format_time
+    env.filters["meta"] = item_meta
+    env.filters["plural"] = plural
+    return env
+

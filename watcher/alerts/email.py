@@ -1,0 +1,168 @@
+"""Email over SMTP (stdlib smtplib, run in a thread): STARTTLS or implicit TLS with the certificate verified,
+login when a username is set, a timeout on every socket operation, one or more recipients.
+
+smtplib verifies nothing and waits forever by default (RELIABILITY.md, seen): we pass
+`ssl.create_default_context()` and a timeout. Errors are classified the way RFC 5321 section 4.2.1 puts them:
+4yz is transient (retry later), 5yz permanent (dead letter); a connection that fails is transient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import smtplib
+import ssl
+from collections.abc import Sequence
+from datetime import timedelta
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, make_msgid
+
+from ..config import ChannelConfig, Config, ConfigError, resolve_secret
+from ..errors import DeliveryError, PermanentDeliveryError
+from .digest import Message, clean_text, split_by_count
+
+log = logging.getLogger(__name__)
+
+MAX_ITEMS_PER_EMAIL = 300
+DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+
+def header_text(value: str, limit: int = 250) -> str:
+    """A header value from feed text: one line, no control characters. email raises on CR/LF in a header, and one
+    bad title must not block the outbox (RELIABILITY.md)."""
+    return clean_text(value, limit)
+
+
+def build_email(message: Message, *, sender: str, recipients: Sequence[str]) -> EmailMessage:
+    """multipart/alternative: the plain text first, then the HTML (RFC 2046: the richest last)."""
+    mail = EmailMessage(policy=SMTP_POLICY)
+    mail["Subject"] = header_text(message.subject)
+    mail["From"] = sender
+    mail["To"] = ", ".join(recipients)
+    mail["Date"] = format_datetime(message.created_at)
+    domain = sender.rpartition("@")[2].strip(" >") or "watcher.invalid"
+    domain = re.sub(r"[^A-Za-z0-9.-]", "", domain) or "watcher.invalid"
+    if message.delivery_ids:
+        # The same items sent again (after a crash in flight) keep their Message-ID: clients may fold the twin.
+        digest = hashlib.sha256(",".join(map(str, sorted(message.delivery_ids))).encode()).hexdigest()[:24]
+        mail["Message-ID"] = f"<watcher.{message.kind}.{digest}@{domain}>"
+    else:
+        mail["Message-ID"] = make_msgid("watcher", domain=domain)
+    mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a robot
+    mail["X-Watcher-Channel"] = header_text(message.channel, 80)
+    mail.set_content(message.text)
+    mail.add_alternative(message.html, subtype="html")
+    return mail
+
+
+class EmailChannel:
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: str,
+        sender: str,
+        recipients: Sequence[str],
+        port: int | None = None,
+        security: str = "starttls",
+        username: str = "",
+        password_env: str = "",
+        timeout: timedelta = timedelta(seconds=30),
+        ssl_context: ssl.SSLContext | None = None,  # tests pass one that trusts their own certificate
+    ):
+        if security not in DEFAULT_PORTS:
+            raise ValueError(f"security must be one of {', '.join(DEFAULT_PORTS)}")
+        self.name = name
+        self.host = host
+        self.port = port or DEFAULT_PORTS[security]
+        self.security = security
+        self.username = username
+        self.password_env = password_env
+        self.sender = sender
+        self.recipients = tuple(recipients)
+        self.timeout_s = timeout.total_seconds()
+        self.ssl_context = ssl_context
+
+    @classmethod
+    def from_config(cls, channel: ChannelConfig, config: Config) -> EmailChannel:
+        o = channel.options
+        return cls(
+            channel.name,
+            host=o["host"],
+            port=o.get("port"),
+            security=o.get("security") or "starttls",
+            username=o.get("username") or "",
+            password_env=o.get("password_env") or "",
+            sender=o["from"],
+            recipients=o.get("to") or (),
+            timeout=o.get("timeout") or timedelta(seconds=30),
+        )
+
+    def split(self, message: Message) -> Sequence[Message]:
+        return split_by_count(message, MAX_ITEMS_PER_EMAIL)
+
+    def _password(self) -> str:
+        if not self.username:
+            return ""
+        if not self.password_env:
+            raise PermanentDeliveryError(f"email channel {self.name!r}: username is set but password_env is not")
+        try:
+            return resolve_secret(self.password_env, what=f"the SMTP password of channel {self.name!r}")
+        except ConfigError as e:  # retryable: set the variable, restart, and the queue drains
+            raise DeliveryError(f"email channel {self.name!r}: environment variable {self.password_env} is not set") from e
+
+    async def send(self, message: Message) -> None:
+        password = self._password()
+        mail = build_email(message, sender=self.sender, recipients=self.recipients)
+        await asyncio.to_thread(self._deliver, mail, password)
+
+    def _deliver(self, mail: EmailMessage, password: str) -> None:
+        where = f"email channel {self.name!r} ({self.host}:{self.port})"
+        context = self.ssl_context or ssl.create_default_context()
+        try:
+            if self.security == "tls":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout_s, context=context)
+            else:
+                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout_s)
+            try:
+                smtp.ehlo()
+                if self.security == "starttls":
+                    smtp.starttls(context=context)
+                    smtp.ehlo()
+                if self.username:
+                    smtp.login(self.username, password)
+                refused = smtp.send_message(mail, from_addr=self.sender, to_addrs=list(self.recipients))
+            except BaseException:
+                smtp.close()
+                raise
+            # Sent. A failing QUIT must not turn a delivered message into a retry (a duplicate).
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+        except smtplib.SMTPRecipientsRefused as e:
+            codes = [code for code, _ in e.recipients.values()]
+            text = "; ".join(f"{rcpt}: {code} {_reply(msg)}" for rcpt, (code, msg) in e.recipients.items())
+            error = DeliveryError if any(400 <= c < 500 for c in codes) else PermanentDeliveryError
+            raise error(f"{where}: every recipient refused: {text}"[:500]) from e
+        except smtplib.SMTPResponseException as e:
+            error = DeliveryError if 400 <= e.smtp_code < 500 or e.smtp_code < 200 else PermanentDeliveryError
+            raise error(f"{where}: {e.smtp_code} {_reply(e.smtp_error)}") from e
+        except smtplib.SMTPNotSupportedError as e:  # e.g. STARTTLS asked of a server that does not offer it
+            raise PermanentDeliveryError(f"{where}: {e}") from e
+        except ssl.SSLCertVerificationError as e:
+            raise DeliveryError(f"{where}: the server's certificate is not trusted: {e.verify_message}") from e
+        except (smtplib.SMTPException, OSError) as e:  # refused, reset, timed out, TLS handshake failed
+            raise DeliveryError(f"{where}: {type(e).__name__}: {e}"[:500]) from e
+        if refused:
+            # Some recipients took it; sending again would duplicate it for them. Record, do not retry.
+            log.warning("%s: some recipients refused: %s", where, ", ".join(refused))
+
+
+def _reply(text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return clean_text(text, 200)

@@ -1,0 +1,320 @@
+"""The `watcher` command: a thin click layer over the library. Each command's help ends with an example."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import Config, load_config
+from .errors import ConfigError, WatcherError
+from .store import Store, from_db_time
+
+DEFAULT_CONFIG = "config.toml"
+
+
+@dataclass
+class App:
+    """What every command may need, opened on first use: `ctx.obj.config`, `ctx.obj.store`."""
+
+    config_path: str
+    db_override: str | None
+    _config: Config | None = None
+    _store: Store | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def db_path(self) -> str:
+        if self.db_override:
+            return self.db_override
+        database = Path(self.config.database)
+        # A relative database path is relative to the config file, so the daemon finds it whatever its cwd.
+        return str(database if database.is_absolute() else Path(self.config_path).resolve().parent / database)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.db_path)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+class WatcherGroup(click.Group):
+    """Turns watcher's expected errors into a clear message and exit status 2, with no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WatcherError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=WatcherGroup)
+@click.option("--config", "config_path", envvar="WATCHER_CONFIG", default=DEFAULT_CONFIG, show_default=True,
+              help="Config file (or WATCHER_CONFIG).")
+@click.option("--db", "db_path", envvar="WATCHER_DB", default=None, help="SQLite file (or WATCHER_DB); default: [watcher] database.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
+              help="Overrides [watcher] log_level.")
+@click.version_option(__version__, prog_name="watcher")
+@click.pass_context
+def main(ctx: click.Context, config_path: str, db_path: str | None, log_format: str, log_level: str | None) -> None:
+    """watcher: polls news feeds, keeps the articles that match your topics in SQLite, and alerts you.
+
+    \b
+    Example:
+        watcher --config config.toml run
+    """
+    ctx.obj = App(config_path, db_path)
+    ctx.obj.extras.update(log_format=log_format, log_level=log_level)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _setup_logging(app: App) -> None:
+    from .logs import setup_logging
+
+    setup_logging(app.extras["log_level"] or app.config.log_level, app.extras["log_format"])
+
+
+@main.command()
+@click.pass_obj
+def run(app: App) -> None:
+    """Run the daemon: poll due feeds, extract, match, store, alert; stop with Ctrl-C or SIGTERM.
+
+    \b
+    Example:
+        watcher --config config.toml --db watcher.db run
+    """
+    from .daemon import run_daemon
+
+    _setup_logging(app)
+    run_daemon(app.config, app.store)
+
+
+@main.command()
+@click.option("--feed", "feed_names", multiple=True, help="Poll only this feed (by name); repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON lines.")
+@click.pass_obj
+def poll(app: App, feed_names: tuple[str, ...], as_json: bool) -> None:
+    """Poll every feed (or --feed NAME) once, now, whatever its schedule, and print a summary.
+
+    \b
+    Example:
+        watcher poll --feed "Yonhap (English)"
+    """
+    from .extract import Extractor
+    from .fetch import Fetcher
+    from .pipeline import Pipeline, poll as poll_feeds, utcnow
+
+    _setup_logging(app)
+    config, store = app.config, app.store
+    store.sync_feeds(config.feeds, config.schedule.interval, utcnow())
+    known = {f.name for f in config.feeds}
+    unknown = [n for n in feed_names if n not in known]
+    if unknown:
+        raise click.BadParameter(f"no feed named {', '.join(map(repr, unknown))}; see `watcher status`", param_hint="--feed")
+    feeds = store.due_feeds(utcnow(), names=list(feed_names) or [f.name for f in config.feeds if f.enabled])
+
+    async def go():
+        extractor = Extractor(config.extract.workers, config.extract.timeout.total_seconds()) if config.extract.enabled else None
+        try:
+            async with Fetcher(config.fetch) as fetcher:
+                pipeline = Pipeline.build(config, store, fetcher, extractor)
+                with click.progressbar(length=len(feeds), label="polling", file=sys.stderr) as bar:
+                    return await poll_feeds(pipeline, feeds, on_done=lambda _: bar.update(1))
+        finally:
+            if extractor:
+                extractor.shutdown()
+
+    started = datetime.now()
+    outcomes = asyncio.run(go())
+    rows = [
+        {
+            "feed": o.feed.name,
+            "status": o.update.status,
+            "entries": o.update.entries_in_feed,
+            "new": len(o.update.seen_entry_ids),
+            "extracted": sum(1 for a in o.update.articles if a.body_source == "page"),
+            "matched": sum(1 for a in o.update.articles if a.matches),
+            "seconds": round(o.update.duration_s, 2),
+            "error": o.update.error or "",
+        }
+        for o in outcomes
+    ]
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    echo_table(rows)
+    total = lambda key: sum(r[key] for r in rows)  # noqa: E731
+    failed = sum(1 for r in rows if r["status"] == "error")
+    click.echo(
+        f"{len(rows)} feeds ({failed} failed), {total('entries')} entries, {total('new')} new, "
+        f"{total('extracted')} pages extracted, {total('matched')} matched, "
+        f"{(datetime.now() - started).total_seconds():.1f} s"
+    )
+
+
+@main.command()
+@click.pass_obj
+def check(app: App) -> None:
+    """Check the config file: every error at once, with its key path; exit status 2 when there are errors.
+
+    \b
+    Example:
+        watcher --config config.toml check
+    """
+    config = app.config  # raises ConfigError with every problem
+    warnings = _secret_warnings(config)
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    click.echo(
+        f"{app.config_path}: ok ({len(config.feeds)} feeds, {len(config.topics)} topics, {len(config.channels)} channels)"
+    )
+
+
+def _secret_warnings(config: Config) -> list[str]:
+    warnings = []
+    for channel in config.channels:
+        for key, value in channel.options.items():
+            if key.endswith("_env") and value and not os.environ.get(value):
+                warnings.append(f"channels.{channel.name}.{key}: environment variable {value} is not set")
+    return warnings
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per feed.")
+@click.option("--check", is_flag=True, help="Print only a verdict; exit 1 when watcher is failing (for health checks).")
+@click.pass_obj
+def status(app: App, as_json: bool, check: bool) -> None:
+    """Show each feed's health (last success, next check, errors, stored matches) and the outbox.
+
+    \b
+    Example:
+        watcher status --json | jq 'select(.error_count > 0)'
+    """
+    store = app.store
+    rows = store.feed_status()
+    if check:
+        verdict, reasons = health_verdict(rows, store.counts())
+        click.echo(verdict + (": " + "; ".join(reasons) if reasons else ""))
+        sys.exit(1 if verdict == "failing" else 0)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    now = datetime.now().astimezone()
+    table = [
+        {
+            "feed": r["name"] + ("" if r["enabled"] else " (disabled)"),
+            "last success": _ago(r["last_success_at"], now),
+            "next check": _ago(r["next_check_at"], now),
+            "errors": r["error_count"],
+            "matches": r["matches"],
+            "last error": (r["last_error"] or "")[:60] + (f"  (moved to {r['moved_to']})" if r["moved_to"] else ""),
+        }
+        for r in rows
+    ]
+    echo_table(table)
+    counts = store.counts()
+    click.echo(
+        f"{counts['feeds']} feeds, {counts['articles']} matched articles, {counts['matches']} matches; "
+        f"outbox: {counts['pending']} pending, {counts['dead']} failed (see `watcher alerts list --failed`)"
+    )
+
+
+def health_verdict(feeds: list[dict[str, Any]], counts: dict[str, int]) -> tuple[str, list[str]]:
+    """ok / degraded / failing, with reasons: the database answered; how many feeds fail; dead letters."""
+    enabled = [f for f in feeds if f["enabled"]]
+    failing = [f for f in enabled if f["error_count"] > 0]
+    reasons = []
+    if failing:
+        reasons.append(f"{len(failing)} of {len(enabled)} feeds failing")
+    if counts["dead"]:
+        reasons.append(f"{counts['dead']} alerts failed for good")
+    if enabled and len(failing) == len(enabled) and all(f["last_success_at"] is None for f in enabled):
+        return "failing", reasons + ["no feed has ever been fetched"]
+    if enabled and len(failing) * 2 > len(enabled) or counts["dead"]:
+        return "degraded", reasons
+    return "ok", reasons
+
+
+@main.command()
+@click.argument("path", default=DEFAULT_CONFIG, type=click.Path(dir_okay=False))
+def init(path: str) -> None:
+    """Write a starter config file (the default feeds and topics); never overwrites an existing file.
+
+    \b
+    Example:
+        watcher init my-config.toml
+    """
+    target = Path(path)
+    if target.exists():
+        raise click.ClickException(f"{path} exists; not overwriting it")
+    target.write_text(default_config_text(), encoding="utf-8")
+    click.echo(f"wrote {path}; check it with `watcher --config {path} check`")
+
+
+def default_config_text() -> str:
+    return resources.files("watcher").joinpath("default_config.toml").read_text(encoding="utf-8")
+
+
+# --- output helpers ---------------------------------------------------------------------------------------
+
+
+def _ago(value: str | None, now: datetime) -> str:
+    when = from_db_time(value)
+    if when is None:
+        return "never"
+    seconds = (when - now).total_seconds()
+    span = abs(seconds)
+    text = f"{span:.0f}s" if span < 90 else f"{span / 60:.0f}m" if span < 5400 else f"{span / 3600:.1f}h" if span < 172800 else f"{span / 86400:.0f}d"
+    return f"in {text}" if seconds > 0 else f"{text} ago"
+
+
+def echo_table(rows: list[dict[str, Any]]) -> None:
+    """A plain aligned table; colour for the status column when the terminal has it."""
+    if not rows:
+        click.echo("(nothing)")
+        return
+    headers = list(rows[0])
+    cells = [[str(row[h]) for h in headers] for row in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    click.echo("  ".join(click.style(h.ljust(w), bold=True) for h, w in zip(headers, widths)))
+    colours = {"ok": "green", "not-modified": "cyan", "error": "red"}
+    for row in cells:
+        parts = []
+        for h, c, w in zip(headers, row, widths):
+            parts.append(click.style(c.ljust(w), fg=colours.get(c)) if h == "status" else c.ljust(w))
+        click.echo("  ".join(parts).rstrip())
+
+
+def _attach_subcommands() -> None:
+    from .alerts.cli import alerts, digest
+    from .cli_rules import export, rematch, rules, search
+
+    for command in (digest, alerts, rules, rematch, search, export):
+        main.add_command(command)
+
+
+_attach_subcommands()

@@ -1,0 +1,426 @@
+"""Fetching feeds and pages: the only module that imports httpx.
+
+One `Fetcher` owns the HTTP clients and every limit that protects watcher from the servers it polls
+(RELIABILITY.md): a total deadline per request, caps on decoded bytes, manual redirects with a scheme check
+at every hop, and the address guard (guard.py) under every connection. Failures leave as `FetchError`
+with a short `kind`; messages never carry a URL's userinfo or query values (`redact_url`).
+
+Proxies: with `use_env_proxy`, httpx sends requests to the proxy named by HTTP(S)_PROXY, which resolves
+names itself; only the URL-level checks (scheme, localhost names, literal addresses) apply then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import http
+import http.cookiejar
+import logging
+import math
+import re
+import ssl
+import zlib
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime, timedelta, timezone
+from types import TracebackType
+from typing import Iterator
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpcore
+import httpx
+
+from .config import FetchSettings
+from .errors import FetchError
+from .guard import GuardedBackend, check_host, install_guard, parse_networks
+from .models import FeedState, FetchedFeed, FetchedPage, NotModified
+
+# httpx logs every request line, full URL and tokens included, at INFO (RELIABILITY.md, "What it may write").
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
+log = logging.getLogger(__name__)
+
+MAX_HINT = timedelta(days=1)  # a server's Retry-After or max-age is obeyed up to a day, never beyond
+_MAX_PER_CLIENT = 20  # one httpx client slows down above ~20 connections (DESIGN.md, performance facts)
+_PIECE = 64 * 1024  # most decoded bytes produced per zlib call: memory stays bounded whatever the ratio
+_REDIRECTS = {301, 302, 303, 307, 308}
+_PERMANENT = {301, 308}
+# We decode ourselves (see _BodyDecoder), so we only offer what we can decode with a bounded output.
+# No "br": the brotli bindings offer no output limit per call, so a brotli bomb could not be stopped early.
+_ACCEPT_ENCODING = "gzip, deflate"
+_FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, "
+    "text/xml;q=0.9, application/json;q=0.8, */*;q=0.5"
+)
+_PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+_LOCATION = "x-watcher-location"
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs and messages: no user:password, no query values, no fragment."""
+    try:
+        parts = urlsplit(str(url))
+        parts.port  # noqa: B018 - raises ValueError on a malformed port, like the other accessors
+    except ValueError:
+        return re.sub(r"//[^/?#]*@", "//", str(url)).split("?")[0].split("#")[0]
+    netloc = parts.netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{item.partition('=')[0]}=***" if "=" in item else "***" for item in parts.query.split("&") if item
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """Retry-After as a delay: delta-seconds or an HTTP-date (RFC 9110 10.2.3), clamped to [0, 1 day]."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return min(timedelta(seconds=min(int(text), 10**9)), MAX_HINT)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)  # RFC 9110 dates are GMT; "-0000" parses as naive
+    return min(max(when - now, timedelta(0)), MAX_HINT)
+
+
+def parse_max_age(cache_control: str | None) -> timedelta | None:
+    """Cache-Control max-age (seconds) as a delay, clamped to a day; None when absent or garbled."""
+    for directive in (cache_control or "").split(","):
+        name, _, arg = directive.strip().partition("=")
+        arg = arg.strip().strip('"')
+        if name.strip().lower() == "max-age" and arg.isascii() and arg.isdigit():
+            return min(timedelta(seconds=min(int(arg), 10**9)), MAX_HINT)
+    return None
+
+
+def cache_hint(headers: Mapping[str, str], now: datetime) -> timedelta | None:
+    """The longer of Retry-After and max-age on a 200/304: the earliest the server wants to be asked again."""
+    hints = [h for h in (parse_retry_after(headers.get("retry-after"), now), parse_max_age(headers.get("cache-control"))) if h is not None]
+    return max(hints) if hints else None
+
+
+def _server_now(headers: Mapping[str, str]) -> datetime:
+    """The server's clock (its Date header) when it has one: a Retry-After date is relative to it."""
+    try:
+        when = email.utils.parsedate_to_datetime(headers.get("date", ""))
+        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return datetime.now(timezone.utc)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
+
+
+class _BodyDecoder:
+    """Decodes a raw body incrementally and refuses it once the decoded size passes `cap`.
+
+    httpx decodes a whole network chunk at once (a 204 KB gzip chunk becomes one 67 MB bytes object), so
+    we read `aiter_raw()` and inflate with `max_length`: no call ever produces more than _PIECE bytes.
+    """
+
+    def __init__(self, content_encoding: str, cap: int, url: str) -> None:
+        self._cap, self._url = cap, url
+        codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        if len(codings) > 1:
+            # Stacked codings multiply the ratio (3 KB of gzip-in-gzip -> 2.1 GB, RELIABILITY.md): no feed needs them.
+            raise FetchError(url, f"stacked Content-Encoding {content_encoding!r} refused", kind="encoding")
+        self._coding = codings[0] if codings else "identity"
+        if self._coding == "x-gzip":  # RFC 9110 8.4.1.3: an alias of gzip
+            self._coding = "gzip"
+        if self._coding not in ("identity", "gzip", "deflate"):
+            raise FetchError(url, f"unsupported Content-Encoding {content_encoding!r}", kind="encoding")
+        self._inflater: zlib._Decompress | None = None
+        self._head = b""  # deflate: the first bytes, until we can tell zlib-wrapped from raw
+        self._parts: list[bytes] = []
+        self._raw = self._size = 0
+        self._members = 0  # complete compressed streams seen
+        self._done = False  # the compressed stream ended; what follows is ignored
+
+    def _keep(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._cap:
+            raise FetchError(self._url, f"body larger than {_size(self._cap)} (decoded)", kind="too-large")
+        if data:
+            self._parts.append(data)
+
+    def feed(self, raw: bytes) -> None:
+        self._raw += len(raw)
+        if self._raw > self._cap:
+            raise FetchError(self._url, f"body larger than {_size(self._cap)}", kind="too-large")
+        if self._coding == "identity":
+            return self._keep(raw)
+        if self._inflater is None:
+            if self._coding == "gzip":
+                self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            else:
+                self._head += raw
+                if len(self._head) < 2:
+                    return
+                raw, self._head = self._head, b""
+                # RFC 9110 says deflate is zlib-wrapped, but servers send raw deflate too (httpx tolerates both).
+                wrapped = raw[0] & 0x0F == 8 and (raw[0] << 8 | raw[1]) % 31 == 0
+                self._inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        self._inflate(raw)
+
+    def _inflate(self, data: bytes) -> None:
+        while not self._done:
+            assert self._inflater is not None
+            limit = min(_PIECE, self._cap - self._size + 1)  # >= 1 always: max_length=0 would mean "no limit"
+            try:
+                out = self._inflater.decompress(data, limit)
+            except zlib.error as e:
+                if self._members:
+                    self._done = True  # garbage after a complete gzip member (some servers pad): keep the member
+                    return
+                raise FetchError(self._url, f"corrupt {self._coding} body ({e})", kind="encoding") from e
+            self._keep(out)
+            data = self._inflater.unconsumed_tail
+            if self._inflater.eof:
+                self._members += 1
+                data = self._inflater.unused_data
+                if self._coding != "gzip":
+                    self._done = True
+                    return
+                self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # RFC 1952: another member may follow
+            elif not data and len(out) < limit:
+                return  # input used up, nothing held back: wait for the next chunk
+            # else: output was cut at the limit; go round again (with no new input) to drain what zlib holds
+
+    def finish(self) -> bytes:
+        if self._head:  # a deflate body of one byte: let zlib judge it
+            self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            self._inflate(self._head)
+        return b"".join(self._parts)
+
+
+class Fetcher:
+    """Fetches feeds (conditional GET) and article pages under the limits of `FetchSettings`.
+
+    `async with Fetcher(settings) as fetcher: result = await fetcher.fetch_feed(state)`.
+    """
+
+    def __init__(self, settings: FetchSettings) -> None:
+        self._settings = settings
+        self._allow = parse_networks(settings.allow_networks)
+        # Several clients when more than ~20 requests may be in flight: each stays in its fast range.
+        count = max(1, math.ceil(settings.concurrency / _MAX_PER_CLIENT))
+        per_client = math.ceil(settings.concurrency / count)
+        # One TLS context for all clients: loading the CA bundle costs ~40 ms each time.
+        tls = httpx.create_ssl_context(trust_env=settings.use_env_proxy)
+        self._clients = [self._client(per_client, tls) for _ in range(count)]
+        self._in_flight = [0] * count
+        self._all = asyncio.Semaphore(settings.concurrency)
+        self._hosts: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}  # host -> (its semaphore, [users])
+
+    def _client(self, connections: int, tls: ssl.SSLContext) -> httpx.AsyncClient:
+        s = self._settings
+        client = httpx.AsyncClient(
+            verify=tls,
+            headers={"user-agent": s.user_agent, "accept-encoding": _ACCEPT_ENCODING},
+            timeout=httpx.Timeout(
+                connect=s.connect_timeout.total_seconds(),
+                read=s.read_timeout.total_seconds(),
+                write=s.read_timeout.total_seconds(),
+                pool=s.timeout.total_seconds(),
+            ),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            follow_redirects=False,  # followed by hand: each hop is checked (scheme, guard, count)
+            event_hooks={"response": [_hide_location]},
+            trust_env=s.use_env_proxy,
+            # No cookie jar shared across feeds: cookies would be state, and could travel between sites.
+            cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
+        )
+        install_guard(client, GuardedBackend(self._allow))
+        return client
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+
+    async def fetch_feed(self, state: FeedState) -> FetchedFeed | NotModified:
+        """GET a feed, conditionally when `state` has validators. Raises FetchError."""
+        headers = {"accept": _FEED_ACCEPT}
+        if state.etag:
+            headers["if-none-match"] = state.etag
+        if state.last_modified:
+            headers["if-modified-since"] = state.last_modified
+        url, response, body, permanent = await self._get(state.url, headers, self._settings.max_feed_bytes, conditional=True)
+        hint = cache_hint(response.headers, _server_now(response.headers))
+        if response.status_code == 304:
+            # RFC 9110 15.4.5: a 304 may omit validators; then the ones we sent are still the current ones.
+            return NotModified(
+                url=url,
+                etag=response.headers.get("etag") or state.etag,
+                last_modified=response.headers.get("last-modified") or state.last_modified,
+                retry_after=hint,
+            )
+        # The body is decoded already: drop the headers that describe the encoded form, lest a parser decode twice.
+        kept = {k: v for k, v in response.headers.items() if k not in ("content-encoding", "content-length", "transfer-encoding")}
+        return FetchedFeed(
+            url=url,
+            content=body,
+            headers=kept,
+            etag=response.headers.get("etag"),
+            last_modified=response.headers.get("last-modified"),
+            permanent_redirect=url if permanent else None,
+            retry_after=hint,
+        )
+
+    async def fetch_page(self, url: str) -> FetchedPage:
+        """GET an article page (capped at max_page_bytes). Raises FetchError."""
+        final, response, body, _ = await self._get(url, {"accept": _PAGE_ACCEPT}, self._settings.max_page_bytes, conditional=False)
+        return FetchedPage(url=final, content=body, content_type=response.headers.get("content-type", ""))
+
+    async def _get(
+        self, url: str, headers: dict[str, str], cap: int, *, conditional: bool
+    ) -> tuple[str, httpx.Response, bytes, bool]:
+        """Follow redirects by hand; return (final URL, last response, body, every hop was permanent)."""
+        remaining = self._settings.timeout.total_seconds()  # the total deadline, spent only while a hop runs
+        statuses: list[int] = []
+        current = url
+        for _ in range(self._settings.max_redirects + 1):
+            target = self._prepare(current, hop=bool(statuses))
+            response, body, elapsed = await self._exchange(current, target, headers, cap, remaining)
+            remaining -= elapsed
+            status = response.status_code
+            if status in _REDIRECTS:
+                location = response.headers.get(_LOCATION)
+                if not location:
+                    raise FetchError(redact_url(current), f"HTTP {status} without a Location header", kind="http", status=status)
+                statuses.append(status)
+                current = urljoin(str(target), location.strip())
+                continue
+            if 200 <= status < 300 or (status == 304 and conditional):
+                final = str(target) if statuses else url
+                return final, response, body or b"", bool(statuses) and all(s in _PERMANENT for s in statuses)
+            raise _status_error(current, response)
+        raise FetchError(redact_url(url), f"more than {self._settings.max_redirects} redirects", kind="redirects")
+
+    def _prepare(self, url: str, *, hop: bool) -> httpx.URL:
+        """Checks made on the URL itself, before any DNS or connection, at every hop."""
+        where = "redirect to " if hop else ""
+        try:
+            parts = urlsplit(url)
+        except ValueError as e:
+            raise FetchError(redact_url(url), f"{where}an invalid URL ({e})", kind="url") from e
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            shown = f"{scheme}:" if scheme else "a relative URL"
+            raise FetchError(redact_url(url), f"{where}{shown} refused: only http and https are fetched", kind="scheme")
+        try:
+            check_host(parts.hostname or "", self._allow)
+            return httpx.URL(url)
+        except FetchError as e:
+            e.url = redact_url(url)
+            raise
+        except httpx.InvalidURL as e:  # httpx's message may quote the URL, secrets and all: not shown
+            raise FetchError(redact_url(url), f"{where}an invalid URL", kind="url") from e
+
+    async def _exchange(
+        self, url: str, target: httpx.URL, headers: dict[str, str], cap: int, budget: float
+    ) -> tuple[httpx.Response, bytes | None, float]:
+        """One request/response under the remaining deadline; the body is read only for a 2xx."""
+        loop = asyncio.get_running_loop()
+        async with self._slot(target.host) as client:
+            started = loop.time()
+            try:
+                with _translated(url, self._settings):
+                    async with asyncio.timeout(max(budget, 0)):
+                        request = client.build_request("GET", target, headers=headers)
+                        response = await client.send(request, stream=True)
+                        try:
+                            body = await _read_body(response, cap, url) if 200 <= response.status_code < 300 else None
+                        finally:
+                            await response.aclose()
+            finally:
+                elapsed = loop.time() - started
+        log.debug("GET %s -> %s in %.2f s", redact_url(url), response.status_code, elapsed)
+        return response, body, elapsed
+
+    @asynccontextmanager
+    async def _slot(self, host: str) -> AsyncIterator[httpx.AsyncClient]:
+        """Wait for the host's slot, then a global one (in that order: no global slot idles behind a busy host)."""
+        entry = self._hosts.get(host)
+        if entry is None:
+            entry = self._hosts[host] = (asyncio.Semaphore(self._settings.per_host), [0])
+        entry[1][0] += 1
+        try:
+            async with entry[0], self._all:
+                i = min(range(len(self._clients)), key=self._in_flight.__getitem__)  # least busy client
+                self._in_flight[i] += 1
+                try:
+                    yield self._clients[i]
+                finally:
+                    self._in_flight[i] -= 1
+        finally:
+            entry[1][0] -= 1
+            if entry[1][0] == 0:
+                del self._hosts[host]  # forget idle hosts: a daemon meets thousands over months
+
+
+async def _read_body(response: httpx.Response, cap: int, url: str) -> bytes:
+    length = response.headers.get("content-length", "")
+    if length.isascii() and length.isdigit() and int(length) > cap:
+        raise FetchError(redact_url(url), f"body of {_size(int(length))} is over the {_size(cap)} cap", kind="too-large")
+    decoder = _BodyDecoder(response.headers.get("content-encoding", ""), cap, redact_url(url))
+    async for chunk in response.aiter_raw():  # raw: httpx's own decoding has no output bound
+        decoder.feed(chunk)
+    return decoder.finish()
+
+
+def _status_error(url: str, response: httpx.Response) -> FetchError:
+    status = response.status_code
+    try:
+        phrase = http.HTTPStatus(status).phrase  # ours, not the server's: a reason phrase is free text
+    except ValueError:
+        phrase = ""
+    retry_after = parse_retry_after(response.headers.get("retry-after"), _server_now(response.headers))
+    kind = "rate-limited" if status == 429 else "http"
+    return FetchError(redact_url(url), f"HTTP {status} {phrase}".strip(), kind=kind, status=status, retry_after=retry_after)
+
+
+@contextmanager
+def _translated(url: str, settings: FetchSettings) -> Iterator[None]:
+    """Foreign errors become FetchError here, with the cause kept and the URL redacted."""
+    shown = redact_url(url)
+    try:
+        yield
+    except FetchError as e:  # from the guard or the decoder: they know the host, not the URL
+        e.url = shown
+        raise
+    except TimeoutError as e:  # asyncio.timeout: the total deadline
+        raise FetchError(shown, f"no complete answer within {settings.timeout.total_seconds():g} s", kind="timeout") from e
+    except httpx.ConnectTimeout as e:
+        raise FetchError(shown, f"no connection within {settings.connect_timeout.total_seconds():g} s", kind="timeout") from e
+    except httpx.PoolTimeout as e:
+        raise FetchError(shown, "no free connection in time", kind="timeout") from e
+    except httpx.TimeoutException as e:
+        raise FetchError(shown, f"no data for {settings.read_timeout.total_seconds():g} s", kind="timeout") from e
+    except httpx.ConnectError as e:
+        raise FetchError(shown, f"cannot connect ({e or type(e).__name__})", kind="connect") from e
+    except httpx.RemoteProtocolError as e:
+        raise FetchError(shown, f"broken HTTP response ({e})", kind="protocol") from e
+    except (httpx.TransportError, httpcore.NetworkError) as e:
+        raise FetchError(shown, f"connection failed ({e or type(e).__name__})", kind="connect") from e
+    except httpx.InvalidURL as e:
+        raise FetchError(shown, "an invalid URL", kind="url") from e
+
+
+async def _hide_location(response: httpx.Response) -> None:
+    """Even with follow_redirects=False, httpx parses a redirect's Location to build `next_request`, and
+    raises on `javascript:` or malformed ones before we can see the response. We follow redirects by hand
+    (_get), so move the header out of httpx's sight."""
+    if response.status_code in _REDIRECTS and "location" in response.headers:
+        response.headers[_LOCATION] = response.headers["location"]
+        del response.headers["location"]

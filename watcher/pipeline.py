@@ -1,0 +1,265 @@
+"""The recipe for one feed, stage by stage: fetch, parse, keep new entries, fetch and extract pages, match.
+
+`update_feed` is the only place that knows the order of the stages; it reads from the store (which entries and
+URLs are known) but never writes: it returns a FeedUpdate, and `poll` hands that to `Store.apply_update`, one
+transaction per feed. A feed's failure is data (an "error" FeedUpdate with its back-off), never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from .config import Config
+from .errors import ExtractError, FetchError, ParseError, WatcherError
+from .extract import Extractor
+from .fetch import Fetcher, redact_url
+from .models import Article, Entry, FeedRecord, FeedUpdate, NotModified
+from .parse import parse_feed
+from .schedules import next_check_at
+from .store import Store
+from .topics import CompiledTopic, compile_topics, match_article
+
+log = logging.getLogger("watcher.poll")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Pipeline:
+    """What a poll needs, built once per process: config, store, the one HTTP client, the extraction pool."""
+
+    config: Config
+    store: Store
+    fetcher: Fetcher
+    extractor: Extractor | None
+    topics: tuple[CompiledTopic, ...]
+    routes: dict[str, tuple[str, ...]]
+    clock: Callable[[], datetime] = utcnow
+    rng: random.Random = field(default_factory=random.Random)
+    pages_in_flight: asyncio.Semaphore | None = None
+    # canonical URL -> the task building that article: two feeds that carry the same new story in one
+    # pass share one page fetch and one extraction (each still records itself as a source).
+    articles_in_flight: dict[str, asyncio.Task[Article]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, config: Config, store: Store, fetcher: Fetcher, extractor: Extractor | None) -> Pipeline:
+        workers = extractor.workers if extractor else 1
+        return cls(
+            config=config,
+            store=store,
+            fetcher=fetcher,
+            extractor=extractor,
+            topics=compile_topics(config.topics, config.terms),
+            routes=config.routes(),
+            # Pages wait for a free extraction worker here, not in memory: without this cap fetched pages
+            # piled up to 1.36 GB in our measurements.
+            pages_in_flight=asyncio.Semaphore(2 * workers),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOutcome:
+    """One feed's poll, as logged and summarised: the update written and what it queued."""
+
+    feed: FeedRecord
+    update: FeedUpdate
+    queued: int
+
+
+async def poll(pipeline: Pipeline, feeds: Sequence[FeedRecord], on_done: Callable[[FeedOutcome], None] | None = None) -> list[FeedOutcome]:
+    """Poll feeds concurrently (the fetcher enforces the global and per-host limits) and write each outcome."""
+
+    async def one(feed: FeedRecord) -> FeedOutcome:
+        update = await update_feed(pipeline, feed)
+        queued = pipeline.store.apply_update(feed.id, update, pipeline.routes)
+        outcome = FeedOutcome(feed, update, queued)
+        _log_outcome(outcome)
+        if on_done:
+            on_done(outcome)
+        return outcome
+
+    return list(await asyncio.gather(*(one(f) for f in feeds)))
+
+
+async def update_feed(pipeline: Pipeline, feed: FeedRecord) -> FeedUpdate:
+    started, now = time.monotonic(), pipeline.clock()
+    try:
+        update = await _update_feed(pipeline, feed, now)
+    except WatcherError as e:
+        update = _failure(pipeline, feed, now, e)
+    except Exception as e:  # a bug: keep the traceback, keep the other feeds going
+        log.exception("bug while updating feed %s", feed.name)
+        update = _failure(pipeline, feed, now, e)
+    return _with_duration(update, time.monotonic() - started)
+
+
+async def _update_feed(pipeline: Pipeline, feed: FeedRecord, now: datetime) -> FeedUpdate:
+    config = pipeline.config
+    fetched = await pipeline.fetcher.fetch_feed(feed.state)
+    if isinstance(fetched, NotModified):
+        return FeedUpdate(
+            feed_url=feed.url,
+            checked_at=now,
+            next_check_at=_next_check(pipeline, feed, now, hint=fetched.retry_after),
+            status="not-modified",
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+        )
+    # feedparser is CPU work (~70 ms for a large feed): off the event loop, so other feeds keep flowing.
+    parsed = await asyncio.to_thread(parse_feed, fetched, max_entries=config.extract.max_entries_per_feed)
+
+    entries = _unique_by_id(parsed.entries)
+    seen = pipeline.store.seen_entry_ids(feed.id, [e.entry_id for e in entries])
+    new_entries = [e for e in entries if e.entry_id not in seen]
+
+    # An article already stored under the same canonical URL (from another feed, or a moved item of this one)
+    # is not fetched again: this feed is recorded as one more source.
+    urls = {_article_url(e): e for e in new_entries}
+    stored = pipeline.store.stored_article_urls(list(urls))
+    also_seen = tuple((url, entry) for url, entry in urls.items() if url in stored)
+    to_fetch = [entry for url, entry in urls.items() if url not in stored]
+
+    keep_unmatched = config.extract.keep_unmatched.total_seconds() > 0
+    articles = await asyncio.gather(*(_shared_article(pipeline, feed, e) for e in to_fetch))
+    kept = tuple(a for a in articles if a.matches or keep_unmatched)
+    return FeedUpdate(
+        feed_url=feed.url,
+        checked_at=now,
+        next_check_at=_next_check(pipeline, feed, now, hint=fetched.retry_after),
+        status="ok",
+        etag=fetched.etag,
+        last_modified=fetched.last_modified,
+        title=parsed.title or None,
+        new_url=fetched.permanent_redirect,
+        seen_entry_ids=tuple(e.entry_id for e in new_entries),
+        articles=kept,
+        also_seen_at=also_seen,
+        alert=config.alert_on_first_poll or not feed.first_poll,
+        entries_in_feed=len(entries),
+        warning=parsed.warning,
+    )
+
+
+async def _shared_article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Article:
+    url = _article_url(entry)
+    task = pipeline.articles_in_flight.get(url)
+    if task is None:
+        task = asyncio.ensure_future(_article(pipeline, feed, entry))
+        pipeline.articles_in_flight[url] = task
+        task.add_done_callback(lambda _: pipeline.articles_in_flight.pop(url, None))
+    article = await asyncio.shield(task)
+    return article if article.entry is entry else replace(article, entry=entry)
+
+
+async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Article:
+    """Build an article from an entry: the page's extracted text when we can get it, else the feed's own text."""
+    body, source, extracted = "", "none", None
+    if pipeline.extractor and pipeline.config.extract.enabled and feed.extract and entry.link:
+        assert pipeline.pages_in_flight is not None
+        async with pipeline.pages_in_flight:
+            try:
+                page = await pipeline.fetcher.fetch_page(entry.link)
+                extracted = await pipeline.extractor.extract(page)
+                body, source = extracted.text, "page"
+            except (FetchError, ExtractError) as e:
+                log.debug("article %s: %s; using the feed's text", redact_url(entry.link), e)
+    if not body:
+        body, source = _feed_text(entry)
+    title = entry.title or (extracted.title if extracted else "")
+    matches = match_article(pipeline.topics, title, body)
+    return Article(
+        url=_article_url(entry),
+        title=title,
+        body=body,
+        body_source=source,
+        entry=entry,
+        author=entry.author or (extracted.author if extracted else ""),
+        published_at=entry.published_at or entry.updated_at or (extracted.published_at if extracted else None),
+        language=extracted.language if extracted else "",
+        matches=matches,
+    )
+
+
+def _feed_text(entry: Entry) -> tuple[str, str]:
+    if entry.content.strip():
+        return entry.content, "feed-content"
+    if entry.summary.strip():
+        return entry.summary, "feed-summary"
+    return "", "none"
+
+
+def _article_url(entry: Entry) -> str:
+    """The article's identity: its canonical URL, or for an entry without a usable link, a name made from its id."""
+    if entry.url:
+        return entry.url
+    digest = hashlib.sha256(f"{entry.feed_url}\n{entry.entry_id}".encode()).hexdigest()[:32]
+    return f"urn:watcher:{digest}"
+
+
+def _unique_by_id(entries: Sequence[Entry]) -> list[Entry]:
+    seen: set[str] = set()
+    unique = []
+    for entry in entries:
+        if entry.entry_id not in seen:
+            seen.add(entry.entry_id)
+            unique.append(entry)
+    return unique
+
+
+def _next_check(pipeline: Pipeline, feed: FeedRecord, now: datetime, *, errors: int = 0, hint=None) -> datetime:
+    s = pipeline.config.schedule
+    return next_check_at(
+        now, feed.interval, errors=errors, server_hint=hint, max_backoff=s.max_backoff, jitter=s.jitter, rng=pipeline.rng
+    )
+
+
+def _failure(pipeline: Pipeline, feed: FeedRecord, now: datetime, error: Exception) -> FeedUpdate:
+    if isinstance(error, FetchError):
+        message, kind, hint = error.message, error.kind, error.retry_after
+    elif isinstance(error, ParseError):
+        message, kind, hint = str(error), "parse", None
+    elif isinstance(error, WatcherError):
+        message, kind, hint = str(error), type(error).__name__, None
+    else:
+        message, kind, hint = f"internal error: {type(error).__name__}: {error}", "bug", None
+    return FeedUpdate(
+        feed_url=feed.url,
+        checked_at=now,
+        next_check_at=_next_check(pipeline, feed, now, errors=feed.error_count + 1, hint=hint),
+        status="error",
+        error=message[:500],
+        error_kind=kind,
+    )
+
+
+def _with_duration(update: FeedUpdate, seconds: float) -> FeedUpdate:
+    return replace(update, duration_s=seconds)
+
+
+def _log_outcome(o: FeedOutcome) -> None:
+    u = o.update
+    matched = sum(1 for a in u.articles if a.matches)
+    extra = {
+        "feed": o.feed.name,
+        "status": u.status,
+        "new_entries": len(u.seen_entry_ids),
+        "matches": matched,
+        "queued": o.queued,
+        "duration_s": round(u.duration_s, 3),
+    }
+    if u.status == "error":
+        extra["error"] = u.error
+        log.warning("feed %s: error (%s) %s; next try %s", o.feed.name, u.error_kind, u.error, u.next_check_at.strftime("%H:%M:%S"), extra=extra)
+    else:
+        log.info(
+            "feed %s: %s, %d new, %d matched, %.2f s", o.feed.name, u.status, len(u.seen_entry_ids), matched, u.duration_s, extra=extra
+        )

@@ -1,0 +1,360 @@
+"""Topic rules: compile once at config load, match every article, explain why (pure, no I/O).
+
+    compile_topic(topic, terms) -> CompiledTopic        raises RuleError(message, rule, position, topic)
+    compile_topics(topics, terms) -> tuple[CompiledTopic]
+    match_article(topics, title, body) -> tuple[Match]  one Match per topic that matches
+    explain(topic, title, body) -> Explanation          for `watcher rules test`
+
+The language is documented in docs/rules.md; its grammar is in rules_parse.py, the words in rules_text.py
+and the evaluation in rules_eval.py. An article is cut into words once and shared by every topic; a topic
+first checks, by set arithmetic on the article's word stems, that the words it cannot do without are there,
+so most (article, topic) pairs cost a few set lookups.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from .config import TopicConfig
+from .errors import RuleError
+from .models import Match
+from .rules_eval import (
+    And, Field, Near, Node, Not, Optional, Or, Ref, Sentence, Term, anchor_of, atom_for, score_of,
+)
+from .rules_parse import RuleSyntaxError, Syntax, parse
+from .rules_text import CJK, HANGUL, ArticleText, script_of, word_offsets
+
+SNIPPET_CHARS = 240  # the window of text around the hits, before the [[marks]] and the ellipses
+MAX_TERMS = 20
+_MAX_PREFILTER_CLAUSES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTopic:
+    name: str
+    rule: str
+    min_score: float
+    root: Node
+    # Clauses of which at least one word must occur: (stems, other atoms that need a scan of the forms).
+    prefilter: tuple[tuple[frozenset, tuple], ...]
+    description: str = ""
+    urgent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    """One part of a rule and whether it held, for explanations. `depth` 0 is the whole rule."""
+
+    depth: int
+    text: str
+    matched: bool
+    terms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    topic: str
+    matched: bool
+    score: float
+    min_score: float
+    reason: str  # "matched", "the rule is not satisfied", "score 1 is below min_score 2"
+    terms: tuple[str, ...]
+    snippet: str
+    clauses: tuple[Clause, ...]
+
+    def render(self) -> str:
+        head = "MATCH" if self.matched else "no match"
+        lines = [f"{self.topic}: {head} ({self.reason}; score {self.score:g}, min_score {self.min_score:g})"]
+        for c in self.clauses:
+            found = f"   found: {', '.join(c.terms)}" if c.terms else ""
+            lines.append(f"  {'  ' * c.depth}{'✓' if c.matched else '✗'} {c.text}{found}")
+        if self.terms:
+            lines.append(f"  terms: {', '.join(self.terms)}")
+        if self.snippet:
+            lines.append(f"  snippet: {self.snippet}")
+        return "\n".join(lines)
+
+
+# --- compiling ----------------------------------------------------------------------------------------------
+
+
+class _Compiler:
+    """Turns syntax into evaluation nodes, expanding @term lists; one per config so lists are parsed once."""
+
+    def __init__(self, terms: Mapping[str, str]):
+        self.terms = dict(terms)
+        self.parsed: dict[str, Syntax] = {}
+        self.topic = ""
+
+    def fail(self, message: str, source: str, position: int | None, stack: tuple[str, ...]) -> RuleError:
+        if stack:
+            message = f"in term list @{stack[-1]}: {message}"
+        return RuleError(message, rule=source, position=position, topic=self.topic)
+
+    def compile(self, topic: TopicConfig) -> CompiledTopic:
+        self.topic = topic.name
+        try:
+            syntax = parse(topic.rule)
+        except RuleSyntaxError as e:
+            raise self.fail(e.message, topic.rule, e.position, ()) from None
+        root = self.lower(syntax, topic.rule, 1.0, (), penalty_ok=True)
+        clauses = root.needs()
+        if not clauses:
+            raise self.fail(
+                "the rule can be true without finding any of its words (NOT or a negative weight alone); "
+                "add a term it must find",
+                topic.rule,
+                0,
+                (),
+            )
+        return CompiledTopic(
+            name=topic.name,
+            rule=topic.rule,
+            min_score=topic.min_score,
+            root=root,
+            prefilter=_prefilter(clauses),
+            description=topic.description,
+            urgent=topic.urgent,
+        )
+
+    def lower(self, syn: Syntax, source: str, factor: float, stack: tuple[str, ...], penalty_ok: bool = False) -> Node:
+        """Syntax -> node; a node's weight multiplies the weights of the terms inside it."""
+        w = factor * syn.weight
+        if syn.weight < 0:
+            if not penalty_ok:
+                raise self.fail(
+                    "a negative weight (a penalty) goes on a part joined by AND, as in drone AND strike^-1",
+                    source, syn.start, stack,
+                )
+            return Optional(source[syn.start : syn.end], (self.build(syn, source, w, stack, False),))
+        return self.build(syn, source, w, stack, penalty_ok)
+
+    def build(self, syn: Syntax, source: str, w: float, stack: tuple[str, ...], penalty_ok: bool) -> Node:
+        label = source[syn.start : syn.end]
+        kind = syn.kind
+        if kind == "term":
+            atoms = tuple(atom_for(word, prefix=p, exact=syn.exact) for word, p in zip(syn.words, syn.prefix))
+            return Term(label, atoms, w)
+        if kind == "ref":
+            return Ref(label, self.expand(syn, source, w, stack))
+        if kind == "field":
+            return Field(label, self.lower(syn.children[0], source, w, stack, penalty_ok), syn.name)
+        if kind == "not":
+            return Not(label, (self.lower(syn.children[0], source, w, stack),))
+        children = tuple(self.lower(c, source, w, stack, penalty_ok=(kind == "and")) for c in syn.children)
+        if kind == "and":
+            return And(label, children)
+        if kind == "or":
+            return Or(label, children)
+        for child_syn, child in zip(syn.children, children):
+            if not child.positional:
+                raise self.fail(
+                    f"{kind.upper()}( takes words, phrases, prefixes, @lists of them, OR-groups and NEAR( ); "
+                    f"{child.label!r} has no single place in the text",
+                    source, child_syn.start, stack,
+                )
+        if kind == "near":
+            return Near(label, children, syn.distance)
+        return Sentence(label, children)
+
+    def expand(self, syn: Syntax, source: str, factor: float, stack: tuple[str, ...]) -> Node:
+        name = syn.name
+        if name not in self.terms:
+            known = ", ".join(f"@{n}" for n in sorted(self.terms)) or "none (define them in [terms])"
+            raise self.fail(f"unknown term list @{name}; known: {known}", source, syn.start, stack)
+        if name in stack:
+            chain = " -> ".join(f"@{n}" for n in stack[stack.index(name) :] + (name,))
+            raise self.fail(f"term list @{name} refers to itself: {chain}", source, syn.start, stack)
+        text = self.terms[name]
+        if name not in self.parsed:
+            try:
+                self.parsed[name] = parse(text)
+            except RuleSyntaxError as e:
+                raise self.fail(e.message, text, e.position, stack + (name,)) from None
+        return self.lower(self.parsed[name], text, factor, stack + (name,))
+
+
+def _prefilter(clauses: list[frozenset]) -> tuple[tuple[frozenset, tuple], ...]:
+    out = []
+    for clause in sorted(set(clauses), key=len)[:_MAX_PREFILTER_CLAUSES]:
+        stems = frozenset(v for k, v in clause if k == "s")
+        slow = tuple(sorted((k, v) for k, v in clause if k != "s"))
+        out.append((stems, slow))
+    return tuple(out)
+
+
+def compile_topic(topic: TopicConfig, terms: Mapping[str, str]) -> CompiledTopic:
+    """Compile one topic's rule; raises RuleError with the topic, the rule (or term list) and the position."""
+    return _Compiler(terms).compile(topic)
+
+
+def compile_topics(topics: Sequence[TopicConfig], terms: Mapping[str, str]) -> tuple[CompiledTopic, ...]:
+    """Compile every topic, sharing the parsed term lists; raises the first RuleError."""
+    compiler = _Compiler(terms)
+    return tuple(compiler.compile(t) for t in topics)
+
+
+# --- matching -----------------------------------------------------------------------------------------------
+
+
+def _present(atom: tuple[str, str], art: ArticleText) -> bool:
+    kind, value = atom
+    script = script_of(value)
+    if script == HANGUL and not art.has_hangul or script == CJK and not art.has_cjk:
+        return False
+    return bool(art.forms_with_prefix(value) if kind == "p" else art.forms_containing(value))
+
+
+def _may_match(topic: CompiledTopic, art: ArticleText) -> bool:
+    stem_set = art.stem_set
+    for stems, slow in topic.prefilter:
+        if stems.isdisjoint(stem_set) and not any(_present(a, art) for a in slow):
+            return False
+    return True
+
+
+def match_article(topics: Sequence[CompiledTopic], title: str, body: str) -> tuple[Match, ...]:
+    """Every topic the article matches, with its score, the terms found and a marked snippet."""
+    art = ArticleText(title, body)
+    matches = []
+    for topic in topics:
+        if not _may_match(topic, art):
+            continue
+        hits = topic.root.test(art, None)
+        if hits is None:
+            continue
+        score = score_of(hits)
+        if score < topic.min_score:
+            continue
+        terms, snippet = describe(art, hits)
+        matches.append(Match(topic=topic.name, score=score, terms=terms, snippet=snippet))
+    return tuple(matches)
+
+
+def explain(topic: CompiledTopic, title: str, body: str) -> Explanation:
+    """Whether the topic matches and why: each clause's truth, the terms found, the score and a snippet."""
+    art = ArticleText(title, body)
+    hits = topic.root.test(art, None)
+    score = score_of(hits) if hits is not None else 0.0
+    if hits is None:
+        reason = "the rule is not satisfied"
+    elif score < topic.min_score:
+        reason = f"score {score:g} is below min_score {topic.min_score:g}"
+    else:
+        reason = "matched"
+    clauses: list[Clause] = []
+    _walk(topic.root, art, None, 0, clauses)
+    terms, snippet = describe(art, hits or [])
+    return Explanation(
+        topic=topic.name,
+        matched=reason == "matched",
+        score=score,
+        min_score=topic.min_score,
+        reason=reason,
+        terms=terms,
+        snippet=snippet,
+        clauses=tuple(clauses),
+    )
+
+
+def _walk(node: Node, art: ArticleText, scope: str | None, depth: int, out: list[Clause]) -> None:
+    if isinstance(node, Field):
+        scope = node.field
+    hits = node.test(art, scope)
+    out.append(Clause(depth, node.label, hits is not None, _surface_terms(art, hits) if hits else ()))
+    if isinstance(node, (Term, Ref)):
+        return
+    children = node.children
+    if isinstance(node, (Field, Optional)):
+        only = children[0]  # its text is already on this line: show what is inside it
+        if isinstance(only, (Term, Ref)):
+            return
+        if isinstance(only, Field):
+            scope = only.field
+        children = only.children
+    for child in children:
+        _walk(child, art, scope, depth + 1, out)
+
+
+# --- terms and snippets -------------------------------------------------------------------------------------
+
+
+class _Offsets:
+    """Character offsets of each word position, computed only for articles that match."""
+
+    def __init__(self, art: ArticleText):
+        self.art = art
+        self.title = word_offsets(art.title)
+        self.body = word_offsets(art.body)
+
+    def locate(self, start: int, end: int) -> tuple[int, int, int]:
+        """word positions -> (field, first char, last char + 1); field 0 is the title, 1 the body."""
+        t = self.art.title_end
+        if start < t:
+            return 0, self.title[start][0], self.title[min(end, len(self.title) - 1)][1]
+        return 1, self.body[start - t][0], self.body[min(end - t, len(self.body) - 1)][1]
+
+    def text(self, field: int) -> str:
+        return self.art.title if field == 0 else self.art.body
+
+
+def _positive(hits) -> list:
+    return sorted({h for h in hits if h[0].weight >= 0}, key=lambda h: (h[1], h[2]))
+
+
+def _surface_terms(art: ArticleText, hits, offsets: _Offsets | None = None) -> tuple[str, ...]:
+    offsets = offsets or _Offsets(art)
+    seen: dict[str, str] = {}
+    for _, s, e in _positive(hits):
+        field, a, b = offsets.locate(s, e)
+        found = " ".join(offsets.text(field)[a:b].split())
+        seen.setdefault(found.casefold(), found)
+    return tuple(seen.values())[:MAX_TERMS]
+
+
+def describe(art: ArticleText, hits) -> tuple[tuple[str, ...], str]:
+    """The terms as found in the text, and a snippet of ~240 characters around the best hits, marked [[so]]."""
+    hits = _positive(hits)
+    if not hits:
+        return (), ""
+    offsets = _Offsets(art)
+    terms = _surface_terms(art, hits, offsets)
+    located = [(offsets.locate(s, e), term) for term, s, e in hits]
+    best: tuple[int, int, int, int] | None = None  # (distinct terms, -field preference, field, window start)
+    for (field, a, _), _term in located:
+        start = max(0, a - SNIPPET_CHARS // 3)
+        end = start + SNIPPET_CHARS
+        distinct = len({t for (f, x, y), t in located if f == field and x >= start and y <= end})
+        key = (distinct, field, -start)
+        if best is None or key > best[:3]:
+            best = (distinct, field, -start, start)
+    assert best is not None
+    field, start = best[1], best[3]
+    text = offsets.text(field)
+    end = min(len(text), start + SNIPPET_CHARS)
+    if start > 0:  # cut at word boundaries
+        space = text.find(" ", start)
+        start = space + 1 if 0 <= space < start + 30 else start
+    if end < len(text):
+        space = text.rfind(" ", end - 30, end)
+        end = space if space > start else end
+    marks = _merge([(a, b) for (f, a, b), _ in located if f == field and a >= start and b <= end])
+    pieces, cursor = [], start
+    for a, b in marks:
+        pieces += [text[cursor:a], "[[", text[a:b], "]]"]
+        cursor = b
+    pieces.append(text[cursor:end])
+    snippet = re.sub(r"\s+", " ", "".join(pieces)).strip()
+    return terms, ("…" if start > 0 else "") + snippet + ("…" if end < len(text) else "")
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
