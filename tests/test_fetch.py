@@ -311,7 +311,7 @@ async def test_redirect_to_304_keeps_validators(site):
     site.add("/new.xml", handler=reply(304))
     url = site.add("/old.xml", handler=redirect_to("/new.xml", 301))
     result = await get_feed(FeedState(url, '"e"'))
-    assert result == NotModified(site.url("/new.xml"), '"e"', None)
+    assert result == NotModified(site.url("/new.xml"), '"e"', None, permanent_redirect=site.url("/new.xml"))
     assert site.requests_to("/new.xml")[0].headers["if-none-match"] == '"e"'
 
 

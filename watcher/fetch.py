@@ -264,6 +264,7 @@ class Fetcher:
                 etag=response.headers.get("etag") or state.etag,
                 last_modified=response.headers.get("last-modified") or state.last_modified,
                 retry_after=hint,
+                permanent_redirect=url if permanent else None,
             )
         # The body is decoded already: drop the headers that describe the encoded form, lest a parser decode twice.
         kept = {k: v for k, v in response.headers.items() if k not in ("content-encoding", "content-length", "transfer-encoding")}

@@ -61,6 +61,7 @@ class NotModified:
     etag: str | None = None
     last_modified: str | None = None
     retry_after: timedelta | None = None
+    permanent_redirect: str | None = None  # a moved feed can answer 304 at its new address
 
 
 @dataclass(frozen=True, slots=True)

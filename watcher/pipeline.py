@@ -113,6 +113,7 @@ async def _update_feed(pipeline: Pipeline, feed: FeedRecord, now: datetime) -> F
             status="not-modified",
             etag=fetched.etag,
             last_modified=fetched.last_modified,
+            new_url=fetched.permanent_redirect,
         )
     # feedparser is CPU work (~70 ms for a large feed): off the event loop, so other feeds keep flowing.
     parsed = await asyncio.to_thread(parse_feed, fetched, max_entries=config.extract.max_entries_per_feed)
