@@ -9,7 +9,7 @@ tokenising included. Rows:
   article-sized  title + the descriptions of 20 items joined (~3,000 characters, the size of an extracted
                  article body), to show the cost on full text
 The 100 topics are variants of the default topics: each variant gets its own copy of every term list with one
-extra word (a weapon, a country, an armed force), so no two topics share their term lists' atoms.
+extra word (a weapon for @drone, a country for @dprk, an armed force for @troops...), so no two topics are alike.
 For scale: trafilatura extracts ~57 pages/s per core (docs/DESIGN.md); matching must be >= 10x that.
 """
 
@@ -36,14 +36,16 @@ TRAFILATURA_PER_CORE = 57.0
 
 _TAG = re.compile(r"<[^>]+>")
 _REF = re.compile(r"@([A-Za-z_][A-Za-z0-9_-]*)")
-_EXTRA = (
-    "missile tank artillery howitzer ammunition helicopter submarine warship frigate rifle grenade mortar"
-    " HIMARS Patriot Stinger Javelin Leopard Abrams Bradley F-16 Su-35 MiG-29 Iskander Kalibr Kinzhal"
-    " Iran China Turkey Belarus Syria Israel Ukraine Poland India Pakistan Egypt Sudan Ethiopia Niger Mali"
-    " Wagner Hezbollah Houthis Hamas NATO marines paratroopers reservists conscripts militia"
-).split()
-
-
+# One extra word per variant and term list, drawn from a pool that fits the list: weapons for @drone, countries
+# for @dprk and @russia, armed forces for @troops, verbs or nouns for the others.
+_POOLS = {
+    "drone": "missile tank artillery howitzer ammunition helicopter submarine warship frigate rifle grenade mortar"
+    " HIMARS Patriot Stinger Javelin Leopard Abrams Bradley F-16 Su-35 MiG-29 Iskander Kalibr Kinzhal",
+    "dprk": "Iran China Turkey Belarus Syria Israel Poland India Pakistan Egypt Sudan Ethiopia Niger Mali Serbia",
+    "russia": "Ukraine Azerbaijan Armenia Georgia Kazakhstan Venezuela Cuba Libya Yemen Lebanon Iraq Somalia Chad",
+    "troops": "reservists conscripts militia gendarmes guardsmen legionnaires rangers fusiliers sappers gunners",
+}
+_OTHER = "airlift ferry lease barter loan escort convoy stockpile consignment tender offset quota embargo waiver".split()
 def load_items(path: Path, limit: int) -> list[tuple[str, str]]:
     items = []
     with gzip.open(path, "rt", encoding="utf-8") as f:
@@ -61,8 +63,9 @@ def variants(topics: tuple[TopicConfig, ...], terms: dict[str, str], count: int)
     out_topics, out_terms = [], dict(terms)
     for k in range(count):
         base = topics[k % len(topics)]
-        extra = _EXTRA[k % len(_EXTRA)]
         for name, text in terms.items():
+            pool = _POOLS.get(name, " ".join(_OTHER)).split()
+            extra = pool[k % len(pool)]
             out_terms[f"{name}_{k}"] = f"{extra} OR {_REF.sub(lambda m: f'@{m.group(1)}_{k}', text)}"
         rule = _REF.sub(lambda m: f"@{m.group(1)}_{k}", base.rule)
         out_topics.append(TopicConfig(name=f"{base.name}_{k}", rule=rule, min_score=base.min_score))

@@ -6,7 +6,7 @@ import io
 import json
 from datetime import timedelta
 
-from test_alerts_support import (
+from alerts_support import (
     T0,
     add_articles,
     article,

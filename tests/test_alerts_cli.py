@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import click
 import pytest
 from click.testing import CliRunner
-from test_alerts_support import (
+from alerts_support import (
     add_articles,
     article,
     cli_obj,
@@ -109,3 +109,18 @@ def test_every_command_help_ends_with_an_example(command):
     help_text = command.get_help(click.Context(command, info_name=command.name)).rstrip()
     block = help_text.split("Example:")[-1].split("Options:")[0].strip()
     assert "Example:" in help_text and block.startswith(("watcher ", "SMTP_PASSWORD=")), help_text
+
+
+def test_docs_cover_every_channel_key_and_command():
+    from pathlib import Path
+
+    from watcher.config import _CHANNEL_KEYS, _COMMON_CHANNEL_KEYS
+
+    docs = (Path(__file__).parent.parent / "docs" / "alerts.md").read_text()
+    for key in {k for keys in _CHANNEL_KEYS.values() for k in keys} | set(_COMMON_CHANNEL_KEYS):
+        assert f"{key} = " in docs or f"`{key}`" in docs, key
+    for channel_type in _CHANNEL_KEYS:
+        assert f'type = "{channel_type}"' in docs
+    for group in (digest, alerts):
+        for name in group.commands:
+            assert f"watcher {group.name} {name}" in docs

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from smtp_server import SmtpServer, free_port
-from test_alerts_support import (
+from alerts_support import (
     T0,
     add_articles,
     article,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_alerts_support import (
+from alerts_support import (
     T0,
     Recorder,
     add_articles,
@@ -223,6 +223,23 @@ async def test_overlapping_passes_and_processes_never_send_twice(tmp_path):
     cli_store.close()
 
 
+async def test_drain_waits_for_a_send_in_flight(tmp_path):
+    config = make_config(IMMEDIATE)
+    store = open_store(tmp_path, config)
+    add_articles(store, config, [article("drone_cooperation")], T0)
+    gate = asyncio.Event()
+    slow = SlowRecorder("now", gate)
+    dispatcher = Dispatcher(config, store, {"now": slow})
+    sending = asyncio.create_task(dispatcher.run(T0))
+    await slow.started.wait()
+    assert await dispatcher.drain(0.05) is False  # still sending
+    draining = asyncio.create_task(dispatcher.drain(5))
+    gate.set()
+    assert await draining is True
+    await sending
+    assert statuses(store) == {"sent": 1}
+
+
 async def test_matches_stored_before_a_crash_are_delivered_after_restart(tmp_path):
     config = make_config(IMMEDIATE)
     store = open_store(tmp_path, config)
@@ -238,7 +255,7 @@ CRASHING_SENDER = textwrap.dedent("""
     import asyncio, sys
     from datetime import datetime
     sys.path.insert(0, {tests!r})
-    from test_alerts_support import make_config
+    from alerts_support import make_config
     from watcher.alerts import Dispatcher
     from watcher.alerts.webhook import WebhookChannel
     from watcher.store import Store

@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from test_alerts_support import (
+from alerts_support import (
     T0,
     add_articles,
     article,

@@ -31,7 +31,7 @@ log = logging.getLogger("watcher.daemon")
 
 ALERT_EVERY = timedelta(seconds=20)  # immediate alerts go out within a minute of their match
 MAINTENANCE_EVERY = timedelta(hours=1)
-STOP_GRACE_S = 7.0  # in-flight polls get this long to finish; the whole stop stays under 10 s
+STOP_GRACE_S = 6.0  # in-flight polls get this long, sends 2 s more: the whole stop stays under 10 s
 
 
 class Daemon:
@@ -63,6 +63,8 @@ class Daemon:
                 log.info("stopping: %d polls in flight", len(self.in_flight))
                 scheduler.shutdown(wait=False)
                 await self._finish_polls()
+                # A send in progress gets a moment to finish; one cut off repeats after its lease expires.
+                await self.dispatcher.drain(2.0)
                 if extractor:
                     extractor.shutdown()
         log.info("watcher stopped")

@@ -1,18 +1,18 @@
 """The compiled form of a rule and how it is evaluated on an ArticleText.
 
-Every node answers `test(art, scope)`: None when it is false, else the list of hits that make it true (a hit
-is (term, first word, last word); NOT is true with no hits). Nodes that have a place in the text (terms,
-OR-groups of them, NEAR, a field of them) also answer `spans(art, scope)`, which NEAR and SENTENCE use.
+Evaluation has two passes, because most (article, topic) pairs are false and only true ones need details:
+  ok(art, scope)    -> bool; positional nodes (terms, OR-groups of them, NEAR, a field of them) also give
+  pos(art, scope)   -> sorted [(first word, last word)], which NEAR and SENTENCE combine. Cheap: lists of ints.
+  test(art, scope)  -> None when false, else the hits that make it true (a hit is (term, first, last); NOT is
+                       true with no hits); positional nodes also give spans(art, scope) -> [(first, last, hits)].
 `scope` is None (whole article) or a field name from `title:`, `body:` or `lead:`.
 
-A term's positions are memoised on the article under its atoms, so topics sharing a term list look the
-words up once per article. `needs()` gives clauses of atoms of which at least one must occur for the node
-to be true; a topic uses them to skip an article by set arithmetic before any evaluation.
+A term's positions are memoised on the article under its atoms, so topics sharing words look them up once
+per article. `needs()` gives clauses of atoms of which at least one must occur for the node to be true; a
+topic uses them to skip an article by set arithmetic before any evaluation.
 """
 
 from __future__ import annotations
-
-from bisect import bisect_left
 
 from .rules_text import CJK, CYRILLIC, HANGUL, LATIN, ArticleText, script_of, stem
 
@@ -23,16 +23,18 @@ Span = tuple  # (start, end, tuple[Hit, ...])
 
 
 def atom_for(form: str, *, prefix: bool = False, exact: bool = False) -> tuple[str, str]:
-    """How one rule word is looked up: ('s', stem), ('f', form), ('p', prefix) or ('c', substring)."""
+    """How one rule word is looked up: ('s', stem), ('f', exact form), ('p', prefix), ('h', Hangul prefix)
+    or ('c', CJK substring). The kind says which articles can hold it at all (Hangul, CJK)."""
     script = script_of(form)
     if script == CJK:
         return ("c", form)  # no spaces between words: match inside a run of characters
+    if script == HANGUL:
+        # particles attach to the word: 북한군 matches 북한군이, 북한군을 (=북한군 for the bare word only)
+        return ("f", form) if exact else ("h", form)
     if prefix:
         return ("p", form)
     if exact:
         return ("f", form)
-    if script == HANGUL:
-        return ("p", form)  # particles attach to the word: 북한군 matches 북한군이, 북한군을
     if script in (LATIN, CYRILLIC):
         return ("s", stem(form))
     return ("s", form)
@@ -43,6 +45,18 @@ def anchor_of(atom: tuple[str, str]) -> tuple[str, str]:
     return ("s", stem(atom[1])) if atom[0] == "f" else atom
 
 
+def present(atom: tuple[str, str], art: ArticleText) -> bool:
+    """Whether a prefix or substring atom occurs at all (stems are tested against art.stem_set directly)."""
+    kind, value = atom
+    if kind == "h":
+        return art.has_hangul and bool(art.forms_with_prefix(value))
+    if kind == "c":
+        return art.has_cjk and bool(art.forms_containing(value))
+    if kind == "p":
+        return bool(art.forms_with_prefix(value))
+    return bool(_atom_positions(atom, art))
+
+
 def _atom_positions(atom: tuple[str, str], art: ArticleText) -> list[int]:
     memo = art.memo
     hit = memo.get(atom)
@@ -50,13 +64,14 @@ def _atom_positions(atom: tuple[str, str], art: ArticleText) -> list[int]:
         return hit
     kind, value = atom
     if kind == "s":
-        out = art.by_stem().get(value, [])
+        out = art.by_stem().get(value, []) if value in art.stem_set else []
     elif kind == "f":
         out = art.by_form().get(value, [])
+    elif kind == "h" and not art.has_hangul or kind == "c" and not art.has_cjk:
+        out = []
     else:
-        by_form = art.by_form()
-        forms = art.forms_with_prefix(value) if kind == "p" else art.forms_containing(value)
-        out = sorted(p for f in forms for p in by_form[f]) if forms else []
+        found = set(art.forms_with_prefix(value) if kind in "ph" else art.forms_containing(value))
+        out = [i for i, f in enumerate(art.forms) if f in found] if found else []
     memo[atom] = out
     return out
 
@@ -80,6 +95,12 @@ class Node:
         self.label = label
         self.children = children
 
+    def ok(self, art: ArticleText, scope: str | None) -> bool:
+        raise NotImplementedError
+
+    def pos(self, art: ArticleText, scope: str | None) -> list[tuple[int, int]]:
+        raise NotImplementedError
+
     def test(self, art: ArticleText, scope: str | None) -> list[Hit] | None:
         raise NotImplementedError
 
@@ -89,28 +110,30 @@ class Node:
     def needs(self) -> list[frozenset]:
         return []
 
-    def terms(self) -> list[Term]:
-        out: list[Term] = []
-        for c in self.children:
-            out.extend(c.terms())
-        return out
-
 
 class Term(Node):
     """A word, a prefix or a phrase (several atoms, one per word, at consecutive positions)."""
 
-    __slots__ = ("atoms", "weight")
+    __slots__ = ("atoms", "weight", "gate")
     positional = True
 
     def __init__(self, label: str, atoms: tuple[tuple[str, str], ...], weight: float):
         super().__init__(label)
         self.atoms = atoms
         self.weight = weight
+        # A stem the article must hold for this term to occur (the longest, as the likeliest to be rare).
+        stems = [anchor_of(a)[1] for a in atoms if a[0] in "sf"]
+        self.gate = max(stems, key=len) if stems else None
 
-    def positions(self, art: ArticleText, scope: str | None) -> list[tuple[int, int]]:
+    def pos(self, art: ArticleText, scope: str | None) -> list[tuple[int, int]]:
         key = (self.atoms, scope)
         found = art.memo.get(key)
         if found is None:
+            stem_set = art.stem_set
+            for kind, value in self.atoms:
+                if kind == "s" and value not in stem_set:
+                    art.memo[key] = []
+                    return []
             atoms = self.atoms
             first = _atom_positions(atoms[0], art)
             if len(atoms) == 1:
@@ -129,30 +152,60 @@ class Term(Node):
             found = art.memo[key] = _in_scope(spans, art, scope)
         return found
 
+    def ok(self, art, scope):
+        return bool(self.pos(art, scope))
+
     def test(self, art, scope):
-        found = self.positions(art, scope)
+        found = self.pos(art, scope)
         return [(self, s, e) for s, e in found] if found else None
 
     def spans(self, art, scope):
-        return [(s, e, ((self, s, e),)) for s, e in self.positions(art, scope)]
+        return [(s, e, ((self, s, e),)) for s, e in self.pos(art, scope)]
 
     def needs(self):
         return [frozenset([anchor_of(a)]) for a in self.atoms]
 
-    def terms(self):
-        return [self]
-
 
 class Or(Node):
-    __slots__ = ("positional",)
+    """Any of its children. Children that are terms are looked up by set intersection with the article's
+    stems first, so a long list of alternatives costs one C-level operation when none occurs."""
+
+    __slots__ = ("positional", "by_gate", "gates", "others")
 
     def __init__(self, label, children):
         super().__init__(label, children)
         self.positional = all(c.positional for c in children)
+        by_gate: dict[str, list[Node]] = {}
+        others: list[Node] = []
+        for c in children:
+            if isinstance(c, Term) and c.gate is not None:
+                by_gate.setdefault(c.gate, []).append(c)
+            else:
+                others.append(c)
+        self.by_gate = by_gate
+        self.gates = frozenset(by_gate)
+        self.others = tuple(others)
+
+    def _candidates(self, art: ArticleText):
+        present = self.gates.intersection(art.stem_set)
+        if not present:
+            return self.others
+        by_gate = self.by_gate
+        return [c for g in present for c in by_gate[g]] + list(self.others)
+
+    def ok(self, art, scope):
+        return any(c.ok(art, scope) for c in self._candidates(art))
+
+    def pos(self, art, scope):
+        out: list[tuple[int, int]] = []
+        for c in self._candidates(art):
+            out += c.pos(art, scope)
+        out.sort()
+        return out
 
     def test(self, art, scope):
         hits: list[Hit] | None = None
-        for c in self.children:
+        for c in self._candidates(art):
             r = c.test(art, scope)
             if r is not None:
                 hits = r if hits is None else hits + r
@@ -160,7 +213,7 @@ class Or(Node):
 
     def spans(self, art, scope):
         out: list[Span] = []
-        for c in self.children:
+        for c in self._candidates(art):
             out.extend(c.spans(art, scope))
         return out
 
@@ -176,6 +229,9 @@ class Or(Node):
 
 class And(Node):
     __slots__ = ()
+
+    def ok(self, art, scope):
+        return all(c.ok(art, scope) for c in self.children)
 
     def test(self, art, scope):
         hits: list[Hit] = []
@@ -193,11 +249,11 @@ class And(Node):
 class Not(Node):
     __slots__ = ()
 
-    def test(self, art, scope):
-        return [] if self.children[0].test(art, scope) is None else None
+    def ok(self, art, scope):
+        return not self.children[0].ok(art, scope)
 
-    def terms(self):
-        return []  # a negated term never contributes to a match
+    def test(self, art, scope):
+        return None if self.children[0].ok(art, scope) else []
 
 
 class Optional(Node):
@@ -205,45 +261,83 @@ class Optional(Node):
 
     __slots__ = ()
 
+    def ok(self, art, scope):
+        return True
+
     def test(self, art, scope):
         return self.children[0].test(art, scope) or []
 
 
-class Field(Node):
-    __slots__ = ("field", "positional")
-
-    def __init__(self, label, child: Node, field: str):
-        super().__init__(label, (child,))
-        self.field = field
-        self.positional = child.positional
-
-    def test(self, art, scope):
-        return self.children[0].test(art, self.field)
-
-    def spans(self, art, scope):
-        return self.children[0].spans(art, self.field)
-
-    def needs(self):
-        return self.children[0].needs()
-
-
-class Ref(Node):
-    """A use of a named term list (@name): transparent, but explanations show it as one clause."""
+class _Wrapper(Node):
+    """A node with one child that passes evaluation through (a field sets the scope)."""
 
     __slots__ = ("positional",)
+    field: str | None = None
 
     def __init__(self, label, child: Node):
         super().__init__(label, (child,))
         self.positional = child.positional
 
+    def _scope(self, scope):
+        return scope
+
+    def ok(self, art, scope):
+        return self.children[0].ok(art, self._scope(scope))
+
+    def pos(self, art, scope):
+        return self.children[0].pos(art, self._scope(scope))
+
     def test(self, art, scope):
-        return self.children[0].test(art, scope)
+        return self.children[0].test(art, self._scope(scope))
 
     def spans(self, art, scope):
-        return self.children[0].spans(art, scope)
+        return self.children[0].spans(art, self._scope(scope))
 
     def needs(self):
         return self.children[0].needs()
+
+
+class Field(_Wrapper):
+    """title:, body: or lead: (the title and the first LEAD_WORDS words of the body)."""
+
+    __slots__ = ("field",)
+
+    def __init__(self, label, child: Node, field: str):
+        super().__init__(label, child)
+        self.field = field
+
+    def _scope(self, scope):
+        return self.field
+
+
+class Ref(_Wrapper):
+    """A use of a named term list (@name): transparent, but explanations show it as one clause."""
+
+    __slots__ = ()
+
+
+def _windows(ops: list[list], n: int, title_end: int, first_only: bool) -> list[tuple[int, ...]]:
+    """Where every operand occurs within n words of the others, in one field.
+
+    ops[i] holds operand i's spans (first, last, ...). One sweep in text order: at each span, the latest span
+    seen of every other operand is the nearest one on the left; if all are close enough, the span closes a
+    window. Returns the windows as tuples of the chosen spans' indexes into a merged list (see callers)."""
+    k = len(ops)
+    merged = sorted((sp[0], sp[1], i, j) for i, op in enumerate(ops) for j, sp in enumerate(op))
+    latest: list[tuple | None] = [None] * k
+    found = []
+    for item in merged:
+        s, _, i, _ = item
+        latest[i] = item
+        in_title = s < title_end
+        for other in latest:
+            if other is None or s - other[1] - 1 > n or (other[0] < title_end) != in_title:
+                break
+        else:
+            found.append(tuple(latest))
+            if first_only:
+                break
+    return found
 
 
 class Near(Node):
@@ -256,6 +350,25 @@ class Near(Node):
         super().__init__(label, children)
         self.distance = distance
 
+    def ok(self, art, scope):
+        ops = []
+        for c in self.children:
+            p = c.pos(art, scope)
+            if not p:
+                return False
+            ops.append(p)
+        return bool(_windows(ops, self.distance, art.title_end, True))
+
+    def pos(self, art, scope):
+        ops = []
+        for c in self.children:
+            p = c.pos(art, scope)
+            if not p:
+                return []
+            ops.append(p)
+        found = _windows(ops, self.distance, art.title_end, False)
+        return sorted({(min(x[0] for x in w), max(x[1] for x in w)) for w in found})
+
     def spans(self, art, scope):
         ops = []
         for c in self.children:
@@ -263,27 +376,11 @@ class Near(Node):
             if not sp:
                 return []
             ops.append(sp)
-        k = len(ops)
-        items = sorted(((s, e, i, h) for i, sp in enumerate(ops) for s, e, h in sp), key=lambda x: (x[0], x[1]))
-        t, n, count = art.title_end, self.distance, len(items)
-        windows: list[Span] = []
-        for a in range(count):
-            s0, e0, i0, h0 = items[a]
-            in_title = s0 < t
-            seen = {i0}
-            end, hits = e0, list(h0)
-            j = a + 1
-            while j < count:
-                s, e, i, h = items[j]
-                if s - e0 - 1 > n or (s < t) != in_title:
-                    break
-                seen.add(i)
-                hits.extend(h)
-                end = max(end, e)
-                j += 1
-            if len(seen) == k:
-                windows.append((s0, end, tuple(hits)))
-        return windows
+        out = []
+        for w in _windows(ops, self.distance, art.title_end, False):
+            chosen = [ops[i][j] for _, _, i, j in w]
+            out.append((min(c[0] for c in chosen), max(c[1] for c in chosen), tuple(h for c in chosen for h in c[2])))
+        return out
 
     def test(self, art, scope):
         windows = self.spans(art, scope)
@@ -300,18 +397,34 @@ class Sentence(Node):
 
     __slots__ = ()
 
+    def _common(self, art, per_op) -> set[int]:
+        common: set[int] | None = None
+        for sp in per_op:
+            sentences = {art.sentence_of(x[0]) for x in sp}
+            common = sentences if common is None else common & sentences
+            if not common:
+                return set()
+        return common or set()
+
+    def ok(self, art, scope):
+        per_op = []
+        for c in self.children:
+            p = c.pos(art, scope)
+            if not p:
+                return False
+            per_op.append(p)
+        return bool(self._common(art, per_op))
+
     def test(self, art, scope):
         per_op = []
-        common: set[int] | None = None
         for c in self.children:
             sp = c.spans(art, scope)
             if not sp:
                 return None
-            sentences = {art.sentence_of(s) for s, _, _ in sp}
-            common = sentences if common is None else common & sentences
-            if not common:
-                return None
             per_op.append(sp)
+        common = self._common(art, per_op)
+        if not common:
+            return None
         return list({h for sp in per_op for s, _, hs in sp if art.sentence_of(s) in common for h in hs})
 
     def needs(self):
@@ -321,11 +434,3 @@ class Sentence(Node):
 def score_of(hits: list[Hit]) -> float:
     """Each term of the rule that took part counts its weight once, however often it occurs."""
     return sum(term.weight for term in {h[0] for h in hits})
-
-
-def first_position(hits: list[Hit]) -> int:
-    return min((h[1] for h in hits), default=0)
-
-
-def sorted_positions(values: list[int], lo: int) -> int:
-    return bisect_left(values, lo)

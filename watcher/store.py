@@ -425,7 +425,7 @@ class Store:
             " WHERE s.article_id = a.id) AS feeds"
             " FROM deliveries d JOIN articles a ON a.id = d.article_id"
             " LEFT JOIN matches m ON m.article_id = d.article_id AND m.topic = d.topic"
-            " WHERE d.channel = ? AND d.status = 'pending' AND d.next_attempt_at <= ?" + topic_filter +
+            " WHERE d.channel = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND m.retracted_at IS NULL" + topic_filter +
             " ORDER BY d.created_at, d.id",
             params,
         )

@@ -21,10 +21,10 @@ from .config import TopicConfig
 from .errors import RuleError
 from .models import Match
 from .rules_eval import (
-    And, Field, Near, Node, Not, Optional, Or, Ref, Sentence, Term, anchor_of, atom_for, score_of,
+    And, Field, Near, Node, Not, Optional, Or, Ref, Sentence, Term, atom_for, present, score_of
 )
 from .rules_parse import RuleSyntaxError, Syntax, parse
-from .rules_text import CJK, HANGUL, ArticleText, script_of, word_offsets
+from .rules_text import ArticleText, word_offsets
 
 SNIPPET_CHARS = 240  # the window of text around the hits, before the [[marks]] and the ellipses
 MAX_TERMS = 20
@@ -199,18 +199,10 @@ def compile_topics(topics: Sequence[TopicConfig], terms: Mapping[str, str]) -> t
 # --- matching -----------------------------------------------------------------------------------------------
 
 
-def _present(atom: tuple[str, str], art: ArticleText) -> bool:
-    kind, value = atom
-    script = script_of(value)
-    if script == HANGUL and not art.has_hangul or script == CJK and not art.has_cjk:
-        return False
-    return bool(art.forms_with_prefix(value) if kind == "p" else art.forms_containing(value))
-
-
 def _may_match(topic: CompiledTopic, art: ArticleText) -> bool:
     stem_set = art.stem_set
     for stems, slow in topic.prefilter:
-        if stems.isdisjoint(stem_set) and not any(_present(a, art) for a in slow):
+        if stems.isdisjoint(stem_set) and not any(present(a, art) for a in slow):
             return False
     return True
 
@@ -220,7 +212,7 @@ def match_article(topics: Sequence[CompiledTopic], title: str, body: str) -> tup
     art = ArticleText(title, body)
     matches = []
     for topic in topics:
-        if not _may_match(topic, art):
+        if not _may_match(topic, art) or not topic.root.ok(art, None):
             continue
         hits = topic.root.test(art, None)
         if hits is None:

@@ -194,6 +194,22 @@ class Dispatcher:
         self.urgent_topics = frozenset(t.name for t in config.topics if t.urgent)
         self._locks: dict[str, asyncio.Lock] = {}
 
+    async def drain(self, timeout_s: float = 5.0) -> bool:
+        """Wait up to `timeout_s` for sends in flight to finish (the daemon calls this on SIGTERM, before the loop
+        ends). A send cut off by the stop is sent again after its claim expires. True if nothing was left sending."""
+        locks = list(self._locks.values())
+
+        async def hold_all() -> None:
+            for lock in locks:
+                async with lock:
+                    pass
+
+        try:
+            await asyncio.wait_for(hold_all(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
     def channel_config(self, name: str) -> ChannelConfig:
         for ch in self.config.channels:
             if ch.name == name:
@@ -226,6 +242,9 @@ class Dispatcher:
             return SendOutcome(ch.name, "test", 1, "failed", str(e))
         except TimeoutError:
             return SendOutcome(ch.name, "test", 1, "failed", f"no answer within {SEND_DEADLINE_S:g} s")
+        except Exception as e:
+            log.exception("alerts: bug while sending a test message to channel %r", ch.name)
+            return SendOutcome(ch.name, "test", 1, "failed", f"{type(e).__name__}: {e}")
         return SendOutcome(ch.name, "test", 1, "sent")
 
     def preview(self, channel: str | None, since: timedelta, now: datetime) -> Message:

@@ -98,7 +98,7 @@ def render_payload(message: Message) -> dict[str, Any]:
     """The JSON body for one webhook post. `text` is the notification and fallback; Slack reads it as mrkdwn too."""
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": _header(message)}}]
     if not message.groups:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "No new items since the last digest."}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "No new items."}})
     for group in message.groups:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _topic_text(group.topic, group.description, len(group.items))}})
         for item in group.items:
