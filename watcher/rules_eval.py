@@ -5,7 +5,7 @@ Evaluation has two passes, because most (article, topic) pairs are false and onl
   pos(art, scope)   -> sorted [(first word, last word)], which NEAR and SENTENCE combine. Cheap: lists of ints.
   test(art, scope)  -> None when false, else the hits that make it true (a hit is (term, first, last); NOT is
                        true with no hits); positional nodes also give spans(art, scope) -> [(first, last, hits)].
-`scope` is None (whole article) or a field name from `title:`, `body:` or `lead:`.
+`scope` is 0 (whole article) or the SCOPES number of `title:`, `body:` or `lead:`.
 
 A term's positions are memoised on the article under its atoms, so topics sharing words look them up once
 per article. `needs()` gives clauses of atoms of which at least one must occur for the node to be true; a
@@ -17,6 +17,8 @@ from __future__ import annotations
 from .rules_text import CJK, CYRILLIC, HANGUL, LATIN, ArticleText, script_of, stem
 
 LEAD_WORDS = 60  # lead: the title and the first 60 words of the body
+SCOPES = {"title": 1, "body": 2, "lead": 3}  # scope 0 is the whole article; ints make memo keys cheap
+_TERM_IDS: dict[tuple, int] = {}  # atoms -> a small int, so a term's memo key is an int, not a nested tuple
 
 Hit = tuple  # (Term, start, end)
 Span = tuple  # (start, end, tuple[Hit, ...])
@@ -76,13 +78,13 @@ def _atom_positions(atom: tuple[str, str], art: ArticleText) -> list[int]:
     return out
 
 
-def _in_scope(spans: list[tuple[int, int]], art: ArticleText, scope: str | None) -> list[tuple[int, int]]:
-    if scope is None or not spans:
+def _in_scope(spans: list[tuple[int, int]], art: ArticleText, scope: int) -> list[tuple[int, int]]:
+    if not scope or not spans:
         return spans
     t = art.title_end
-    if scope == "title":
+    if scope == 1:  # title
         return [sp for sp in spans if sp[1] < t]
-    if scope == "body":
+    if scope == 2:  # body
         return [sp for sp in spans if sp[0] >= t]
     return [sp for sp in spans if sp[1] < t + LEAD_WORDS]  # lead
 
@@ -90,21 +92,23 @@ def _in_scope(spans: list[tuple[int, int]], art: ArticleText, scope: str | None)
 class Node:
     __slots__ = ("label", "children")
     positional = False
+    gates: frozenset | None = None  # positional nodes: stems one of which lies in every occurrence (else None)
+    span_max = 0  # positional nodes: the most words an occurrence spans, minus one
 
     def __init__(self, label: str, children: tuple[Node, ...] = ()):
         self.label = label
         self.children = children
 
-    def ok(self, art: ArticleText, scope: str | None) -> bool:
+    def ok(self, art: ArticleText, scope: int) -> bool:
         raise NotImplementedError
 
-    def pos(self, art: ArticleText, scope: str | None) -> list[tuple[int, int]]:
+    def pos(self, art: ArticleText, scope: int) -> list[tuple[int, int]]:
         raise NotImplementedError
 
-    def test(self, art: ArticleText, scope: str | None) -> list[Hit] | None:
+    def test(self, art: ArticleText, scope: int) -> list[Hit] | None:
         raise NotImplementedError
 
-    def spans(self, art: ArticleText, scope: str | None) -> list[Span]:
+    def spans(self, art: ArticleText, scope: int) -> list[Span]:
         raise NotImplementedError
 
     def needs(self) -> list[frozenset]:
@@ -114,7 +118,7 @@ class Node:
 class Term(Node):
     """A word, a prefix or a phrase (several atoms, one per word, at consecutive positions)."""
 
-    __slots__ = ("atoms", "weight", "gate")
+    __slots__ = ("atoms", "weight", "gate", "gates", "span_max", "key")
     positional = True
 
     def __init__(self, label: str, atoms: tuple[tuple[str, str], ...], weight: float):
@@ -124,9 +128,12 @@ class Term(Node):
         # A stem the article must hold for this term to occur (the longest, as the likeliest to be rare).
         stems = [anchor_of(a)[1] for a in atoms if a[0] in "sf"]
         self.gate = max(stems, key=len) if stems else None
+        self.gates = frozenset([self.gate]) if self.gate else None
+        self.span_max = len(atoms) - 1
+        self.key = _TERM_IDS.setdefault(atoms, len(_TERM_IDS) + 1) * 4  # + scope: the memo key
 
-    def pos(self, art: ArticleText, scope: str | None) -> list[tuple[int, int]]:
-        key = (self.atoms, scope)
+    def pos(self, art: ArticleText, scope: int) -> list[tuple[int, int]]:
+        key = self.key + scope
         found = art.memo.get(key)
         if found is None:
             stem_set = art.stem_set
@@ -170,11 +177,14 @@ class Or(Node):
     """Any of its children. Children that are terms are looked up by set intersection with the article's
     stems first, so a long list of alternatives costs one C-level operation when none occurs."""
 
-    __slots__ = ("positional", "by_gate", "gates", "others")
+    __slots__ = ("positional", "by_gate", "gate_keys", "gates", "others", "span_max", "present_gates")
 
     def __init__(self, label, children):
         super().__init__(label, children)
         self.positional = all(c.positional for c in children)
+        child_gates = [c.gates for c in children]
+        self.present_gates = frozenset().union(*child_gates) if None not in child_gates else None
+        self.span_max = max(c.span_max for c in children)
         by_gate: dict[str, list[Node]] = {}
         others: list[Node] = []
         for c in children:
@@ -183,11 +193,12 @@ class Or(Node):
             else:
                 others.append(c)
         self.by_gate = by_gate
-        self.gates = frozenset(by_gate)
+        self.gate_keys = frozenset(by_gate)
         self.others = tuple(others)
+        self.gates = self.present_gates
 
     def _candidates(self, art: ArticleText):
-        present = self.gates.intersection(art.stem_set)
+        present = self.gate_keys.intersection(art.stem_set)
         if not present:
             return self.others
         by_gate = self.by_gate
@@ -197,10 +208,22 @@ class Or(Node):
         return any(c.ok(art, scope) for c in self._candidates(art))
 
     def pos(self, art, scope):
+        candidates = self._candidates(art)
+        if len(candidates) == 1:
+            return candidates[0].pos(art, scope)
+        key = None
+        if not self.others:
+            # the same words found by another topic's list (a shared or similar @list): reuse the merge
+            key = (scope, *sorted([c.key for c in candidates]))
+            found = art.memo.get(key)
+            if found is not None:
+                return found
         out: list[tuple[int, int]] = []
-        for c in self._candidates(art):
+        for c in candidates:
             out += c.pos(art, scope)
         out.sort()
+        if key is not None:
+            art.memo[key] = out
         return out
 
     def test(self, art, scope):
@@ -271,12 +294,13 @@ class Optional(Node):
 class _Wrapper(Node):
     """A node with one child that passes evaluation through (a field sets the scope)."""
 
-    __slots__ = ("positional",)
-    field: str | None = None
+    __slots__ = ("positional", "gates", "span_max")
 
     def __init__(self, label, child: Node):
         super().__init__(label, (child,))
         self.positional = child.positional
+        self.gates = child.gates
+        self.span_max = child.span_max
 
     def _scope(self, scope):
         return scope
@@ -300,14 +324,15 @@ class _Wrapper(Node):
 class Field(_Wrapper):
     """title:, body: or lead: (the title and the first LEAD_WORDS words of the body)."""
 
-    __slots__ = ("field",)
+    __slots__ = ("field", "scope")
 
     def __init__(self, label, child: Node, field: str):
         super().__init__(label, child)
         self.field = field
+        self.scope = SCOPES[field]
 
     def _scope(self, scope):
-        return self.field
+        return self.scope
 
 
 class Ref(_Wrapper):
@@ -343,16 +368,28 @@ def _windows(ops: list[list], n: int, title_end: int, first_only: bool) -> list[
 class Near(Node):
     """All operands within `distance` words of each other (at most that many words between), in one field."""
 
-    __slots__ = ("distance",)
+    __slots__ = ("distance", "span_max")
     positional = True
 
     def __init__(self, label, children, distance: int):
         super().__init__(label, children)
         self.distance = distance
+        self.span_max = distance + sum(c.span_max + 1 for c in children)
 
     def ok(self, art, scope):
-        ops = []
-        for c in self.children:
+        first = self.children[0].pos(art, scope)
+        if not first:
+            return False
+        # Before merging position lists: is a gate word of every other operand within reach of the first's?
+        stems, n = art.stems, self.distance
+        for c in self.children[1:]:
+            gates = c.gates
+            if gates is not None:
+                reach = n + 1 + c.span_max
+                if all(gates.isdisjoint(stems[max(0, s - reach) : e + reach + 1]) for s, e in first):
+                    return False
+        ops = [first]
+        for c in self.children[1:]:
             p = c.pos(art, scope)
             if not p:
                 return False

@@ -212,9 +212,9 @@ def match_article(topics: Sequence[CompiledTopic], title: str, body: str) -> tup
     art = ArticleText(title, body)
     matches = []
     for topic in topics:
-        if not _may_match(topic, art) or not topic.root.ok(art, None):
+        if not _may_match(topic, art) or not topic.root.ok(art, 0):
             continue
-        hits = topic.root.test(art, None)
+        hits = topic.root.test(art, 0)
         if hits is None:
             continue
         score = score_of(hits)
@@ -228,7 +228,7 @@ def match_article(topics: Sequence[CompiledTopic], title: str, body: str) -> tup
 def explain(topic: CompiledTopic, title: str, body: str) -> Explanation:
     """Whether the topic matches and why: each clause's truth, the terms found, the score and a snippet."""
     art = ArticleText(title, body)
-    hits = topic.root.test(art, None)
+    hits = topic.root.test(art, 0)
     score = score_of(hits) if hits is not None else 0.0
     if hits is None:
         reason = "the rule is not satisfied"
@@ -237,7 +237,7 @@ def explain(topic: CompiledTopic, title: str, body: str) -> Explanation:
     else:
         reason = "matched"
     clauses: list[Clause] = []
-    _walk(topic.root, art, None, 0, clauses)
+    _walk(topic.root, art, 0, 0, clauses)
     terms, snippet = describe(art, hits or [])
     return Explanation(
         topic=topic.name,
@@ -251,9 +251,9 @@ def explain(topic: CompiledTopic, title: str, body: str) -> Explanation:
     )
 
 
-def _walk(node: Node, art: ArticleText, scope: str | None, depth: int, out: list[Clause]) -> None:
+def _walk(node: Node, art: ArticleText, scope: int, depth: int, out: list[Clause]) -> None:
     if isinstance(node, Field):
-        scope = node.field
+        scope = node.scope
     hits = node.test(art, scope)
     out.append(Clause(depth, node.label, hits is not None, _surface_terms(art, hits) if hits else ()))
     if isinstance(node, (Term, Ref)):
@@ -264,7 +264,7 @@ def _walk(node: Node, art: ArticleText, scope: str | None, depth: int, out: list
         if isinstance(only, (Term, Ref)):
             return
         if isinstance(only, Field):
-            scope = only.field
+            scope = only.scope
         children = only.children
     for child in children:
         _walk(child, art, scope, depth + 1, out)
