@@ -243,3 +243,34 @@ async def test_a_feed_without_extraction_uses_its_own_text(site, store, extracto
     [row] = articles(store).values()
     assert row["body_source"] == "feed-content"
     assert site.requests_to("/articles/iran-drones.html") == []
+
+
+async def test_network_down_for_every_feed_is_offline_not_every_feed_broken(site, store, extractor):
+    # Five feeds on five loopback hosts where nothing listens: every one fails to connect, as when the
+    # machine's network is down.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]  # bound, never listening: connections are refused
+        data = {
+            "fetch": {"allow_networks": ["127.0.0.0/8"], "timeout": "3s"},
+            "feeds": [{"name": f"f{i}", "url": f"http://127.0.0.{i + 2}:{closed_port}/feed.xml"} for i in range(5)],
+            "topics": {"t": {"rule": "drone"}},
+        }
+        config = config_from_dict(data)
+        now = datetime.now(UTC)
+        store.sync_feeds(config.feeds, config.schedule.interval, now)
+        async with Fetcher(config.fetch) as fetcher:
+            pipeline = Pipeline.build(config, store, fetcher, extractor)
+            pipeline.clock = lambda: now
+            # One at a time, so the order is known: the first failures count, then watcher sees a pattern.
+            outcomes = [(await poll(pipeline, [feed]))[0] for feed in store.due_feeds(now)]
+
+    statuses = [o.update.status for o in outcomes]
+    assert statuses == ["error", "error", "offline", "offline", "offline"]
+    rows = {r["name"]: r for r in store.feed_status()}
+    assert [rows[f"f{i}"]["error_count"] for i in range(5)] == [1, 1, 0, 0, 0]
+    assert rows["f4"]["last_status"] == "offline" and rows["f4"]["last_error"].startswith("offline:")
+    # An offline feed keeps its plain interval: no back-off for the network's fault.
+    assert outcomes[4].update.next_check_at - now <= config.schedule.interval * 1.2

@@ -167,7 +167,7 @@ def poll(app: App, feed_names: tuple[str, ...], as_json: bool) -> None:
         return
     echo_table(rows)
     total = lambda key: sum(r[key] for r in rows)  # noqa: E731
-    failed = sum(1 for r in rows if r["status"] == "error")
+    failed = sum(1 for r in rows if r["status"] in ("error", "offline"))
     click.echo(
         f"{len(rows)} feeds ({failed} failed), {total('entries')} entries, {total('new')} new, "
         f"{total('extracted')} pages extracted, {total('matched')} matched, "

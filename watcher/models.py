@@ -140,7 +140,7 @@ class FeedUpdate:
     feed_url: str
     checked_at: datetime
     next_check_at: datetime
-    status: str  # "ok", "not-modified" or "error"
+    status: str  # "ok", "not-modified", "error", or "offline" (a network failure while the whole network is down)
     error: str | None = None
     error_kind: str | None = None
     etag: str | None = None

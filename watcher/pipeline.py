@@ -21,6 +21,7 @@ from .errors import ExtractError, FetchError, ParseError, WatcherError
 from .extract import Extractor
 from .fetch import Fetcher, redact_url
 from .models import Article, Entry, FeedRecord, FeedUpdate, NotModified
+from .network import NetworkWatch
 from .parse import parse_feed
 from .schedules import next_check_at
 from .store import Store
@@ -49,6 +50,7 @@ class Pipeline:
     # canonical URL -> the task building that article: two feeds that carry the same new story in one
     # pass share one page fetch and one extraction (each still records itself as a source).
     articles_in_flight: dict[str, asyncio.Task[Article]] = field(default_factory=dict)
+    network: NetworkWatch = field(default_factory=NetworkWatch)
 
     @classmethod
     def build(cls, config: Config, store: Store, fetcher: Fetcher, extractor: Extractor | None) -> Pipeline:
@@ -80,6 +82,11 @@ async def poll(pipeline: Pipeline, feeds: Sequence[FeedRecord], on_done: Callabl
 
     async def one(feed: FeedRecord) -> FeedOutcome:
         update = await update_feed(pipeline, feed)
+        if update.status == "error":
+            plain = replace(update, next_check_at=_next_check(pipeline, feed, update.checked_at))
+            update = pipeline.network.classify(update, plain)
+        else:
+            update = pipeline.network.classify(update)
         queued = pipeline.store.apply_update(feed.id, update, pipeline.routes)
         outcome = FeedOutcome(feed, update, queued)
         _log_outcome(outcome)
@@ -257,9 +264,10 @@ def _log_outcome(o: FeedOutcome) -> None:
         "queued": o.queued,
         "duration_s": round(u.duration_s, 3),
     }
-    if u.status == "error":
+    if u.status in ("error", "offline"):
         extra["error"] = u.error
-        log.warning("feed %s: error (%s) %s; next try %s", o.feed.name, u.error_kind, u.error, u.next_check_at.strftime("%H:%M:%S"), extra=extra)
+        level = logging.WARNING if u.status == "error" else logging.INFO
+        log.log(level, "feed %s: %s (%s) %s; next try %s", o.feed.name, u.status, u.error_kind, u.error, u.next_check_at.strftime("%H:%M:%S"), extra=extra)
     else:
         log.info(
             "feed %s: %s, %d new, %d matched, %.2f s", o.feed.name, u.status, len(u.seen_entry_ids), matched, u.duration_s, extra=extra

@@ -222,11 +222,13 @@ class Store:
         return queued
 
     def _write_feed_state(self, conn: sqlite3.Connection, feed_id: int, u: FeedUpdate) -> None:
-        if u.status == "error":
+        if u.status in ("error", "offline"):
+            # "offline" (the whole network is down) is recorded but not counted against the feed.
             conn.execute(
-                "UPDATE feeds SET last_checked_at = ?, next_check_at = ?, error_count = error_count + 1,"
-                " last_error = ?, last_error_kind = ?, last_status = 'error' WHERE id = ?",
-                (to_db_time(u.checked_at), to_db_time(u.next_check_at), u.error, u.error_kind, feed_id),
+                "UPDATE feeds SET last_checked_at = ?, next_check_at = ?, error_count = error_count + ?,"
+                " last_error = ?, last_error_kind = ?, last_status = ? WHERE id = ?",
+                (to_db_time(u.checked_at), to_db_time(u.next_check_at), int(u.status == "error"), u.error,
+                 u.error_kind, u.status, feed_id),
             )
             return
         conn.execute(
