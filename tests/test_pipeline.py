@@ -274,3 +274,22 @@ async def test_network_down_for_every_feed_is_offline_not_every_feed_broken(site
     assert rows["f4"]["last_status"] == "offline" and rows["f4"]["last_error"].startswith("offline:")
     # An offline feed keeps its plain interval: no back-off for the network's fault.
     assert outcomes[4].update.next_check_at - now <= config.schedule.interval * 1.2
+
+
+async def test_a_private_feed_is_polled_with_its_token_which_is_never_stored(site, store, extractor, tmp_path):
+    serve_site(site)
+    world = site.routes["/world.rss"]
+
+    def needs_token(handler):
+        if "token=s3cr3t-t0ken" not in handler.path:
+            return handler.send_bytes(403, b"forbidden", {"content-type": "text/plain"})
+        handler.send_bytes(200, world.body, {"content-type": "application/rss+xml"})
+
+    site.add("/private.rss", handler=needs_token)
+    config = make_config(site, feeds={"private": "/private.rss?token=s3cr3t-t0ken"})
+    outcomes = await poll_all(config, store, extractor)
+    assert outcomes["private"].update.status == "ok"
+    assert store.counts()["matches"] == 2
+    store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("watcher.db*"))
+    assert b"s3cr3t-t0ken" not in raw

@@ -162,3 +162,24 @@ def test_purge_unmatched_keeps_matched(store):
     assert store.purge_unmatched(NOW + timedelta(days=4)) == 1
     assert store.counts()["articles"] == 1
     assert store.seen_entry_ids(feed_id(store, "a"), ["u"]) == {"u"}  # still seen: never fetched again
+
+
+@pytest.mark.parametrize(
+    "url, stored",
+    [
+        ("https://user:pa55@feeds.example/private.xml", "https://feeds.example/private.xml"),
+        ("https://feeds.example/rss?token=abc123&cat=world", "https://feeds.example/rss?token=***&cat=world"),
+        ("https://feeds.example/rss?api_key=k&access-token=t&page=2", "https://feeds.example/rss?api_key=***&access-token=***&page=2"),
+        ("https://feeds.example/rss?category=keys", "https://feeds.example/rss?category=keys"),
+    ],
+)
+def test_feed_urls_are_stored_without_credentials(tmp_path, url, stored):
+    store = Store.open(tmp_path / "w.db")
+    store.sync_feeds([FeedConfig("private", url)], timedelta(minutes=15), NOW)
+    assert store.feed_status()[0]["url"] == stored
+    # The whole file: the secret is nowhere in it, not even in free pages.
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("w.db*"))
+    for secret in (b"pa55", b"abc123", b"=k&", b"=t&"):
+        if secret.strip(b"=&") in url.encode():
+            assert secret not in raw

@@ -80,7 +80,11 @@ class FeedOutcome:
 async def poll(pipeline: Pipeline, feeds: Sequence[FeedRecord], on_done: Callable[[FeedOutcome], None] | None = None) -> list[FeedOutcome]:
     """Poll feeds concurrently (the fetcher enforces the global and per-host limits) and write each outcome."""
 
+    # The store keeps URLs without credentials; poll the config's own URL.
+    config_urls = {f.name: f.url for f in pipeline.config.feeds}
+
     async def one(feed: FeedRecord) -> FeedOutcome:
+        feed = replace(feed, url=config_urls.get(feed.name, feed.url))
         update = await update_feed(pipeline, feed)
         if update.status == "error":
             plain = replace(update, next_check_at=_next_check(pipeline, feed, update.checked_at))

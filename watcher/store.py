@@ -27,6 +27,7 @@ import sqlite_utils
 from .errors import StoreError
 from .migrations import MIGRATIONS
 from .models import Article, Delivery, FeedRecord, FeedUpdate
+from .text import hide_credentials
 
 BUSY_TIMEOUT_MS = 15_000
 _SQLITE_FULL = ("database or disk is full", "disk i/o error")
@@ -136,30 +137,32 @@ class Store:
         """Make the feeds table follow the config: add new feeds (due now), update changed ones, disable removed ones.
 
         Feeds are matched by name, so editing a feed's URL keeps its history. A removed feed keeps its rows
-        (its articles stay searchable) and is only disabled.
+        (its articles stay searchable) and is only disabled. URLs are stored without credentials (a token in a
+        private feed's URL must not end up in a file users share); the pipeline polls the config's URL.
         """
         stamp = to_db_time(now)
         with self._write() as conn:
             names = []
             for feed in feeds:
                 names.append(feed.name)
+                url = hide_credentials(feed.url)
                 interval = int((feed.interval or default_interval).total_seconds())
                 row = conn.execute("SELECT id, url FROM feeds WHERE name = ?", (feed.name,)).fetchone()
                 if row is None:
                     # A URL that moved to a new name keeps its row too.
-                    conn.execute("DELETE FROM feeds WHERE url = ? AND enabled = 0", (feed.url,))
+                    conn.execute("DELETE FROM feeds WHERE url = ? AND enabled = 0", (url,))
                     conn.execute(
                         "INSERT INTO feeds (name, url, enabled, extract, interval_s, added_at, next_check_at)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (feed.name, feed.url, int(feed.enabled), int(feed.extract), interval, stamp, stamp),
+                        (feed.name, url, int(feed.enabled), int(feed.extract), interval, stamp, stamp),
                     )
                 else:
-                    url_changed = row[1] != feed.url
+                    url_changed = row[1] != url
                     conn.execute(
                         "UPDATE feeds SET url = ?, enabled = ?, extract = ?, interval_s = ?"
                         + (", etag = NULL, last_modified = NULL, next_check_at = ?, moved_to = NULL" if url_changed else "")
                         + " WHERE id = ?",
-                        (feed.url, int(feed.enabled), int(feed.extract), interval)
+                        (url, int(feed.enabled), int(feed.extract), interval)
                         + ((stamp,) if url_changed else ())
                         + (row[0],),
                     )
@@ -244,7 +247,7 @@ class Store:
                 "etag": u.etag,
                 "lm": u.last_modified,
                 "title": u.title,
-                "moved": u.new_url,
+                "moved": hide_credentials(u.new_url) if u.new_url else None,
                 "warning": u.warning,
                 "id": feed_id,
             },
