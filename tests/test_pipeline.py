@@ -5,7 +5,6 @@ Each test polls through the real fetcher, parser, extraction pool, matcher and s
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -293,3 +292,22 @@ async def test_a_private_feed_is_polled_with_its_token_which_is_never_stored(sit
     store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("watcher.db*"))
     assert b"s3cr3t-t0ken" not in raw
+
+
+async def test_a_runaway_page_is_stopped_and_the_item_keeps_the_feeds_text(site, store):
+    from misbehaving_extract import runs_away_on_marked_pages
+
+    serve_site(site)
+    page = site.routes["/articles/drone-plant.html"]
+    site.add("/articles/drone-plant.html", page.body.replace(b"<article>", b"<article>RUNAWAY"), content_type="text/html")
+    config = make_config(site, feeds={"world": "/world.rss"})
+    extractor = Extractor(workers=1, timeout_s=1.0, function=runs_away_on_marked_pages)
+    try:
+        outcomes = await poll_all(config, store, extractor)
+    finally:
+        extractor.shutdown()
+    assert outcomes["world"].update.status == "ok"
+    bodies = {r["url"]: r for r in store.db.query("SELECT url, body_source, body FROM articles")}
+    stuck = bodies[site.url("/articles/drone-plant.html")]
+    assert stuck["body_source"] == "feed-summary" and "joint factory" in stuck["body"]
+    assert bodies[site.url("/articles/troops-kursk.html")]["body_source"] == "page"  # the others still extracted

@@ -15,12 +15,15 @@ import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from .errors import ExtractError
 from .models import Extracted, FetchedPage
 
 log = logging.getLogger(__name__)
+
+MIN_TEXT_CHARS = 40  # less is a menu or a cookie banner, not an article
 
 _LANG_RE = re.compile(rb"<html[^>]*\slang=[\"']?([A-Za-z]{2,3})", re.IGNORECASE)
 
@@ -33,7 +36,7 @@ def extract_text(content: bytes, url: str) -> Extracted | None:
     document = trafilatura.bare_extraction(
         content, url=url, include_comments=False, include_tables=False, with_metadata=True, fast=True
     )
-    if document is None or not (document.text or "").strip():
+    if document is None or len((document.text or "").strip()) < MIN_TEXT_CHARS:
         return None
     lang = document.language or ""
     if not lang and (m := _LANG_RE.search(content[:4096])):
@@ -66,23 +69,33 @@ def _warm_up() -> None:
 class Extractor:
     """A pool of extraction workers. `await extractor.extract(page)`; close with `shutdown()`."""
 
-    def __init__(self, workers: int = 0, timeout_s: float = 20.0):
+    def __init__(self, workers: int = 0, timeout_s: float = 20.0, function: Callable[[bytes, str], Extracted | None] = extract_text):
+        """`function` runs in the workers; it must be importable by name (tests pass a misbehaving one)."""
         self.workers = workers or os.cpu_count() or 1
         self.timeout_s = timeout_s
+        self.function = function
         self._pool: ProcessPoolExecutor | None = None
+        self._warming: asyncio.Future | None = None
         # forkserver: workers are not forked from a process that holds threads and an event loop.
         self._context = multiprocessing.get_context("forkserver")
 
-    def _ensure_pool(self) -> ProcessPoolExecutor:
+    async def _ready_pool(self) -> ProcessPoolExecutor:
+        """The pool, started and warm: a new pool's start-up and imports must not count against a page's limit."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=self._context, initializer=_warm_up)
-        return self._pool
+            self._warming = asyncio.get_running_loop().run_in_executor(self._pool, _warm_up)
+        pool = self._pool
+        try:
+            await asyncio.shield(self._warming)
+        except BrokenProcessPool:
+            pass  # reported by the page's own submission below
+        return pool
 
     async def extract(self, page: FetchedPage) -> Extracted:
         """Extract one page. Raises ExtractError when there is no text, or when the page ran out of time."""
         for attempt in (1, 2):
-            pool = self._ensure_pool()
-            future = asyncio.get_running_loop().run_in_executor(pool, extract_text, page.content, page.url)
+            pool = await self._ready_pool()
+            future = asyncio.get_running_loop().run_in_executor(pool, self.function, page.content, page.url)
             try:
                 result = await asyncio.wait_for(future, self.timeout_s)
             except TimeoutError:
@@ -107,7 +120,9 @@ class Extractor:
         self._pool = None
         for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Not cancel_futures: pages queued behind the stuck one must fail with BrokenProcessPool (and be
+        # retried in the new pool), not be cancelled, which would cancel the poll that awaits them.
+        pool.shutdown(wait=False)
 
     def shutdown(self) -> None:
         if self._pool is not None:

@@ -184,8 +184,10 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
                 body, source = extracted.text, "page"
             except (FetchError, ExtractError) as e:
                 log.debug("article %s: %s; using the feed's text", redact_url(entry.link), e)
-    if not body:
-        body, source = _feed_text(entry)
+    feed_body, feed_source = _feed_text(entry)
+    # A page that yields less than the feed itself carries (a paywall teaser, a consent wall) loses to the feed.
+    if len(body) < len(feed_body):
+        body, source = feed_body, feed_source
     title = entry.title or (extracted.title if extracted else "")
     matches = match_article(pipeline.topics, title, body)
     return Article(

@@ -1,0 +1,59 @@
+"""Extraction in worker processes: main text without clutter, metadata, a time limit, a dead worker survived."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from misbehaving_extract import crashes_the_worker, runs_away_on_marked_pages
+from watcher.errors import ExtractError
+from watcher.extract import Extractor, extract_text
+from watcher.models import FetchedPage
+
+ARTICLE = """<html lang="ko"><head><title>Drone plant | Test News</title>
+<meta property="article:published_time" content="2026-11-25T08:00:00+09:00"></head><body>
+<nav><a href="/">Home</a> <a href="/world">World</a></nav>
+<article><h1>Drone plant opens</h1>
+<p>North Korea and Russia opened a factory that will produce attack drones, officials said on Wednesday.</p>
+<p>The plant is expected to turn out thousands of drones a year, according to the intelligence service.</p>
+<p>Analysts said the joint production deepens the military cooperation between the two countries.</p>
+</article>
+<div class="comments"><p>COMMENT-MARKER first!</p></div>
+<footer>Copyright Test News</footer></body></html>"""
+
+
+def test_extract_text_keeps_the_article_and_drops_comments_and_navigation():
+    extracted = extract_text(ARTICLE.encode(), "https://news.example/drone-plant")
+    assert "factory that will produce attack drones" in extracted.text
+    assert "COMMENT-MARKER" not in extracted.text and "Copyright" not in extracted.text
+    assert extracted.language == "ko"  # from <html lang>, trafilatura's own detector being optional
+    assert extracted.published_at is not None and extracted.published_at.tzinfo is not None
+
+
+def test_a_page_without_text_gives_none():
+    assert extract_text(b"<html><body><nav>Home</nav></body></html>", "https://news.example/empty") is None
+
+
+async def test_a_runaway_page_is_stopped_at_its_time_limit_and_the_pool_recovers():
+    extractor = Extractor(workers=1, timeout_s=1.0, function=runs_away_on_marked_pages)
+    try:
+        good = FetchedPage("https://news.example/ok", ARTICLE.encode())
+        assert "attack drones" in (await extractor.extract(good)).text  # the pool is warm
+        started = time.monotonic()
+        with pytest.raises(ExtractError, match="longer than 1 s"):
+            await extractor.extract(FetchedPage("https://news.example/bad", ARTICLE.replace("Drone plant opens", "RUNAWAY").encode()))
+        assert time.monotonic() - started < 10  # bounded by the limit, not by the page
+        # The stuck worker was killed and replaced: the next page is extracted normally.
+        assert "attack drones" in (await extractor.extract(good)).text
+    finally:
+        extractor.shutdown()
+
+
+async def test_a_dead_worker_is_an_extract_error_not_a_crash():
+    extractor = Extractor(workers=1, timeout_s=10, function=crashes_the_worker)
+    try:
+        with pytest.raises(ExtractError, match="worker died"):
+            await extractor.extract(FetchedPage("https://news.example/x", ARTICLE.encode()))
+    finally:
+        extractor.shutdown()
