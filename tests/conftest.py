@@ -26,3 +26,23 @@ def fixture_bytes():
         return (FIXTURES / name).read_bytes()
 
     return read
+
+
+@pytest.fixture(scope="session")
+def extractor():
+    """One extraction pool for the whole run: starting worker processes is the slow part."""
+    from watcher.extract import Extractor
+
+    e = Extractor(workers=1, timeout_s=20)
+    yield e
+    e.shutdown()
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A real SQLite file, opened as the daemon opens it."""
+    from watcher.store import Store
+
+    s = Store.open(tmp_path / "watcher.db")
+    yield s
+    s.close()

@@ -9,14 +9,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 
 from localsite import hang
 from watcher.config import config_from_dict
 from watcher.extract import Extractor
 from watcher.fetch import Fetcher
 from watcher.pipeline import Pipeline, poll
-from watcher.store import Store
 
 SITE = Path(__file__).parent / "fixtures" / "site"
 
@@ -82,20 +80,6 @@ def make_config(site, feeds=FEEDS, **extra):
     for section, values in extra.items():
         data.setdefault(section, {}).update(values) if isinstance(values, dict) else data.__setitem__(section, values)
     return config_from_dict(data, "test-config.toml")
-
-
-@pytest.fixture(scope="module")
-def extractor():
-    e = Extractor(workers=1, timeout_s=20)
-    yield e
-    e.shutdown()
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "watcher.db")
-    yield s
-    s.close()
 
 
 async def poll_all(config, store, extractor, now=None, names=None):
