@@ -76,8 +76,15 @@ class Extractor:
         self.function = function
         self._pool: ProcessPoolExecutor | None = None
         self._warming: asyncio.Future | None = None
+        self._slot_state: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         # forkserver: workers are not forked from a process that holds threads and an event loop.
         self._context = multiprocessing.get_context("forkserver")
+
+    def _slots(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()  # a semaphore belongs to one loop; `watcher` runs one loop per command
+        if self._slot_state is None or self._slot_state[0] is not loop:
+            self._slot_state = (loop, asyncio.Semaphore(self.workers))
+        return self._slot_state[1]
 
     async def _ready_pool(self) -> ProcessPoolExecutor:
         """The pool, started and warm: a new pool's start-up and imports must not count against a page's limit."""
@@ -94,24 +101,28 @@ class Extractor:
     async def extract(self, page: FetchedPage) -> Extracted:
         """Extract one page. Raises ExtractError when there is no text, or when the page ran out of time."""
         for attempt in (1, 2):
-            pool = await self._ready_pool()
-            future = asyncio.get_running_loop().run_in_executor(pool, self.function, page.content, page.url)
-            try:
-                result = await asyncio.wait_for(future, self.timeout_s)
-            except TimeoutError:
-                self._kill(pool)
-                raise ExtractError(f"extraction of {page.url} took longer than {self.timeout_s:g} s") from None
-            except BrokenProcessPool:
-                # Another page's timeout killed the pool under us (or a worker died): one more try.
-                self._kill(pool)
-                if attempt == 2:
-                    raise ExtractError(f"extraction worker died on {page.url}") from None
-                continue
-            except Exception as e:  # trafilatura's own failures on a hostile page
-                raise ExtractError(f"extraction of {page.url} failed: {type(e).__name__}: {e}") from e
-            if result is None:
-                raise ExtractError(f"no article text found on {page.url}")
-            return result
+            # One page per worker at a time, so a page's time limit runs while it is extracted, not while it
+            # queues behind a page that is about to be stopped. The pool is taken inside the slot: the one
+            # seen before waiting may have been killed meanwhile.
+            async with self._slots():
+                pool = await self._ready_pool()
+                future = asyncio.get_running_loop().run_in_executor(pool, self.function, page.content, page.url)
+                try:
+                    result = await asyncio.wait_for(future, self.timeout_s)
+                except TimeoutError:
+                    self._kill(pool)
+                    raise ExtractError(f"extraction of {page.url} took longer than {self.timeout_s:g} s") from None
+                except BrokenProcessPool:
+                    # Another page's timeout killed the pool under us (or a worker died): one more try.
+                    self._kill(pool)
+                    if attempt == 2:
+                        raise ExtractError(f"extraction worker died on {page.url}") from None
+                    continue
+                except Exception as e:  # trafilatura's own failures on a hostile page
+                    raise ExtractError(f"extraction of {page.url} failed: {type(e).__name__}: {e}") from e
+                if result is None:
+                    raise ExtractError(f"no article text found on {page.url}")
+                return result
         raise AssertionError("unreachable")
 
     def _kill(self, pool: ProcessPoolExecutor) -> None:
