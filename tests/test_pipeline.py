@@ -295,3 +295,27 @@ async def test_a_runaway_page_is_stopped_and_the_item_keeps_the_feeds_text(site,
     stuck = bodies[site.url("/articles/drone-plant.html")]
     assert stuck["body_source"] == "feed-summary" and "joint factory" in stuck["body"]
     assert bodies[site.url("/articles/troops-kursk.html")]["body_source"] == "page"  # the others still extracted
+
+
+async def test_a_full_disk_loses_nothing_and_recovers_when_space_returns(site, store, extractor, caplog):
+    serve_site(site)
+    long_story = "<p>" + "North Korean engineers are helping Russia produce drones at the new factory. " * 800 + "</p>"
+    page = site.routes["/articles/drone-plant.html"]
+    site.add("/articles/drone-plant.html", page.body.replace(b"<article>", b"<article>" + long_story.encode()), content_type="text/html")
+    config = make_config(site, feeds={"world": "/world.rss"})
+    store.sync_feeds(config.feeds, config.schedule.interval, datetime.now(UTC))
+    # SQLite's own "database or disk is full" (SQLITE_FULL), as on a full disk: no page may be added.
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages}")
+    outcomes = await poll_all(config, store, extractor)
+    assert outcomes["world"].update.status == "error" and outcomes["world"].update.error_kind == "store"
+    assert "disk is full" in outcomes["world"].update.error
+    assert any("not saved" in r.message for r in caplog.records)
+    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert store.due_feeds(datetime.now(UTC)), "the feed is still due: nothing of the failed poll was written"
+
+    store.db.execute("PRAGMA max_page_count = 1073741823")  # space returns
+    site.requests.clear()
+    outcomes = await poll_all(config, store, extractor)
+    assert outcomes["world"].update.status == "ok"
+    assert store.counts()["matches"] == 2

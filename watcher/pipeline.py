@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from .config import Config
-from .errors import ExtractError, FetchError, ParseError, WatcherError
+from .errors import ExtractError, FetchError, ParseError, StoreError, WatcherError
 from .extract import Extractor
 from .fetch import Fetcher, redact_url
 from .models import Article, Entry, FeedRecord, FeedUpdate, NotModified
@@ -91,7 +91,13 @@ async def poll(pipeline: Pipeline, feeds: Sequence[FeedRecord], on_done: Callabl
             update = pipeline.network.classify(update, plain)
         else:
             update = pipeline.network.classify(update)
-        queued = pipeline.store.apply_update(feed.id, update, pipeline.routes)
+        try:
+            queued = pipeline.store.apply_update(feed.id, update, pipeline.routes)
+        except StoreError as e:
+            # Nothing of this poll was written (one transaction), so the feed is still due: it is simply
+            # polled again at the next tick, and succeeds once the disk has room again.
+            log.error("feed %s: fetched but not saved: %s; it will be polled again", feed.name, e)
+            update, queued = replace(update, status="error", error=f"not saved: {e}", error_kind="store"), 0
         outcome = FeedOutcome(feed, update, queued)
         _log_outcome(outcome)
         if on_done:
