@@ -319,3 +319,13 @@ async def test_a_full_disk_loses_nothing_and_recovers_when_space_returns(site, s
     outcomes = await poll_all(config, store, extractor)
     assert outcomes["world"].update.status == "ok"
     assert store.counts()["matches"] == 2
+
+
+async def test_a_feed_that_drops_all_its_items_deletes_nothing(site, store, extractor):
+    serve_site(site)
+    config = make_config(site, feeds={"world": "/world.rss"})
+    await poll_all(config, store, extractor)
+    site.add("/world.rss", "<rss version='2.0'><channel><title>Test World Desk</title></channel></rss>", content_type="application/rss+xml")
+    outcome = (await poll_all(config, store, extractor))["world"]
+    assert outcome.update.status == "ok" and outcome.update.entries_in_feed == 0
+    assert store.counts()["matches"] == 2  # an empty response is not "everything was deleted"
