@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from watcher.config import FeedConfig
+from watcher.migrations import MIGRATIONS
 from watcher.models import Article, Entry, FeedUpdate, Match
 from watcher.store import Store
 
@@ -51,13 +52,13 @@ def test_open_sets_durability_pragmas(store):
     assert (health.journal_mode, health.synchronous, health.foreign_keys) == ("wal", "NORMAL", True)
     assert health.busy_timeout_ms >= 5000
     assert health.integrity == "ok"
-    assert health.schema_version == 1
+    assert health.schema_version == len(MIGRATIONS)
 
 
 def test_reopening_does_not_migrate_twice(tmp_path):
     Store.open(tmp_path / "w.db").close()
     again = Store.open(tmp_path / "w.db")
-    assert again.schema_version() == 1
+    assert again.schema_version() == len(MIGRATIONS)
 
 
 def test_sync_feeds_adds_updates_and_disables(store):

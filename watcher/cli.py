@@ -73,9 +73,10 @@ class WatcherGroup(click.Group):
 @click.option("--config", "config_path", envvar="WATCHER_CONFIG", default=DEFAULT_CONFIG, show_default=True,
               help="Config file (or WATCHER_CONFIG).")
 @click.option("--db", "db_path", envvar="WATCHER_DB", default=None, help="SQLite file (or WATCHER_DB); default: [watcher] database.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
-              help="Overrides [watcher] log_level.")
+@click.option("--log-format", envvar="WATCHER_LOG_FORMAT", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Log lines as text or JSON (or WATCHER_LOG_FORMAT).")
+@click.option("--log-level", envvar="WATCHER_LOG_LEVEL", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
+              help="Overrides [watcher] log_level (or WATCHER_LOG_LEVEL).")
 @click.version_option(__version__, prog_name="watcher")
 @click.pass_context
 def main(ctx: click.Context, config_path: str, db_path: str | None, log_format: str, log_level: str | None) -> None:
@@ -97,18 +98,22 @@ def _setup_logging(app: App) -> None:
 
 
 @main.command()
+@click.option("--http", "http", envvar="WATCHER_HTTP", metavar="HOST:PORT", default=None,
+              help="Serve /healthz and /metrics here (or WATCHER_HTTP); overrides [watcher] http.")
 @click.pass_obj
-def run(app: App) -> None:
+def run(app: App, http: str | None) -> None:
     """Run the daemon: poll due feeds, extract, match, store, alert; stop with Ctrl-C or SIGTERM.
+
+    It reloads the config on SIGHUP and whenever the file changes (`watcher feeds add` included).
 
     \b
     Example:
-        watcher --config config.toml --db watcher.db run
+        watcher --config config.toml --db watcher.db run --http 127.0.0.1:9108
     """
     from .daemon import run_daemon
 
     _setup_logging(app)
-    run_daemon(app.config, app.store)
+    run_daemon(app.config, app.store, http=http)
 
 
 @main.command()
@@ -203,22 +208,24 @@ def _secret_warnings(config: Config) -> list[str]:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per feed.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per feed (with --check: the verdict as /healthz gives it).")
 @click.option("--check", is_flag=True, help="Print only a verdict; exit 1 when watcher is failing (for health checks).")
 @click.pass_obj
 def status(app: App, as_json: bool, check: bool) -> None:
     """Show each feed's health (last success, next check, errors, stored matches) and the outbox.
 
+    --check prints ok, degraded or failing with the reasons, the verdict /healthz gives (see the README).
+
     \b
     Example:
         watcher status --json | jq 'select(.error_count > 0)'
     """
+    if check:
+        health = _health_check(app)
+        click.echo(json.dumps(health.as_dict(), ensure_ascii=False) if as_json else health.line())
+        sys.exit(1 if health.status == "failing" else 0)
     store = app.store
     rows = store.feed_status()
-    if check:
-        verdict, reasons = health_verdict(rows, store.counts())
-        click.echo(verdict + (": " + "; ".join(reasons) if reasons else ""))
-        sys.exit(1 if verdict == "failing" else 0)
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))
@@ -243,20 +250,16 @@ def status(app: App, as_json: bool, check: bool) -> None:
     )
 
 
-def health_verdict(feeds: list[dict[str, Any]], counts: dict[str, int]) -> tuple[str, list[str]]:
-    """ok / degraded / failing, with reasons: the database answered; how many feeds fail; dead letters."""
-    enabled = [f for f in feeds if f["enabled"]]
-    failing = [f for f in enabled if f["error_count"] > 0]
-    reasons = []
-    if failing:
-        reasons.append(f"{len(failing)} of {len(enabled)} feeds failing")
-    if counts["dead"]:
-        reasons.append(f"{counts['dead']} alerts failed for good")
-    if enabled and len(failing) == len(enabled) and all(f["last_success_at"] is None for f in enabled):
-        return "failing", reasons + ["no feed has ever been fetched"]
-    if enabled and len(failing) * 2 > len(enabled) or counts["dead"]:
-        return "degraded", reasons
-    return "ok", reasons
+def _health_check(app: App) -> Any:
+    """The same verdict as /healthz (ops.py), from the database; a config that does not load is a reason, not a crash."""
+    from .ops import assess_health
+
+    config, config_error = None, None
+    try:
+        config = app.config
+    except ConfigError as e:
+        config_error = f"{app.config_path}: {len(e.problems)} problem(s); `watcher check` lists them"
+    return assess_health(app.store, config, datetime.now().astimezone(), config_error=config_error)
 
 
 @main.command()
@@ -300,8 +303,8 @@ def echo_table(rows: list[dict[str, Any]]) -> None:
     headers = list(rows[0])
     cells = [[str(row[h]) for h in headers] for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    click.echo("  ".join(click.style(h.ljust(w), bold=True) for h, w in zip(headers, widths)))
-    colours = {"ok": "green", "not-modified": "cyan", "error": "red"}
+    click.echo("  ".join(click.style(h.ljust(w) if i < len(headers) - 1 else h, bold=True) for i, (h, w) in enumerate(zip(headers, widths))))
+    colours = {"ok": "green", "not-modified": "cyan", "error": "red", "offline": "yellow"}
     for row in cells:
         parts = []
         for h, c, w in zip(headers, row, widths):
@@ -311,9 +314,10 @@ def echo_table(rows: list[dict[str, Any]]) -> None:
 
 def _attach_subcommands() -> None:
     from .alerts.cli import alerts, digest
+    from .cli_feeds import feeds, serve
     from .cli_rules import export, rematch, rules, search
 
-    for command in (digest, alerts, rules, rematch, search, export):
+    for command in (digest, alerts, rules, rematch, search, export, feeds, serve):
         main.add_command(command)
 
 

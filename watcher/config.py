@@ -120,6 +120,7 @@ class Config:
     timezone: str = "UTC"
     log_level: str = "info"
     alert_on_first_poll: bool = False  # a new feed's existing items are recorded, not alerted
+    http: str = ""  # "host:port" for /healthz and /metrics (ops.py); "" serves nothing
     fetch: FetchSettings = FetchSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     extract: ExtractSettings = ExtractSettings()
@@ -239,6 +240,10 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+# The same shape ops.parse_address reads: host:port or [IPv6]:port.
+_HTTP_ADDRESS = re.compile(r"\[[0-9A-Fa-f:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5}")
+
+
 def load_config(path: str | os.PathLike[str], *, compile_rules: bool = True) -> Config:
     """Read and check a config file. Raises ConfigError listing every problem found."""
     file = str(path)
@@ -270,6 +275,10 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
             timezone = "UTC"
     log_level = w.text("log_level", "info", choices=("debug", "info", "warning", "error"))
     alert_on_first_poll = w.flag("alert_on_first_poll", False)
+    http = w.text("http", "")
+    if http and not _HTTP_ADDRESS.fullmatch(http):
+        w.problem("http", 'an address to listen on, such as "127.0.0.1:9108" or "[::1]:9108"', http)
+        http = ""
     w.reject_unknown()
 
     fetch = _read_fetch(top.table("fetch"))
@@ -287,6 +296,7 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
         timezone=timezone,
         log_level=log_level,
         alert_on_first_poll=alert_on_first_poll,
+        http=http,
         fetch=fetch,
         schedule=schedule,
         extract=extract,

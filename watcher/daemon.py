@@ -7,23 +7,37 @@ the first tick, and no feed is ever polled twice at once. Alerts and maintenance
 APScheduler's defaults would silently drop runs (a 1 s misfire grace time): every job here sets
 `misfire_grace_time=None` (run late rather than never), `coalesce=True` (one run for many missed ones) and
 `max_instances=1`.
+
+The config is reloaded without a restart on SIGHUP and when the file's content changes (compared every
+CONFIG_WATCH_EVERY: a stat-based watch misses edits within one mtime tick, and hashing a few KB is free, so no
+file-watching library is needed). A file that does not load is logged problem by problem and the daemon keeps
+its current config. Feeds, topics, terms, channels and schedule intervals take effect at once; the few settings
+bound to long-lived objects (database, [fetch], extraction workers, http) are logged as needing a restart.
+
+With `--http` or `[watcher] http`, ops.py serves /healthz and /metrics on this loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import signal
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .alerts.outbox import Dispatcher
-from .config import Config
+from .config import Config, load_config
+from .errors import ConfigError, ConfigProblem, WatcherError
 from .extract import Extractor
 from .fetch import Fetcher
 from .models import FeedRecord
+from .metrics import METRICS_CONTENT_TYPE, Metrics, gauges
+from .ops import Health, OpsServer, Response, assess_health, health_response
 from .pipeline import Pipeline, poll, utcnow
 from .store import Store
 
@@ -31,40 +45,61 @@ log = logging.getLogger("watcher.daemon")
 
 ALERT_EVERY = timedelta(seconds=20)  # immediate alerts go out within a minute of their match
 MAINTENANCE_EVERY = timedelta(hours=1)
+CONFIG_WATCH_EVERY = timedelta(seconds=2)  # how soon an edit of the config file (or `watcher feeds add`) is seen
 STOP_GRACE_S = 6.0  # in-flight polls get this long, sends 2 s more: the whole stop stays under 10 s
 
 
 class Daemon:
-    def __init__(self, config: Config, store: Store):
+    def __init__(self, config: Config, store: Store, *, http: str | None = None):
         self.config = config
         self.store = store
+        self.http = http or config.http  # `run --http` wins over [watcher] http
         self.in_flight: dict[int, asyncio.Task] = {}  # feed id -> its poll task
         self.stopping = asyncio.Event()
+        self.metrics = Metrics()
+        self.metrics.seed(config)
+        self.last_tick_at: datetime | None = None
+        self._last_tick_mono: float | None = None
+        self.config_error: str | None = None  # why the file on disk was refused, until a good one loads
+        self._config_digest = _digest(config.path)  # the content last loaded or refused
+        self._reload_lock = asyncio.Lock()
+        self._retired: list[Dispatcher] = []  # dispatchers replaced by a reload: drained at stop
+        self._tasks: set[asyncio.Task] = set()  # reloads and ticks started from signals and reloads
 
     async def run(self) -> None:
         config, store = self.config, self.store
         store.sync_feeds(config.feeds, config.schedule.interval, utcnow())
         extractor = Extractor(config.extract.workers, config.extract.timeout.total_seconds()) if config.extract.enabled else None
+        self.extractor = extractor
         async with Fetcher(config.fetch) as fetcher:
+            self.fetcher = fetcher
             self.pipeline = Pipeline.build(config, store, fetcher, extractor)
             self.dispatcher = Dispatcher(config, store)
-            scheduler = self._scheduler()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, self.stopping.set)
-            scheduler.start()
-            log.info(
-                "watcher started: %d feeds, %d topics, %d channels, database %s",
-                len(config.feeds), len(config.topics), len(config.channels), store.path,
-            )
+            scheduler: AsyncIOScheduler | None = None
+            ops_server: OpsServer | None = None
             try:
+                ops_server = await self._start_ops()  # before anything runs: a busy port stops the start
+                scheduler = self._scheduler()
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, self.stopping.set)
+                loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload("SIGHUP")))
+                scheduler.start()
+                log.info(
+                    "watcher started: %d feeds, %d topics, %d channels, database %s",
+                    len(config.feeds), len(config.topics), len(config.channels), store.path,
+                )
                 await self.stopping.wait()
             finally:
                 log.info("stopping: %d polls in flight", len(self.in_flight))
-                scheduler.shutdown(wait=False)
+                if scheduler is not None:
+                    scheduler.shutdown(wait=False)
                 await self._finish_polls()
                 # A send in progress gets a moment to finish; one cut off repeats after its lease expires.
-                await self.dispatcher.drain(2.0)
+                for dispatcher in (*self._retired, self.dispatcher):
+                    await dispatcher.drain(2.0 / (1 + len(self._retired)))
+                if ops_server is not None:
+                    await ops_server.close()
                 if extractor:
                     extractor.shutdown()
         log.info("watcher stopped")
@@ -77,20 +112,25 @@ class Daemon:
             (self.tick, self.config.schedule.tick, now),
             (self.send_alerts, ALERT_EVERY, now + timedelta(seconds=2)),
             (self.maintenance, MAINTENANCE_EVERY, now + timedelta(seconds=5)),
+            (self.watch_config, CONFIG_WATCH_EVERY, now + CONFIG_WATCH_EVERY),
         )
         for func, every, first in jobs:
-            scheduler.add_job(func, IntervalTrigger(seconds=every.total_seconds()), next_run_time=first, **defaults)
+            job = scheduler.add_job(func, IntervalTrigger(seconds=every.total_seconds()), next_run_time=first, **defaults)
+            if func == self.tick:
+                self._tick_job = job  # a reload that changes [schedule] tick reschedules it
         return scheduler
 
     async def tick(self) -> None:
         """Start a poll for every due feed that is not being polled already."""
+        self.last_tick_at, self._last_tick_mono = utcnow(), time.monotonic()
         due = [f for f in self.store.due_feeds(utcnow()) if f.id not in self.in_flight]
         for feed in due:
             self.in_flight[feed.id] = asyncio.create_task(self._poll_one(feed), name=f"poll {feed.name}")
 
     async def _poll_one(self, feed: FeedRecord) -> None:
         try:
-            await poll(self.pipeline, [feed])
+            for outcome in await poll(self.pipeline, [feed]):
+                self.metrics.record_feed(outcome)
         except Exception:
             log.exception("bug while polling %s", feed.name)  # the daemon lives on; the feed is retried next tick
         finally:
@@ -98,7 +138,7 @@ class Daemon:
 
     async def send_alerts(self) -> None:
         try:
-            await self.dispatcher.run(utcnow())
+            self.metrics.record_dispatch(await self.dispatcher.run(utcnow()))
         except Exception:
             log.exception("bug while sending alerts")
 
@@ -121,6 +161,122 @@ class Daemon:
         if pending:
             await asyncio.wait(pending, timeout=1.0)
 
+    # --- reloading the config ---------------------------------------------------------------------------------
 
-def run_daemon(config: Config, store: Store) -> None:
-    asyncio.run(Daemon(config, store).run())
+    async def watch_config(self) -> None:
+        """Reload when the file's content differs from the content last loaded (or refused)."""
+        digest = _digest(self.config.path)
+        if digest is not None and digest != self._config_digest:  # None: mid-save by an editor, or gone; wait
+            await self.reload("file changed")
+
+    async def reload(self, trigger: str) -> bool:
+        """Load the config file again and apply it; on any problem keep running on the current config."""
+        async with self._reload_lock:
+            path = self.config.path
+            self._config_digest = _digest(path)
+            try:
+                new = load_config(path)
+                pipeline = Pipeline.build(new, self.store, self.fetcher, self.extractor)
+                dispatcher = Dispatcher(new, self.store)
+                self.store.sync_feeds(new.feeds, new.schedule.interval, utcnow())
+            except Exception as e:  # a WatcherError is the file's fault; anything else a bug: neither stops the daemon
+                if isinstance(e, ConfigError):
+                    problems = e.problems
+                else:
+                    if not isinstance(e, WatcherError):
+                        log.exception("bug while reloading the config")
+                    problems = [ConfigProblem("(config)", "a config that applies", f"{type(e).__name__}: {e}")]
+                self.config_error = f"{len(problems)} problem(s); see the log"
+                self.metrics.inc("watcher_config_reloads_total", result="error")
+                log.error("config not reloaded (%s): %s has %d problem(s); keeping the current config", trigger, path, len(problems))
+                for problem in problems:
+                    log.error("  %s: %s", path, problem)
+                return False
+            self._apply(new, pipeline, dispatcher, trigger)
+            return True
+
+    def _apply(self, new: Config, pipeline: Pipeline, dispatcher: Dispatcher, trigger: str) -> None:
+        old = self.config
+        # Polls in flight finish on the old pipeline; the new one shares its cap on pages in flight and its table
+        # of articles being built, so a reload neither doubles the pages in memory nor fetches a story twice.
+        pipeline.pages_in_flight = self.pipeline.pages_in_flight
+        pipeline.articles_in_flight = self.pipeline.articles_in_flight
+        self.pipeline, self.config, self.config_error = pipeline, new, None
+        # A pass of the old dispatcher may still be sending; it finishes, and the stop drains it. Its claims on
+        # the outbox keep the new dispatcher from sending the same alerts meanwhile.
+        self._retired = [*self._retired, self.dispatcher][-3:]
+        self.dispatcher = dispatcher
+        self.metrics.seed(new)
+        self.metrics.inc("watcher_config_reloads_total", result="ok")
+        if new.schedule.tick != old.schedule.tick and getattr(self, "_tick_job", None) is not None:
+            self._tick_job.reschedule(IntervalTrigger(seconds=new.schedule.tick.total_seconds()))
+        before, after = {f.name for f in old.feeds}, {f.name for f in new.feeds}
+        log.info(
+            "config reloaded (%s): %d feeds (+%d, -%d), %d topics, %d channels",
+            trigger, len(new.feeds), len(after - before), len(before - after), len(new.topics), len(new.channels),
+        )
+        for setting in _restart_only_changes(old, new):
+            log.warning("config: %s changed; that takes effect when watcher restarts", setting)
+        self._spawn(self.tick())  # added feeds are due now: poll them without waiting for the next tick
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- the ops endpoint ------------------------------------------------------------------------------------
+
+    async def _start_ops(self) -> OpsServer | None:
+        if not self.http:
+            return None
+        try:
+            server = OpsServer(self.http, {"/healthz": self._healthz, "/metrics": self._metrics})
+            url = await server.start()
+        except (ValueError, OSError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise ConfigError(self.config.path, [ConfigProblem("watcher.http", "an address watcher can listen on", f"{self.http!r} ({reason})")]) from e
+        log.info("ops endpoint listening on %s (/healthz, /metrics)", url)
+        return server
+
+    async def health(self) -> Health:
+        database_error = await asyncio.to_thread(self.store.probe_write)  # its own connection: safe in a thread
+        tick_age = time.monotonic() - self._last_tick_mono if self._last_tick_mono is not None else None
+        return assess_health(
+            self.store, self.config, utcnow(), database_error=database_error, tick_age_s=tick_age, config_error=self.config_error
+        )
+
+    async def _healthz(self) -> Response:
+        return health_response(await self.health())
+
+    async def _metrics(self) -> Response:
+        text = self.metrics.render(gauges(self.store, in_flight=len(self.in_flight), last_tick_at=self.last_tick_at))
+        return Response(200, METRICS_CONTENT_TYPE, text.encode())
+
+
+def _digest(path: str) -> bytes | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).digest()
+    except OSError:
+        return None
+
+
+def _restart_only_changes(old: Config, new: Config) -> list[str]:
+    """Settings held by objects built once per process (the database, HTTP clients, extraction pool, endpoint)."""
+    changed = []
+    if old.database != new.database:
+        changed.append("[watcher] database")
+    if old.http != new.http:
+        changed.append("[watcher] http")
+    if old.log_level != new.log_level:
+        changed.append("[watcher] log_level")
+    if old.fetch != new.fetch:
+        changed.append("[fetch]")
+    if (old.extract.workers, old.extract.timeout) != (new.extract.workers, new.extract.timeout) or (
+        new.extract.enabled and not old.extract.enabled
+    ):
+        changed.append("[extract] enabled/workers/timeout")
+    return changed
+
+
+def run_daemon(config: Config, store: Store, *, http: str | None = None) -> None:
+    asyncio.run(Daemon(config, store, http=http).run())

@@ -125,4 +125,29 @@ MIGRATIONS: list[str] = [
                  WHERE s.feed_id = f.id AND m.retracted_at IS NULL) AS matches
           FROM feeds f;
     """,
+    # 2: views for the questions people ask in Datasette and the sqlite3 shell (docs/schema.md, "Views").
+    """
+    CREATE VIEW delivery_log AS
+        SELECT d.id, d.channel, d.topic, d.status, d.attempts, d.created_at, d.next_attempt_at, d.sent_at,
+               d.last_error, a.title, a.url, d.article_id
+          FROM deliveries d JOIN articles a ON a.id = d.article_id
+         ORDER BY d.id DESC;
+
+    CREATE VIEW topic_daily AS
+        SELECT m.topic, date(m.matched_at) AS day, count(*) AS matches
+          FROM matches m
+         WHERE m.retracted_at IS NULL
+         GROUP BY m.topic, day
+         ORDER BY day DESC, m.topic;
+
+    CREATE VIEW matched_articles AS
+        SELECT a.id, a.title, a.url, a.published_at, a.fetched_at, a.author, a.language, a.body_source,
+               (SELECT group_concat(m.topic, ', ') FROM matches m
+                 WHERE m.article_id = a.id AND m.retracted_at IS NULL) AS topics,
+               (SELECT group_concat(f.name, ', ') FROM article_sources s JOIN feeds f ON f.id = s.feed_id
+                 WHERE s.article_id = a.id) AS feeds
+          FROM articles a
+         WHERE a.matched = 1
+         ORDER BY coalesce(a.published_at, a.fetched_at) DESC;
+    """,
 ]

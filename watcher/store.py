@@ -535,6 +535,53 @@ class Store:
 
     # --- end of outbox additions (alerts) ---
 
+    # --- ops additions ---
+    # Used by watcher/ops.py: the health verdict (`/healthz`, `watcher status --check`) and the /metrics gauges.
+
+    def probe_write(self, timeout_s: float = 2.0) -> str | None:
+        """None when the database can be written now, else why not.
+
+        Takes the write lock and writes a row on a connection of its own, then rolls back: safe from any thread,
+        never inside a caller's transaction, and it catches a read-only file or a lock someone holds for good.
+        """
+        if self.path == ":memory:":
+            return None
+        try:
+            conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+        except sqlite3.Error as e:
+            return f"cannot open {self.path}: {e}"
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO channel_state (channel) VALUES (?)", (f"(health probe {id(conn)})",))
+            return None
+        except sqlite3.Error as e:
+            return str(e)
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+
+    def feed_facts(self) -> list[dict[str, Any]]:
+        """Per feed, what the health verdict weighs: enabled, errors in a row, last status and error kind, times."""
+        return self._query(
+            "SELECT name, enabled, error_count, last_status, last_error_kind, last_checked_at, last_success_at,"
+            " next_check_at FROM feeds ORDER BY name"
+        )
+
+    def pending_summary(self) -> list[dict[str, Any]]:
+        """Pending deliveries per (channel, topic): how many, the oldest, and the oldest that was tried already."""
+        return self._query(
+            "SELECT channel, topic, count(*) AS n, min(created_at) AS oldest,"
+            " min(CASE WHEN attempts > 0 THEN created_at END) AS oldest_tried"
+            " FROM deliveries WHERE status = 'pending' GROUP BY channel, topic ORDER BY channel, topic"
+        )
+
+    def outbox_by_channel(self) -> list[dict[str, Any]]:
+        """Deliveries per channel and status (pending, sent, dead, skipped)."""
+        return self._query("SELECT channel, status, count(*) AS n FROM deliveries GROUP BY channel, status ORDER BY channel, status")
+
+    # --- end of ops additions ---
+
 
 def _feed_record(row: Mapping[str, Any]) -> FeedRecord:
     return FeedRecord(

@@ -1,0 +1,290 @@
+"""Operations: the health verdict, and the small HTTP endpoint that serves it and the metrics (metrics.py).
+
+One verdict for every asker: `/healthz`, `watcher status --check` and the Docker HEALTHCHECK (which runs
+`watcher status --check`) all end in `health_verdict(facts)`. The facts come from the database, which any
+process can read, plus what only the daemon knows (its scheduler's last tick, a config file it refused):
+
+  failing   the database cannot be written; the scheduler stopped (no tick, or feeds long overdue: is the
+            daemon running?); every feed fails and the network is not simply down
+  degraded  the network is down (the pipeline's network.py recorded feeds as "offline" after the last success;
+            their DNS and connect failures are not the feeds' fault); more than half the feeds fail; alerts are
+            late or dead; the config file on disk has errors (the old one is in use)
+  ok        otherwise; reasons may still list a few failing feeds
+
+The endpoint is asyncio's own server on the daemon's loop, so its store reads run on the loop's thread
+between transactions, like every other store call (DESIGN.md, "One writer"); only the write probe, which opens
+its own connection, runs in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from .config import Config
+from .network import NETWORK_ERROR_KINDS as _NETWORK_KINDS
+from .store import Store, from_db_time
+
+log = logging.getLogger("watcher.ops")
+
+# Failures that say "no network" rather than "broken feed" (network.py's, plus its own "offline").
+NETWORK_ERROR_KINDS = _NETWORK_KINDS | {"offline"}
+LATE_ALERTS_AFTER = timedelta(minutes=30)  # an alert due this long and not sent is late (immediate ones go in ~1 min)
+OVERDUE_AFTER = timedelta(minutes=10)  # a feed due this long ago and not polled means no scheduler is running
+TICKS_MISSED = 3  # the daemon's own scheduler is stalled after this many ticks without one (at least a minute)
+
+
+# --- the verdict (pure) ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HealthFacts:
+    feeds_enabled: int = 0
+    feeds_failing: int = 0  # failing for reasons of their own (an offline spell's network errors not included)
+    offline: bool = False  # the newest poll found the network down (no success since)
+    feeds_unreachable: int = 0  # while offline: feeds whose last poll could not reach them
+    feeds_overdue: int = 0  # enabled feeds whose next check passed more than `overdue_limit_s` ago
+    most_overdue_s: float = 0.0
+    overdue_limit_s: float = OVERDUE_AFTER.total_seconds()
+    last_poll_age_s: float | None = None  # since the newest poll of any feed finished; None: never
+    late_alerts: int = 0
+    dead_alerts: int = 0
+    database_error: str | None = None
+    tick_age_s: float | None = None  # seconds since the scheduler's last tick; only the daemon knows it
+    tick_limit_s: float = 90.0
+    config_error: str | None = None  # the config file on disk does not load (the daemon keeps its old one)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    status: str  # ok | degraded | failing
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def http_status(self) -> int:
+        return 503 if self.status == "failing" else 200
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reasons": list(self.reasons)}
+
+    def line(self) -> str:
+        return self.status + (": " + "; ".join(self.reasons) if self.reasons else "")
+
+
+def health_verdict(f: HealthFacts) -> Health:
+    failing: list[str] = []
+    degraded: list[str] = []
+    notes: list[str] = []
+    if f.database_error:
+        failing.append(f"database not writable: {f.database_error}")
+    if f.tick_age_s is not None and f.tick_age_s > f.tick_limit_s:
+        failing.append(f"scheduler stalled: last tick {f.tick_age_s:.0f} s ago")
+    # Overdue feeds alone could be long polls still running (hundreds of slow pages); overdue feeds and no poll
+    # finishing anywhere for as long mean nothing is polling.
+    if f.feeds_overdue and (f.last_poll_age_s is None or f.last_poll_age_s > f.overdue_limit_s):
+        failing.append(
+            f"scheduler not polling: {f.feeds_overdue} feed(s) overdue by up to {_span(f.most_overdue_s)} (is the daemon running?)"
+        )
+    if f.offline:
+        degraded.append(f"offline: {f.feeds_unreachable} of {f.feeds_enabled} feeds unreachable (is the network down?)")
+    if f.feeds_failing:
+        share = f"{f.feeds_failing} of {f.feeds_enabled} feeds failing"
+        if f.feeds_failing == f.feeds_enabled:
+            failing.append(share)
+        elif f.feeds_failing * 2 > f.feeds_enabled:
+            degraded.append(share)
+        else:
+            notes.append(share)
+    if f.late_alerts:
+        degraded.append(f"{f.late_alerts} alert(s) late: due over {_span(LATE_ALERTS_AFTER.total_seconds())} ago and not sent")
+    if f.dead_alerts:
+        degraded.append(f"{f.dead_alerts} alert(s) failed for good (`watcher alerts list --failed`)")
+    if f.config_error:
+        degraded.append(f"config file not loaded, the previous one is in use: {f.config_error}")
+    status = "failing" if failing else "degraded" if degraded else "ok"
+    return Health(status, tuple(failing + degraded + notes))
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+# --- the facts (read from the store) --------------------------------------------------------------------------
+
+
+def gather_facts(
+    store: Store,
+    config: Config | None,
+    now: datetime,
+    *,
+    database_error: str | None = None,
+    tick_age_s: float | None = None,
+    config_error: str | None = None,
+) -> HealthFacts:
+    """What the verdict needs, from the database (and config, for tick and channel modes; None: defaults)."""
+    tick = (config.schedule.tick if config else timedelta(seconds=30)).total_seconds()
+    overdue_limit = max(OVERDUE_AFTER.total_seconds(), 5 * tick)
+    enabled = [f for f in store.feed_facts() if f["enabled"]]
+    # Offline when a poll recorded "offline" after the newest success anywhere (network.py: the first success
+    # ends an offline spell); then the feeds' own network failures are the network's, not theirs.
+    newest = lambda rows: max((r["last_checked_at"] or "" for r in rows), default="")  # noqa: E731
+    newest_offline = newest([f for f in enabled if f["last_status"] == "offline"])
+    offline = bool(newest_offline) and newest_offline >= newest([f for f in enabled if f["last_status"] in ("ok", "not-modified")])
+    unreachable = {f["name"] for f in enabled if f["last_status"] == "offline" or (f["error_count"] and f["last_error_kind"] in NETWORK_ERROR_KINDS)}
+    failing = [f for f in enabled if f["error_count"] > 0 and not (offline and f["name"] in unreachable)]
+    overdue = [
+        (now - due).total_seconds()
+        for f in enabled
+        if (due := from_db_time(f["next_check_at"])) is not None and (now - due).total_seconds() > overdue_limit
+    ]
+    last_poll = from_db_time(newest(enabled) or None)
+    counts = store.counts()
+    return HealthFacts(
+        feeds_enabled=len(enabled),
+        feeds_failing=len(failing),
+        offline=offline,
+        feeds_unreachable=len(unreachable) if offline else 0,
+        feeds_overdue=len(overdue),
+        most_overdue_s=max(overdue, default=0.0),
+        overdue_limit_s=overdue_limit,
+        last_poll_age_s=(now - last_poll).total_seconds() if last_poll else None,
+        late_alerts=_late_alerts(store.pending_summary(), config, now),
+        dead_alerts=counts["dead"],
+        database_error=database_error,
+        tick_age_s=tick_age_s,
+        tick_limit_s=max(TICKS_MISSED * tick, 60.0),
+        config_error=config_error,
+    )
+
+
+def _late_alerts(pending: Sequence[Mapping[str, Any]], config: Config | None, now: datetime) -> int:
+    """Pending alerts that should have gone by now. Digest items wait for their slot on purpose, so only
+    immediate ones (immediate channels, urgent topics) count from their creation, and others once tried."""
+    cutoff = now - LATE_ALERTS_AFTER
+    channels = {c.name: c for c in config.channels} if config else {}
+    urgent = {t.name for t in config.topics if t.urgent} if config else set()
+    late = 0
+    for row in pending:
+        ch = channels.get(row["channel"])
+        immediate = ch is not None and (ch.mode == "immediate" or (ch.urgent_immediately and row["topic"] in urgent))
+        since = from_db_time(row["oldest"] if immediate else row["oldest_tried"])
+        if since is not None and since < cutoff:
+            late += row["n"]
+    return late
+
+
+def assess_health(store: Store, config: Config | None, now: datetime, **facts: Any) -> Health:
+    """The verdict for `watcher status --check` (the daemon passes its tick age and probes in a thread)."""
+    facts.setdefault("database_error", store.probe_write())
+    return health_verdict(gather_facts(store, config, now, **facts))
+
+
+# --- the HTTP endpoint ------------------------------------------------------------------------------------------
+
+_ADDRESS = re.compile(r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<p6>\d{1,5})|(?P<host>[A-Za-z0-9.-]+):(?P<port>\d{1,5})")
+_MAX_REQUEST = 8192  # request line and headers; nobody needs more to ask for /metrics
+_READ_TIMEOUT_S = 5.0
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """'127.0.0.1:9108', 'localhost:9108', '[::1]:9108' -> (host, port). Raises ValueError."""
+    m = _ADDRESS.fullmatch(text.strip())
+    port = int((m.group("p6") or m.group("port"))) if m else -1
+    if not m or not 0 <= port <= 65535:
+        raise ValueError(f'expected an address such as "127.0.0.1:9108" or "[::1]:9108", found {text!r}')
+    return (m.group("v6") or m.group("host")), port
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    content_type: str
+    body: bytes
+
+
+Handler = Callable[[], Awaitable[Response]]
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def health_response(health: Health) -> Response:
+    return Response(health.http_status, "application/json", json.dumps(health.as_dict(), ensure_ascii=False).encode() + b"\n")
+
+
+class OpsServer:
+    """`await OpsServer("127.0.0.1:9108", {"/healthz": handler}).start()` -> its URL; GET and HEAD only, one request per connection."""
+
+    def __init__(self, address: str, handlers: Mapping[str, Handler]) -> None:
+        self.host, self.port = parse_address(address)
+        self.handlers = dict(handlers)
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=_MAX_REQUEST)
+        self.port = self._server.sockets[0].getsockname()[1]  # the real one when asked for port 0
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT_S)
+            method, response = self._parse(head)
+            if response is None:
+                response = await self._answer(urlsplit(method[1]).path)
+            await self._write(writer, response, head_only=method[0] == "HEAD")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
+            pass  # a client that hung up, dawdled or sent a novel: nothing to answer
+        except Exception:  # a bug here must not reach asyncio's "unhandled exception" and the daemon's stability
+            log.exception("ops endpoint: bug while serving a request")
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+
+    def _parse(self, head: bytes) -> tuple[tuple[str, str], Response | None]:
+        parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            return ("GET", "/"), _text(400, "bad request\n")
+        if parts[0] not in ("GET", "HEAD"):
+            return (parts[0], parts[1]), _text(405, "only GET and HEAD\n")
+        return (parts[0], parts[1]), None
+
+    async def _answer(self, path: str) -> Response:
+        handler = self.handlers.get(path)
+        if handler is None:
+            return _text(404, "not found; try " + ", ".join(sorted(self.handlers)) + "\n")
+        try:
+            return await handler()
+        except Exception:  # a bug in a handler must not take the daemon down
+            log.exception("ops endpoint: bug while answering %s", path)
+            return _text(500, "internal error; see the daemon's log\n")
+
+    async def _write(self, writer: asyncio.StreamWriter, r: Response, *, head_only: bool) -> None:
+        headers = [
+            f"HTTP/1.1 {r.status} {_REASONS.get(r.status, 'Status')}",
+            f"Content-Type: {r.content_type}",
+            f"Content-Length: {len(r.body)}",
+            "Cache-Control: no-store",
+            "Connection: close",
+        ]
+        if r.status == 405:
+            headers.append("Allow: GET, HEAD")
+        writer.write(("\r\n".join(headers) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else r.body))
+        await writer.drain()
+
+
+def _text(status: int, text: str) -> Response:
+    return Response(status, "text/plain; charset=utf-8", text.encode())
