@@ -1,3 +1,5 @@
 from watcher.cli import main
 
-main()
+# Guarded: extraction workers import the main module when they start.
+if __name__ == "__main__":
+    main()

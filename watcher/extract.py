@@ -9,10 +9,13 @@ other page that was in that pool is retried once in the new one.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
 import os
 import re
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from .models import Extracted, FetchedPage
 
 log = logging.getLogger(__name__)
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 MIN_TEXT_CHARS = 40  # less is a menu or a cookie banner, not an article
 
 _LANG_RE = re.compile(rb"<html[^>]*\slang=[\"']?([A-Za-z]{2,3})", re.IGNORECASE)
@@ -63,7 +67,25 @@ def _parse_date(value: str | None) -> datetime | None:
 
 
 def _warm_up() -> None:
+    _die_with_parent()
     import trafilatura  # noqa: F401  (pay the import once per worker, not on the first page)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when its parent dies.
+
+    A daemon killed with SIGKILL cannot shut its pool down, and its workers, re-parented to init, would wait on
+    their queue forever (seen in the crash test: one set per kill).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(0)
 
 
 class Extractor:
@@ -77,8 +99,9 @@ class Extractor:
         self._pool: ProcessPoolExecutor | None = None
         self._warming: asyncio.Future | None = None
         self._slot_state: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
-        # forkserver: workers are not forked from a process that holds threads and an event loop.
-        self._context = multiprocessing.get_context("forkserver")
+        # spawn: workers are not forked from a process that holds threads and an event loop, and they are the
+        # daemon's own children, so _die_with_parent can tie their lives to it (a forkserver outlives a kill -9).
+        self._context = multiprocessing.get_context("spawn")
 
     def _slots(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()  # a semaphore belongs to one loop; `watcher` runs one loop per command
@@ -106,8 +129,8 @@ class Extractor:
             # seen before waiting may have been killed meanwhile.
             async with self._slots():
                 pool = await self._ready_pool()
-                future = asyncio.get_running_loop().run_in_executor(pool, self.function, page.content, page.url)
                 try:
+                    future = asyncio.get_running_loop().run_in_executor(pool, self.function, page.content, page.url)
                     result = await asyncio.wait_for(future, self.timeout_s)
                 except TimeoutError:
                     self._kill(pool)
