@@ -124,3 +124,34 @@ def test_json_log_lines_carry_the_feed_outcome(site, tmp_path):
     record = json.loads(line)
     assert record["status"] == "ok" and record["new_entries"] == 3 and record["matches"] == 1
     assert daemon.proc.returncode == 0
+
+
+def test_the_daemon_reports_its_database_settings_and_sets_scheduler_policies(site, tmp_path):
+    serve_site(site)
+    site.add("/error.xml", "no", status=500, content_type="text/plain")
+    (tmp_path / "config.toml").write_text(CONFIG.replace("{base}", site.url("")))
+    daemon = Daemon(tmp_path)
+    try:
+        line = daemon.wait_for("database: journal")
+        daemon.stop()
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+    assert "journal wal, synchronous NORMAL, busy_timeout 15000 ms, foreign keys on" in line
+
+
+async def test_every_job_runs_late_rather_than_never(tmp_path):
+    # APScheduler's defaults (1 s misfire grace) silently drop a run when the loop was busy or the machine
+    # slept; every job must say misfire_grace_time=None, coalesce=True, max_instances=1.
+    from watcher.config import config_from_dict
+    from watcher.daemon import Daemon as WatcherDaemon
+    from watcher.store import Store
+
+    config = config_from_dict({"topics": {"t": {"rule": "drone"}}})
+    store = Store.open(tmp_path / "w.db")
+    scheduler = WatcherDaemon(config, store)._scheduler()
+    jobs = scheduler.get_jobs()
+    assert len(jobs) >= 3
+    for job in jobs:
+        assert (job.misfire_grace_time, job.coalesce, job.max_instances) == (None, True, 1), job.name
+    store.close()

@@ -94,7 +94,14 @@ def main(ctx: click.Context, config_path: str, db_path: str | None, log_format: 
 def _setup_logging(app: App) -> None:
     from .logs import setup_logging
 
-    setup_logging(app.extras["log_level"] or app.config.log_level, app.extras["log_format"])
+    # The values of the secrets the config names (SMTP password, webhook URLs) are masked in every log line.
+    secrets = tuple(
+        os.environ.get(value, "")
+        for channel in app.config.channels
+        for key, value in channel.options.items()
+        if key.endswith("_env") and value
+    )
+    setup_logging(app.extras["log_level"] or app.config.log_level, app.extras["log_format"], secrets=secrets)
 
 
 @main.command()

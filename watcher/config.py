@@ -1,6 +1,6 @@
 """config.toml -> Config: frozen values, every problem reported at once with file, key path and expectation.
 
-The file is read with the standard library's tomllib. Each table is read through a `_Table`, which records a
+The file is read with the standard library's tomllib. Each table is read through a `Table`, which records a
 problem instead of raising, so a user with five typos sees five lines, not one per run. Unknown keys are
 problems too: a misspelt key silently ignored is the commonest config bug of feed tools.
 
@@ -22,31 +22,14 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import __version__
+from .config_reader import Table, parse_duration
 from .errors import ConfigError, ConfigProblem, RuleError
+
+__all__ = ["Config", "load_config", "config_from_dict", "parse_duration", "resolve_secret"]
 
 PROJECT_URL = "https://github.com/watcher-news/watcher"
 DEFAULT_USER_AGENT = f"watcher/{__version__} (+{PROJECT_URL})"
 CHANNEL_TYPES = ("console", "file", "email", "slack", "webhook")
-
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> timedelta:
-    """'90s', '15m', '6h', '1h30m', '2d' -> timedelta. Raises ValueError on anything else."""
-    compact = text.strip().lower().replace(" ", "")
-    if not compact:
-        raise ValueError("empty duration")
-    pos, seconds = 0, 0.0
-    for m in _DURATION_RE.finditer(compact):
-        if m.start() != pos:
-            break
-        seconds += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(compact):
-        raise ValueError(f"not a duration: {text!r}")
-    return timedelta(seconds=seconds)
-
 
 # --- the values -------------------------------------------------------------------------------------------
 
@@ -72,6 +55,7 @@ class ScheduleSettings:
     jitter: float = 0.1  # +- this fraction of the interval, so feeds of one host spread out
     max_backoff: timedelta = timedelta(hours=6)  # a failing feed is retried at least this often, forever
     tick: timedelta = timedelta(seconds=30)  # how often the daemon asks the store for due feeds
+    alerts: timedelta = timedelta(seconds=20)  # how often the daemon sends due alerts (immediate ones within a minute)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,105 +126,6 @@ class Config:
 # --- reading ----------------------------------------------------------------------------------------------
 
 
-class _Table:
-    """One TOML table being read: typed getters that record problems, and a final check for unknown keys."""
-
-    def __init__(self, data: Any, path: str, problems: list[ConfigProblem]):
-        self.path = path
-        self.problems = problems
-        self.ok = isinstance(data, dict)
-        self.data: dict[str, Any] = data if self.ok else {}
-        self.used: set[str] = set()
-        if not self.ok:
-            problems.append(ConfigProblem(path or "(top level)", "a table", _describe(data)))
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def problem(self, name: str, expected: str, found: Any = None) -> None:
-        self.problems.append(ConfigProblem(self.key(name), expected, "" if found is None else _describe(found)))
-
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any, expected: str) -> Any:
-        self.used.add(name)
-        if name not in self.data:
-            return default
-        value = self.data[name]
-        # TOML booleans are ints to isinstance(); a `true` where a number belongs is a mistake.
-        if isinstance(value, kind) and not (isinstance(value, bool) and bool not in _as_tuple(kind)):
-            return value
-        self.problem(name, expected, value)
-        return default
-
-    def text(self, name: str, default: Any = "", *, choices: tuple[str, ...] = ()) -> Any:
-        value = self.get(name, str, default, "a string")
-        if choices and value not in choices and name in self.data:
-            self.problem(name, "one of " + ", ".join(repr(c) for c in choices), value)
-            return default
-        return value
-
-    def flag(self, name: str, default: bool) -> bool:
-        return self.get(name, bool, default, "true or false")
-
-    def number(self, name: str, default: Any, *, minimum: float = 0, integer: bool = True) -> Any:
-        kind = int if integer else (int, float)
-        value = self.get(name, kind, default, "a whole number" if integer else "a number")
-        if value is not default and value < minimum:
-            self.problem(name, f"a number >= {minimum}", value)
-            return default
-        return value
-
-    def duration(self, name: str, default: Any, *, allow_zero: bool = False) -> Any:
-        raw = self.get(name, str, None, 'a duration such as "90s", "15m", "6h" or "2d"')
-        if raw is None:
-            return default
-        try:
-            value = parse_duration(raw)
-        except ValueError:
-            self.problem(name, 'a duration such as "90s", "15m", "6h" or "2d"', raw)
-            return default
-        if value <= timedelta(0) and not allow_zero:
-            self.problem(name, "a duration longer than zero", raw)
-            return default
-        return value
-
-    def strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-        value = self.get(name, list, None, "a list of strings")
-        if value is None:
-            return default
-        if not all(isinstance(v, str) for v in value):
-            self.problem(name, "a list of strings", value)
-            return default
-        return tuple(value)
-
-    def table(self, name: str) -> _Table:
-        self.used.add(name)
-        return _Table(self.data.get(name, {}), self.key(name), self.problems)
-
-    def reject_unknown(self, known_elsewhere: tuple[str, ...] = ()) -> None:
-        if not self.ok:
-            return
-        for name in self.data:
-            if name not in self.used and name not in known_elsewhere:
-                choices = ", ".join(sorted(self.used | set(known_elsewhere)))
-                self.problems.append(ConfigProblem(self.key(name), f"a known key ({choices})", "an unknown key"))
-
-
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return f"a list {value!r}"[:80]
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-# The same shape ops.parse_address reads: host:port or [IPv6]:port.
 _HTTP_ADDRESS = re.compile(r"\[[0-9A-Fa-f:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5}")
 
 
@@ -262,7 +147,7 @@ def load_config(path: str | os.PathLike[str], *, compile_rules: bool = True) -> 
 
 def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_rules: bool = True) -> Config:
     problems: list[ConfigProblem] = []
-    top = _Table(data, "", problems)
+    top = Table(data, "", problems)
 
     w = top.table("watcher")
     database = w.text("database", "watcher.db")
@@ -312,7 +197,7 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
     return config
 
 
-def _read_fetch(t: _Table) -> FetchSettings:
+def _read_fetch(t: Table) -> FetchSettings:
     d = FetchSettings()
     mb = 2**20
     networks = t.strings("allow_networks")
@@ -338,7 +223,7 @@ def _read_fetch(t: _Table) -> FetchSettings:
     return settings
 
 
-def _read_schedule(t: _Table) -> ScheduleSettings:
+def _read_schedule(t: Table) -> ScheduleSettings:
     d = ScheduleSettings()
     jitter = t.number("jitter", d.jitter, integer=False)
     if jitter > 0.5:
@@ -349,12 +234,13 @@ def _read_schedule(t: _Table) -> ScheduleSettings:
         jitter=float(jitter),
         max_backoff=t.duration("max_backoff", d.max_backoff),
         tick=t.duration("tick", d.tick),
+        alerts=t.duration("alerts", d.alerts),
     )
     t.reject_unknown()
     return settings
 
 
-def _read_extract(t: _Table) -> ExtractSettings:
+def _read_extract(t: Table) -> ExtractSettings:
     d = ExtractSettings()
     settings = ExtractSettings(
         enabled=t.flag("enabled", d.enabled),
@@ -367,13 +253,13 @@ def _read_extract(t: _Table) -> ExtractSettings:
     return settings
 
 
-def _read_feeds(top: _Table, problems: list[ConfigProblem]) -> tuple[FeedConfig, ...]:
+def _read_feeds(top: Table, problems: list[ConfigProblem]) -> tuple[FeedConfig, ...]:
     raw = top.get("feeds", list, [], "an array of tables: [[feeds]] with name and url")
     feeds: list[FeedConfig] = []
     names: dict[str, int] = {}
     urls: dict[str, int] = {}
     for i, item in enumerate(raw):
-        t = _Table(item, f"feeds[{i}]", problems)
+        t = Table(item, f"feeds[{i}]", problems)
         if not t.ok:
             continue
         name = t.text("name", None)
@@ -405,7 +291,7 @@ def _read_feeds(top: _Table, problems: list[ConfigProblem]) -> tuple[FeedConfig,
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
-def _read_terms(t: _Table) -> dict[str, str]:
+def _read_terms(t: Table) -> dict[str, str]:
     terms: dict[str, str] = {}
     for name in list(t.data):
         value = t.get(name, str, None, "a rule expression (a string)")
@@ -416,7 +302,7 @@ def _read_terms(t: _Table) -> dict[str, str]:
     return terms
 
 
-def _read_topics(t: _Table) -> tuple[TopicConfig, ...]:
+def _read_topics(t: Table) -> tuple[TopicConfig, ...]:
     topics = []
     for name in list(t.data):
         t.used.add(name)
@@ -442,7 +328,7 @@ def _read_topics(t: _Table) -> tuple[TopicConfig, ...]:
 
 
 # Keys each channel type takes beyond the common ones; the value checks what a key holds.
-_CHANNEL_KEYS: dict[str, dict[str, Callable[[_Table, str], Any]]] = {
+_CHANNEL_KEYS: dict[str, dict[str, Callable[[Table, str], Any]]] = {
     "console": {},
     "file": {"directory": lambda t, k: t.text(k, "digests")},
     "email": {
@@ -466,7 +352,7 @@ _REQUIRED = {"email": ("host", "from", "to"), "slack": ("webhook_url_env",)}
 _COMMON_CHANNEL_KEYS = ("type", "mode", "schedule", "topics", "urgent_immediately", "send_empty")
 
 
-def _read_channels(t: _Table, topic_names: set[str]) -> tuple[ChannelConfig, ...]:
+def _read_channels(t: Table, topic_names: set[str]) -> tuple[ChannelConfig, ...]:
     from .schedules import parse_schedule  # a small pure module; imported here to keep config's imports light
 
     channels = []

@@ -43,7 +43,6 @@ from .store import Store
 
 log = logging.getLogger("watcher.daemon")
 
-ALERT_EVERY = timedelta(seconds=20)  # immediate alerts go out within a minute of their match
 MAINTENANCE_EVERY = timedelta(hours=1)
 CONFIG_WATCH_EVERY = timedelta(seconds=2)  # how soon an edit of the config file (or `watcher feeds add`) is seen
 STOP_GRACE_S = 6.0  # in-flight polls get this long, sends 2 s more: the whole stop stays under 10 s
@@ -89,6 +88,7 @@ class Daemon:
                     "watcher started: %d feeds, %d topics, %d channels, database %s",
                     len(config.feeds), len(config.topics), len(config.channels), store.path,
                 )
+                self._report_database()
                 await self.stopping.wait()
             finally:
                 log.info("stopping: %d polls in flight", len(self.in_flight))
@@ -104,13 +104,23 @@ class Daemon:
                     extractor.shutdown()
         log.info("watcher stopped")
 
+    def _report_database(self) -> None:
+        """Say at start-up how the database is protected, and warn when it is not as designed (docs/schema.md)."""
+        h = self.store.health()
+        log.info(
+            "database: journal %s, synchronous %s, busy_timeout %d ms, foreign keys %s, schema %d",
+            h.journal_mode, h.synchronous, h.busy_timeout_ms, "on" if h.foreign_keys else "off", h.schema_version,
+        )
+        if h.journal_mode.lower() != "wal":
+            log.warning("database is not in WAL mode (%s): readers may block the daemon; is it on a network file system?", h.journal_mode)
+
     def _scheduler(self) -> AsyncIOScheduler:
         scheduler = AsyncIOScheduler(timezone=self.config.timezone)
         defaults = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
         now = utcnow()
         jobs = (
             (self.tick, self.config.schedule.tick, now),
-            (self.send_alerts, ALERT_EVERY, now + timedelta(seconds=2)),
+            (self.send_alerts, self.config.schedule.alerts, now + timedelta(seconds=2)),
             (self.maintenance, MAINTENANCE_EVERY, now + timedelta(seconds=5)),
             (self.watch_config, CONFIG_WATCH_EVERY, now + CONFIG_WATCH_EVERY),
         )
