@@ -1,6 +1,6 @@
 """Precision, recall and F1 of topic rules on a labelled JSONL, with the real matcher.
 
-    python bench/eval_topics.py [PATH.jsonl] [--rules watcher/default_topics.toml | --config config.toml]
+    python bench/eval_topics.py [PATH.jsonl] [--rules watcher/default_config.toml | --config config.toml]
 
 Each line holds uid, title, text and labels {topic: "yes" | "no" | "maybe"}. Items labelled "maybe" for a topic
 are left out of that topic's figures. Topics of the rules file without labels are skipped; labels without a
@@ -24,7 +24,7 @@ from watcher.errors import WatcherError  # noqa: E402
 from watcher.topics import compile_topic, match_article  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "evaldata" / "topics" / "dev.jsonl"
-DEFAULT_RULES = REPO / "watcher" / "default_topics.toml"
+DEFAULT_RULES = REPO / "watcher" / "default_config.toml"
 
 
 def load_topics(rules: Path | None, config: Path | None):

@@ -529,7 +529,7 @@ def test_topics_that_share_a_term_list_get_their_own_matches():
 
 # --- the default rules ----------------------------------------------------------------------------------------
 
-DEFAULTS = Path(__file__).resolve().parent.parent / "watcher" / "default_topics.toml"
+DEFAULTS = Path(__file__).resolve().parent.parent / "watcher" / "default_config.toml"
 
 
 @pytest.fixture(scope="module")

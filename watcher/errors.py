@@ -59,12 +59,18 @@ class RuleError(WatcherError):
         super().__init__(self.describe())
 
     def describe(self) -> str:
-        where = f" at position {self.position + 1}" if self.position is not None else ""
         head = f"topic {self.topic!r}: " if self.topic else ""
-        text = f"{head}{self.message}{where}"
-        if self.rule and self.position is not None:
-            text += f"\n    {self.rule}\n    {' ' * self.position}^"
-        return text
+        if self.position is None:
+            return f"{head}{self.message}"
+        if not self.rule.strip():
+            return f"{head}{self.message} at position {self.position + 1}"
+        # Rules are often written over several lines: show the line of the error, with a caret under it.
+        start = self.rule.rfind("\n", 0, self.position) + 1
+        end = self.rule.find("\n", self.position)
+        line_text = self.rule[start : end if end >= 0 else len(self.rule)]
+        line_no = self.rule.count("\n", 0, self.position) + 1
+        where = f" at position {self.position + 1}" + (f" (line {line_no})" if "\n" in self.rule.strip("\n") else "")
+        return f"{head}{self.message}{where}\n    {line_text}\n    {' ' * (self.position - start)}^"
 
 
 class FetchError(WatcherError):

@@ -1,24 +1,32 @@
 """The compiled form of a rule and how it is evaluated on an ArticleText.
 
 Evaluation has two passes, because most (article, topic) pairs are false and only true ones need details:
-  ok(art, scope)    -> bool; positional nodes (terms, OR-groups of them, NEAR, a field of them) also give
-  pos(art, scope)   -> sorted [(first word, last word)], which NEAR and SENTENCE combine. Cheap: lists of ints.
-  test(art, scope)  -> None when false, else the hits that make it true (a hit is (term, first, last); NOT is
-                       true with no hits); positional nodes also give spans(art, scope) -> [(first, last, hits)].
+  ok(art, scope)   -> bool. Positional nodes (terms, OR-groups of them, NEAR, a field of them) also give
+  mask(art, scope) -> the positions they cover as an int bit mask (bit i = word i). NEAR is then a few shifts
+                      and ANDs of big ints, done in C, whatever the number of occurrences.
+  test(art, scope) -> None when false, else the hits that make it true (a hit is (term, first, last); NOT is
+                      true with no hits); positional nodes also give spans(art, scope) -> [(first, last, hits)].
 `scope` is 0 (whole article) or the SCOPES number of `title:`, `body:` or `lead:`.
 
-A term's positions are memoised on the article under its atoms, so topics sharing words look them up once
-per article. `needs()` gives clauses of atoms of which at least one must occur for the node to be true; a
-topic uses them to skip an article by set arithmetic before any evaluation.
+NEAR and SENTENCE are in rules_near.py. Nodes are interned: two topics (or two places in one rule) that
+compile to the same subtree, such as a shared @list, get the same node, and each node's mask is computed once
+per article (memo keyed by the node's uid).
+`needs()` gives clauses of atoms of which at least one must occur for the node to be true; a topic uses them
+to skip an article by set arithmetic before any evaluation.
 """
 
 from __future__ import annotations
 
-from .rules_text import CJK, CYRILLIC, HANGUL, LATIN, ArticleText, script_of, stem
+import itertools
+import weakref
+from functools import reduce
+from operator import or_
 
-LEAD_WORDS = 60  # lead: the title and the first 60 words of the body
+from .rules_text import CJK, CYRILLIC, GAP, HANGUL, LATIN, LEAD_WORDS, VOCABULARY, ArticleText, script_of, stem
+
 SCOPES = {"title": 1, "body": 2, "lead": 3}  # scope 0 is the whole article; ints make memo keys cheap
-_TERM_IDS: dict[tuple, int] = {}  # atoms -> a small int, so a term's memo key is an int, not a nested tuple
+_uids = itertools.count(1)
+_INTERNED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 Hit = tuple  # (Term, start, end)
 Span = tuple  # (start, end, tuple[Hit, ...])
@@ -65,6 +73,8 @@ def _atom_positions(atom: tuple[str, str], art: ArticleText) -> list[int]:
     if hit is not None:
         return hit
     kind, value = atom
+    if kind in "sf" and value not in VOCABULARY:
+        VOCABULARY.add(value)  # an atom made outside a Term (the index only holds the rules' words)
     if kind == "s":
         out = art.by_stem().get(value, []) if value in art.stem_set else []
     elif kind == "f":
@@ -89,20 +99,35 @@ def _in_scope(spans: list[tuple[int, int]], art: ArticleText, scope: int) -> lis
     return [sp for sp in spans if sp[1] < t + LEAD_WORDS]  # lead
 
 
-class Node:
-    __slots__ = ("label", "children")
-    positional = False
-    gates: frozenset | None = None  # positional nodes: stems one of which lies in every occurrence (else None)
-    span_max = 0  # positional nodes: the most words an occurrence spans, minus one
+def intern(node: Node) -> Node:
+    """The one node with this content (see the module docstring)."""
+    found = _INTERNED.get(node.signature)
+    if found is None:
+        _INTERNED[node.signature] = found = node
+    return found
 
-    def __init__(self, label: str, children: tuple[Node, ...] = ()):
+
+class Node:
+    __slots__ = ("label", "children", "uid", "signature", "__weakref__")
+    positional = False
+
+    def __init__(self, label: str, children: tuple[Node, ...] = (), *extra):
         self.label = label
         self.children = children
+        self.uid = next(_uids) * 4  # + scope: the key of this node's mask in art.masks
+        self.signature = (type(self).__name__, label, *extra, *(c.uid for c in children))
 
     def ok(self, art: ArticleText, scope: int) -> bool:
         raise NotImplementedError
 
-    def pos(self, art: ArticleText, scope: int) -> list[tuple[int, int]]:
+    def mask(self, art: ArticleText, scope: int) -> int:
+        key = self.uid + scope
+        found = art.masks.get(key)
+        if found is None:
+            found = art.masks[key] = self._mask(art, scope)
+        return found
+
+    def _mask(self, art: ArticleText, scope: int) -> int:
         raise NotImplementedError
 
     def test(self, art: ArticleText, scope: int) -> list[Hit] | None:
@@ -118,39 +143,36 @@ class Node:
 class Term(Node):
     """A word, a prefix or a phrase (several atoms, one per word, at consecutive positions)."""
 
-    __slots__ = ("atoms", "weight", "gate", "gates", "span_max", "key")
+    __slots__ = ("atoms", "weight", "gate", "script")
     positional = True
 
     def __init__(self, label: str, atoms: tuple[tuple[str, str], ...], weight: float):
-        super().__init__(label)
+        super().__init__(label, (), atoms, weight)
         self.atoms = atoms
         self.weight = weight
+        VOCABULARY.update(v for k, v in atoms if k in "sf")
+        VOCABULARY.update(anchor_of(a)[1] for a in atoms if a[0] == "f")
         # A stem the article must hold for this term to occur (the longest, as the likeliest to be rare).
         stems = [anchor_of(a)[1] for a in atoms if a[0] in "sf"]
         self.gate = max(stems, key=len) if stems else None
-        self.gates = frozenset([self.gate]) if self.gate else None
-        self.span_max = len(atoms) - 1
-        self.key = _TERM_IDS.setdefault(atoms, len(_TERM_IDS) + 1) * 4  # + scope: the memo key
+        # the script an article must contain for an ungated term (a prefix, Hangul, CJK) to occur
+        kinds = {script_of(v) for _, v in atoms}
+        self.script = kinds.pop() if len(kinds) == 1 else ""
 
     def pos(self, art: ArticleText, scope: int) -> list[tuple[int, int]]:
-        key = self.key + scope
+        key = self.uid + scope
         found = art.memo.get(key)
         if found is None:
             stem_set = art.stem_set
-            for kind, value in self.atoms:
-                if kind == "s" and value not in stem_set:
-                    art.memo[key] = []
-                    return []
             atoms = self.atoms
-            first = _atom_positions(atoms[0], art)
-            if len(atoms) == 1:
-                spans = [(p, p) for p in first]
-            elif not first:
+            if any(kind == "s" and value not in stem_set for kind, value in atoms):
                 spans = []
+            elif len(atoms) == 1:
+                spans = [(p, p) for p in _atom_positions(atoms[0], art)]
             else:
-                rest = [set(_atom_positions(a, art)) for a in atoms[1:]]
-                last = len(atoms) - 1
-                t = art.title_end
+                first = _atom_positions(atoms[0], art)
+                rest = [set(_atom_positions(a, art)) for a in atoms[1:]] if first else []
+                last, t = len(atoms) - 1, art.title_end
                 spans = [
                     (p, p + last)
                     for p in first
@@ -159,8 +181,18 @@ class Term(Node):
             found = art.memo[key] = _in_scope(spans, art, scope)
         return found
 
+    def _mask(self, art, scope):
+        atoms = self.atoms
+        if len(atoms) == 1 and atoms[0][0] == "s":
+            m = art.stem_mask(atoms[0][1])
+            return m & art.scope_mask(scope) if m and scope else m
+        m, t = 0, art.title_end
+        for s, e in self.pos(art, scope):
+            m |= ((1 << (e - s + 1)) - 1) << (s if s < t else s + GAP)
+        return m
+
     def ok(self, art, scope):
-        return bool(self.pos(art, scope))
+        return bool(self.mask(art, scope))
 
     def test(self, art, scope):
         found = self.pos(art, scope)
@@ -175,56 +207,66 @@ class Term(Node):
 
 class Or(Node):
     """Any of its children. Children that are terms are looked up by set intersection with the article's
-    stems first, so a long list of alternatives costs one C-level operation when none occurs."""
+    stems first, so a long list of alternatives costs one C-level operation when none occurs; Hangul and
+    CJK terms are skipped on articles without those scripts."""
 
-    __slots__ = ("positional", "by_gate", "gate_keys", "gates", "others", "span_max", "present_gates")
+    __slots__ = ("positional", "by_gate", "gate_keys", "words", "complex", "complex_keys", "others", "scripts")
 
     def __init__(self, label, children):
         super().__init__(label, children)
         self.positional = all(c.positional for c in children)
-        child_gates = [c.gates for c in children]
-        self.present_gates = frozenset().union(*child_gates) if None not in child_gates else None
-        self.span_max = max(c.span_max for c in children)
         by_gate: dict[str, list[Node]] = {}
+        complex_: dict[str, list[Node]] = {}  # gated terms that are not one word found by stem
+        words: set[str] = set()  # single words found by stem: their mask is the stem's mask
         others: list[Node] = []
+        scripts: dict[str, list[Node]] = {"hangul": [], "cjk": [], "cyrillic": []}
         for c in children:
             if isinstance(c, Term) and c.gate is not None:
                 by_gate.setdefault(c.gate, []).append(c)
+                if len(c.atoms) == 1 and c.atoms[0][0] == "s":
+                    words.add(c.atoms[0][1])
+                else:
+                    complex_.setdefault(c.gate, []).append(c)
+            elif isinstance(c, Term) and c.script in scripts:
+                scripts[c.script].append(c)  # only looked at in articles with that script
             else:
                 others.append(c)
-        self.by_gate = by_gate
-        self.gate_keys = frozenset(by_gate)
+        self.by_gate, self.gate_keys = by_gate, frozenset(by_gate)
+        self.complex, self.complex_keys = complex_, frozenset(complex_)
+        self.words = frozenset(words)
         self.others = tuple(others)
-        self.gates = self.present_gates
+        self.scripts = tuple((name, tuple(nodes)) for name, nodes in scripts.items() if nodes)
+
+    def _rest(self, art: ArticleText) -> tuple[Node, ...]:
+        rest = self.others
+        for name, nodes in self.scripts:
+            if getattr(art, "has_" + name):
+                rest += nodes
+        return rest
 
     def _candidates(self, art: ArticleText):
-        present = self.gate_keys.intersection(art.stem_set)
-        if not present:
-            return self.others
+        present_gates = self.gate_keys.intersection(art.stem_set)
+        if not present_gates:
+            return self._rest(art)
         by_gate = self.by_gate
-        return [c for g in present for c in by_gate[g]] + list(self.others)
+        return [c for g in present_gates for c in by_gate[g]] + list(self._rest(art))
+
+    def _mask(self, art, scope):
+        stem_set = art.stem_set
+        m = reduce(or_, map(art.stem_mask, self.words.intersection(stem_set)), 0)
+        if m and scope:
+            m &= art.scope_mask(scope)
+        for g in self.complex_keys.intersection(stem_set):
+            for c in self.complex[g]:
+                m |= c.mask(art, scope)
+        for c in self._rest(art):
+            m |= c.mask(art, scope)
+        return m
 
     def ok(self, art, scope):
+        if self.positional:
+            return bool(self.mask(art, scope))
         return any(c.ok(art, scope) for c in self._candidates(art))
-
-    def pos(self, art, scope):
-        candidates = self._candidates(art)
-        if len(candidates) == 1:
-            return candidates[0].pos(art, scope)
-        key = None
-        if not self.others:
-            # the same words found by another topic's list (a shared or similar @list): reuse the merge
-            key = (scope, *sorted([c.key for c in candidates]))
-            found = art.memo.get(key)
-            if found is not None:
-                return found
-        out: list[tuple[int, int]] = []
-        for c in candidates:
-            out += c.pos(art, scope)
-        out.sort()
-        if key is not None:
-            art.memo[key] = out
-        return out
 
     def test(self, art, scope):
         hits: list[Hit] | None = None
@@ -291,181 +333,47 @@ class Optional(Node):
         return self.children[0].test(art, scope) or []
 
 
-class _Wrapper(Node):
-    """A node with one child that passes evaluation through (a field sets the scope)."""
+class _Pass(Node):
+    """One child, evaluated as is (a @list) or in a scope of its own (a field)."""
 
-    __slots__ = ("positional", "gates", "span_max")
+    __slots__ = ("positional", "scope")
 
-    def __init__(self, label, child: Node):
-        super().__init__(label, (child,))
+    def __init__(self, label, child: Node, *extra):
+        super().__init__(label, (child,), *extra)
         self.positional = child.positional
-        self.gates = child.gates
-        self.span_max = child.span_max
-
-    def _scope(self, scope):
-        return scope
+        self.scope = 0
 
     def ok(self, art, scope):
-        return self.children[0].ok(art, self._scope(scope))
+        return self.children[0].ok(art, self.scope or scope)
 
-    def pos(self, art, scope):
-        return self.children[0].pos(art, self._scope(scope))
+    def mask(self, art, scope):
+        return self.children[0].mask(art, self.scope or scope)
 
     def test(self, art, scope):
-        return self.children[0].test(art, self._scope(scope))
+        return self.children[0].test(art, self.scope or scope)
 
     def spans(self, art, scope):
-        return self.children[0].spans(art, self._scope(scope))
+        return self.children[0].spans(art, self.scope or scope)
 
     def needs(self):
         return self.children[0].needs()
 
 
-class Field(_Wrapper):
-    """title:, body: or lead: (the title and the first LEAD_WORDS words of the body)."""
-
-    __slots__ = ("field", "scope")
-
-    def __init__(self, label, child: Node, field: str):
-        super().__init__(label, child)
-        self.field = field
-        self.scope = SCOPES[field]
-
-    def _scope(self, scope):
-        return self.scope
-
-
-class Ref(_Wrapper):
+class Ref(_Pass):
     """A use of a named term list (@name): transparent, but explanations show it as one clause."""
 
     __slots__ = ()
 
 
-def _windows(ops: list[list], n: int, title_end: int, first_only: bool) -> list[tuple[int, ...]]:
-    """Where every operand occurs within n words of the others, in one field.
+class Field(_Pass):
+    """title:, body: or lead: (the title and the first LEAD_WORDS words of the body)."""
 
-    ops[i] holds operand i's spans (first, last, ...). One sweep in text order: at each span, the latest span
-    seen of every other operand is the nearest one on the left; if all are close enough, the span closes a
-    window. Returns the windows as tuples of the chosen spans' indexes into a merged list (see callers)."""
-    k = len(ops)
-    merged = sorted((sp[0], sp[1], i, j) for i, op in enumerate(ops) for j, sp in enumerate(op))
-    latest: list[tuple | None] = [None] * k
-    found = []
-    for item in merged:
-        s, _, i, _ = item
-        latest[i] = item
-        in_title = s < title_end
-        for other in latest:
-            if other is None or s - other[1] - 1 > n or (other[0] < title_end) != in_title:
-                break
-        else:
-            found.append(tuple(latest))
-            if first_only:
-                break
-    return found
+    __slots__ = ("field",)
 
-
-class Near(Node):
-    """All operands within `distance` words of each other (at most that many words between), in one field."""
-
-    __slots__ = ("distance", "span_max")
-    positional = True
-
-    def __init__(self, label, children, distance: int):
-        super().__init__(label, children)
-        self.distance = distance
-        self.span_max = distance + sum(c.span_max + 1 for c in children)
-
-    def ok(self, art, scope):
-        first = self.children[0].pos(art, scope)
-        if not first:
-            return False
-        # Before merging position lists: is a gate word of every other operand within reach of the first's?
-        stems, n = art.stems, self.distance
-        for c in self.children[1:]:
-            gates = c.gates
-            if gates is not None:
-                reach = n + 1 + c.span_max
-                if all(gates.isdisjoint(stems[max(0, s - reach) : e + reach + 1]) for s, e in first):
-                    return False
-        ops = [first]
-        for c in self.children[1:]:
-            p = c.pos(art, scope)
-            if not p:
-                return False
-            ops.append(p)
-        return bool(_windows(ops, self.distance, art.title_end, True))
-
-    def pos(self, art, scope):
-        ops = []
-        for c in self.children:
-            p = c.pos(art, scope)
-            if not p:
-                return []
-            ops.append(p)
-        found = _windows(ops, self.distance, art.title_end, False)
-        return sorted({(min(x[0] for x in w), max(x[1] for x in w)) for w in found})
-
-    def spans(self, art, scope):
-        ops = []
-        for c in self.children:
-            sp = c.spans(art, scope)
-            if not sp:
-                return []
-            ops.append(sp)
-        out = []
-        for w in _windows(ops, self.distance, art.title_end, False):
-            chosen = [ops[i][j] for _, _, i, j in w]
-            out.append((min(c[0] for c in chosen), max(c[1] for c in chosen), tuple(h for c in chosen for h in c[2])))
-        return out
-
-    def test(self, art, scope):
-        windows = self.spans(art, scope)
-        if not windows:
-            return None
-        return list({h for w in windows for h in w[2]})
-
-    def needs(self):
-        return [clause for c in self.children for clause in c.needs()]
-
-
-class Sentence(Node):
-    """All operands in one sentence (the title is a sentence of its own)."""
-
-    __slots__ = ()
-
-    def _common(self, art, per_op) -> set[int]:
-        common: set[int] | None = None
-        for sp in per_op:
-            sentences = {art.sentence_of(x[0]) for x in sp}
-            common = sentences if common is None else common & sentences
-            if not common:
-                return set()
-        return common or set()
-
-    def ok(self, art, scope):
-        per_op = []
-        for c in self.children:
-            p = c.pos(art, scope)
-            if not p:
-                return False
-            per_op.append(p)
-        return bool(self._common(art, per_op))
-
-    def test(self, art, scope):
-        per_op = []
-        for c in self.children:
-            sp = c.spans(art, scope)
-            if not sp:
-                return None
-            per_op.append(sp)
-        common = self._common(art, per_op)
-        if not common:
-            return None
-        return list({h for sp in per_op for s, _, hs in sp if art.sentence_of(s) in common for h in hs})
-
-    def needs(self):
-        return [clause for c in self.children for clause in c.needs()]
+    def __init__(self, label, child: Node, field: str):
+        super().__init__(label, child, field)
+        self.field = field
+        self.scope = SCOPES[field]
 
 
 def score_of(hits: list[Hit]) -> float:

@@ -2,7 +2,8 @@
 
     rule      := or_expr
     or_expr   := and_expr ( "OR" and_expr )*
-    and_expr  := unary ( ["AND"] unary )*          two terms side by side mean AND
+    and_expr  := near_expr ( ["AND"] near_expr )*  two terms side by side mean AND
+    near_expr := unary ( "NEAR/" number unary )*   a NEAR/5 b is NEAR(a b, 5)
     unary     := "NOT" unary | field ":" unary | weighted
     weighted  := primary [ "^" number ]
     primary   := word | word* | =word | "a phrase" | ="a phrase" | @list | "(" or_expr ")"
@@ -28,6 +29,7 @@ MAX_NEAR = 500
 _SPECIAL = set('()",^@=:')
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_INFIX_NEAR_RE = re.compile(r"(?i)near/\d+")
 
 
 class RuleSyntaxError(Exception):
@@ -57,7 +59,7 @@ class Syntax:
 
 @dataclass(slots=True)
 class _Token:
-    kind: str  # "(", ")", ",", "^", "=", "phrase", "word", "ref", "field", "func", "op", "end"
+    kind: str  # "(", ")", ",", "^", "=", "phrase", "word", "ref", "field", "func", "op", "near", "end"
     text: str
     start: int
     end: int
@@ -108,6 +110,20 @@ def _lex(rule: str) -> list[_Token]:
                 j += 1
             elif text in ("AND", "OR", "NOT"):
                 tokens.append(_Token("op", text, i, j))
+            elif text in FUNCTIONS:
+                raise RuleSyntaxError(
+                    f"{text} takes its terms in parentheses right after it, as in {text}(drone supply)"
+                    + (" or drone NEAR/5 supply" if text == "NEAR" else ""),
+                    i,
+                )
+            elif text.upper().startswith("NEAR/") and not _INFIX_NEAR_RE.fullmatch(text):
+                raise RuleSyntaxError("expected a number after NEAR/, as in drone NEAR/5 supply", i + 5)
+            elif _INFIX_NEAR_RE.fullmatch(text):
+                if not text.startswith("NEAR"):
+                    raise RuleSyntaxError(f"write {text.upper()} in capitals", i)
+                if not 0 <= int(text[5:]) <= MAX_NEAR:
+                    raise RuleSyntaxError(f"NEAR distance must be a whole number from 0 to {MAX_NEAR}", i + 5)
+                tokens.append(_Token("near", text, i, j))
             elif text.lower() in ("and", "or", "not"):
                 raise RuleSyntaxError(
                     f'write {text.upper()} in capitals for the operator, or "{text}" in quotes to search for the word', i
@@ -158,21 +174,37 @@ class _Parser:
         return Syntax("or", parts[0].start, parts[-1].end, parts)
 
     def and_expr(self) -> Syntax:
-        parts = [self.unary()]
+        parts = [self.near_expr()]
         while True:
             t = self.tok
             if t.kind == "op" and t.text == "AND":
                 self.take()
                 if self.tok.kind in ("end", ")", ","):
                     raise RuleSyntaxError("expected a term after AND", t.end)
-                parts.append(self.unary())
+                parts.append(self.near_expr())
             elif t.kind in ("word", "phrase", "ref", "field", "func", "(", "=") or (t.kind == "op" and t.text == "NOT"):
-                parts.append(self.unary())  # side by side: AND
+                parts.append(self.near_expr())  # side by side: AND
             else:
                 break
         if len(parts) == 1:
             return parts[0]
         return Syntax("and", parts[0].start, parts[-1].end, parts)
+
+    def near_expr(self) -> Syntax:
+        """a NEAR/5 b: the infix form of NEAR(a b, 5), as in Lexis and Westlaw."""
+        node = self.unary()
+        while self.tok.kind == "near":
+            op = self.take()
+            if self.tok.kind in ("end", ")", ",") or self.tok.kind == "op":
+                raise RuleSyntaxError(f"expected a term after {op.text}", op.end)
+            right = self.unary()
+            distance = int(op.text.split("/")[1])
+            if node.kind == "near" and node.distance == distance and node.start < node.end and self.rule[node.start] != "(":
+                node.children.append(right)  # a NEAR/5 b NEAR/5 c: all three within 5
+                node.end = right.end
+            else:
+                node = Syntax("near", node.start, right.end, [node, right], distance=distance)
+        return node
 
     def unary(self) -> Syntax:
         t = self.tok

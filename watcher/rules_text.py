@@ -17,11 +17,14 @@ import re
 import unicodedata
 from bisect import bisect_left, bisect_right
 
-# A word: a dotted acronym (U.S., N.K.; the dots are dropped), or letters/digits with combining marks, with an
-# English possessive absorbed (Russia's -> russia). A sentence end (. ! ? … before a space) and a line break
-# are tokens of their own, so one pass yields words and sentences; they never get a word position.
-# (Written so that each alternative starts with a different character class: 3x faster than the obvious form.)
-WORD_RE = re.compile(r"\w(?:\.\w\.(?:\w\.)*|[\w\u0300-\u036f]*(?:['’][sS]\b)?)|[.!?…](?=[\"”’»)\]]?(?:\s|$))|\n")
+# A word: a number with separators (3,000 -> 3000; 1.5 stays), a dotted acronym (U.S., N.K.; the dots are
+# dropped), or letters/digits with combining marks, with an English possessive absorbed (Russia's -> russia).
+# A sentence end (. ! ? … before a space) and a line break are tokens of their own, so one pass yields words
+# and sentences; they never get a word position. (Each alternative starts with a different character class:
+# 3x faster than the obvious form.)
+WORD_RE = re.compile(
+    r"\d+(?:[.,]\d+)+|\w(?:\.\w\.(?:\w\.)*|[\w\u0300-\u036f]*(?:['’][sS]\b)?)|[.!?…](?=[\"”’»)\]]?(?:\s|$))|\n"
+)
 
 # The words that end with a dot yet do not end a sentence ("Mr. Putin", "Gen. Syrskyi").
 _ABBREVIATIONS = frozenset(
@@ -161,6 +164,8 @@ def stem(form: str) -> str:
 
 # --- cutting text into words ---------------------------------------------------------------------------------
 
+LEAD_WORDS = 60  # lead: the title and the first 60 words of the body
+
 _BREAK = ("", "")  # a sentence end: no word
 _LINE = ("", "\n")  # a line break: a sentence end whatever came before
 _NORMALISED: dict[str, tuple[str, str]] = {}
@@ -179,7 +184,9 @@ def normalise(raw: str) -> tuple[str, str]:
             word = raw
             if len(word) > 2 and word[-2] in "'’":
                 word = word[:-2]  # Russia's -> Russia
-            if "." in word:
+            if first.isdigit():
+                word = word.replace(",", "")  # 3,000 -> 3000
+            elif "." in word:
                 word = word.replace(".", "")  # U.S. -> US
             form = fold(word)
             hit = (form, stem(form))
@@ -201,17 +208,24 @@ def words_of(text: str) -> list[str]:
     return [f for f, _ in map(normalise, WORD_RE.findall(text)) if f]
 
 
+# The words and stems the compiled rules look up (rules_eval registers them): an article indexes only these.
+VOCABULARY: set[str] = set()
+GAP = 512  # bits between the title's and the body's words in a mask: more than any NEAR reaches (500 + 1)
+
+
 class ArticleText:
     """An article cut into words once, shared by every topic that looks at it.
 
     Words are numbered from 0: the title's words first, then the body's (`title_end` is the first body
-    position). Everything beyond the word stems is built on first use (indexes by stem and by form, the
-    sorted forms for prefixes, the sentence starts): most articles are rejected by the stem set alone.
+    position). In bit masks the body's words start GAP bits after the title's, so that no NEAR reaches across
+    (position_of converts back). Everything beyond the word stems is built on first use (the index of the
+    rules' words, the sorted forms for prefixes, the sentence starts): most articles stop at the stem set.
     """
 
     __slots__ = (
-        "title", "body", "forms", "stems", "stem_set", "title_end", "has_hangul", "has_cjk", "memo",
-        "_tokens", "_by_stem", "_by_form", "_sorted_forms", "_sentence_starts",
+        "title", "body", "forms", "stems", "stem_set", "title_end", "has_hangul", "has_cjk", "has_cyrillic",
+        "memo", "masks", "_tokens", "_index", "_form_index", "_indexed", "_sorted_forms", "_sentence_starts",
+        "_stem_masks", "_scope_masks",
     )
 
     def __init__(self, title: str, body: str):
@@ -223,18 +237,24 @@ class ArticleText:
         title_words = [t for t in title_tokens if t[0]]
         words = title_words + [t for t in body_tokens if t[0]]
         self.title_end = len(title_words)
-        self.forms = [w[0] for w in words]
-        self.stems = [w[1] for w in words]
+        self.forms, self.stems = zip(*words) if words else ((), ())
         self.stem_set = frozenset(self.stems)
-        if self.title.isascii() and self.body.isascii():
+        text_all = self.title + " " + self.body
+        # max() is one C pass: below U+0400 there is no Cyrillic, below U+3040 no Hangul syllable and no CJK
+        top = max(text_all)
+        self.has_cyrillic = top >= "\u0400" and _CYRILLIC_RE.search(text_all) is not None
+        if top < "\u3040":
             self.has_hangul = self.has_cjk = False
         else:
-            text_all = self.title + " " + self.body
             self.has_hangul = _HANGUL_RE.search(text_all) is not None
             self.has_cjk = _CJK_RE.search(text_all) is not None
-        self.memo: dict = {}  # shared by the topics evaluated on this article: atom -> positions
-        self._by_stem: dict[str, list[int]] | None = None
-        self._by_form: dict[str, list[int]] | None = None
+        self.memo: dict = {}  # shared by the topics evaluated on this article: term -> positions, spans
+        self.masks: dict = {}  # node -> the positions it covers, as a bit mask
+        self._stem_masks: dict[str, int] = {}
+        self._scope_masks: tuple[int, ...] | None = None
+        self._index: dict[str, list[int]] = {}
+        self._form_index: dict[str, list[int]] | None = None
+        self._indexed = -1  # the size of VOCABULARY when the index was built
         self._sorted_forms: list[str] | None = None
         self._sentence_starts: list[int] | None = None
 
@@ -242,20 +262,47 @@ class ArticleText:
         return len(self.forms)
 
     def by_stem(self) -> dict[str, list[int]]:
-        if self._by_stem is None:
-            index: dict[str, list[int]] = {}
-            for i, s in enumerate(self.stems):
-                index.setdefault(s, []).append(i)
-            self._by_stem = index
-        return self._by_stem
+        """Stem -> positions, for the stems in VOCABULARY (one pass, a set test per word)."""
+        if self._indexed != len(VOCABULARY):
+            self._index = _index(self.stems)
+            self._form_index = None
+            self._indexed = len(VOCABULARY)
+        return self._index
 
     def by_form(self) -> dict[str, list[int]]:
-        if self._by_form is None:
-            index: dict[str, list[int]] = {}
-            for i, f in enumerate(self.forms):
-                index.setdefault(f, []).append(i)
-            self._by_form = index
-        return self._by_form
+        """Form -> positions, for the forms in VOCABULARY (exact =words)."""
+        if self._indexed != len(VOCABULARY) or self._form_index is None:
+            self.by_stem()
+            self._form_index = _index(self.forms)
+        return self._form_index
+
+    def position_of(self, bit: int) -> int:
+        return bit if bit < self.title_end else bit - GAP
+
+    def stem_mask(self, stem: str) -> int:
+        """The bits of a stem's positions (0 when absent)."""
+        found = self._stem_masks.get(stem)
+        if found is None:
+            found = 0
+            if stem in self.stem_set:
+                VOCABULARY.add(stem)
+                t = self.title_end
+                for p in self.by_stem().get(stem, ()):
+                    found |= 1 << (p if p < t else p + GAP)
+            self._stem_masks[stem] = found
+        return found
+
+    def scope_mask(self, scope: int) -> int:
+        """The bits of a scope: 0 all, 1 title, 2 body, 3 lead (the title and the first LEAD_WORDS)."""
+        masks = self._scope_masks
+        if masks is None:
+            n, t = len(self.forms), self.title_end
+            title = (1 << t) - 1
+            first_body = 1 << (t + GAP)
+            body = (first_body << (n - t)) - first_body
+            lead = title | ((first_body << min(n - t, LEAD_WORDS)) - first_body)
+            masks = self._scope_masks = (title | body, title, body, lead)
+        return masks[scope]
 
     def forms_with_prefix(self, prefix: str) -> list[str]:
         if self._sorted_forms is None:
@@ -271,17 +318,17 @@ class ArticleText:
         """The position where each sentence begins; the title is a sentence of its own, so is each line."""
         if self._sentence_starts is None:
             starts = [0]
-            position = 0
+            offset = 0  # words before this field
             for tokens in self._tokens:
-                if position and starts[-1] != position:
-                    starts.append(position)  # the body starts a sentence
-                last = ""
-                for form, st in tokens:
-                    if form:
-                        position += 1
-                        last = form
-                    elif (st or last not in _ABBREVIATIONS) and starts[-1] != position:
+                if offset and starts[-1] != offset:
+                    starts.append(offset)  # the body starts a sentence
+                # the k-th non-word token at index i follows i - k words of this field
+                for k, i in enumerate([i for i, tok in enumerate(tokens) if not tok[0]]):
+                    position = offset + i - k
+                    after = tokens[i - 1][0] if i else ""
+                    if starts[-1] != position and (tokens[i] is _LINE or after not in _ABBREVIATIONS):
                         starts.append(position)  # a sentence end ("Mr." is not one)
+                offset += sum(1 for tok in tokens if tok[0])
             self._sentence_starts = starts
         return self._sentence_starts
 
@@ -289,7 +336,16 @@ class ArticleText:
         return bisect_right(self.sentence_starts, position) - 1
 
 
-_HANGUL_RE = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
+def _index(words: list[str]) -> dict[str, list[int]]:
+    vocabulary = VOCABULARY
+    index: dict[str, list[int]] = {}
+    for i in [i for i, w in enumerate(words) if w in vocabulary]:
+        index.setdefault(words[i], []).append(i)
+    return index
+
+
+_CYRILLIC_RE = re.compile(r"[\u0400-\u052f]")
+_HANGUL_RE = re.compile(r"[\uac00-\ud7a3\u3130-\u318f]")
 _CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 
 

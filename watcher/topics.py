@@ -6,9 +6,10 @@
     explain(topic, title, body) -> Explanation          for `watcher rules test`
 
 The language is documented in docs/rules.md; its grammar is in rules_parse.py, the words in rules_text.py
-and the evaluation in rules_eval.py. An article is cut into words once and shared by every topic; a topic
-first checks, by set arithmetic on the article's word stems, that the words it cannot do without are there,
-so most (article, topic) pairs cost a few set lookups.
+and the evaluation in rules_eval.py and rules_near.py. An article is cut into words once and shared by every
+topic; a topic first checks, by set arithmetic on the article's word stems, that the words it cannot do
+without are there, so most (article, topic) pairs cost a few set lookups. The rest are evaluated on bit masks
+of word positions, and only a topic that matches works out its hits, score, terms and snippet.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from typing import Mapping, Sequence
 from .config import TopicConfig
 from .errors import RuleError
 from .models import Match
-from .rules_eval import (
-    And, Field, Near, Node, Not, Optional, Or, Ref, Sentence, Term, atom_for, present, score_of
-)
+from .rules_eval import And, Field, Node, Not, Optional, Or, Ref, Term, atom_for, intern, present, score_of
+from .rules_near import Near, Sentence
 from .rules_parse import RuleSyntaxError, Syntax, parse
 from .rules_text import ArticleText, word_offsets
 
@@ -41,6 +41,12 @@ class CompiledTopic:
     prefilter: tuple[tuple[frozenset, tuple], ...]
     description: str = ""
     urgent: bool = False
+    terms: tuple[tuple[str, str], ...] = ()  # the term lists it was compiled with
+
+    def __reduce__(self):
+        # Nodes are interned per process: another process (a worker) compiles the rule again.
+        config = TopicConfig(self.name, self.rule, self.description, self.min_score, self.urgent)
+        return (compile_topic, (config, dict(self.terms)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,7 @@ class _Compiler:
             prefilter=_prefilter(clauses),
             description=topic.description,
             urgent=topic.urgent,
+            terms=tuple(sorted(self.terms.items())),
         )
 
     def lower(self, syn: Syntax, source: str, factor: float, stack: tuple[str, ...], penalty_ok: bool = False) -> Node:
@@ -128,7 +135,7 @@ class _Compiler:
                     "a negative weight (a penalty) goes on a part joined by AND, as in drone AND strike^-1",
                     source, syn.start, stack,
                 )
-            return Optional(source[syn.start : syn.end], (self.build(syn, source, w, stack, False),))
+            return intern(Optional(source[syn.start : syn.end], (self.build(syn, source, w, stack, False),)))
         return self.build(syn, source, w, stack, penalty_ok)
 
     def build(self, syn: Syntax, source: str, w: float, stack: tuple[str, ...], penalty_ok: bool) -> Node:
@@ -136,18 +143,18 @@ class _Compiler:
         kind = syn.kind
         if kind == "term":
             atoms = tuple(atom_for(word, prefix=p, exact=syn.exact) for word, p in zip(syn.words, syn.prefix))
-            return Term(label, atoms, w)
+            return intern(Term(label, atoms, w))
         if kind == "ref":
-            return Ref(label, self.expand(syn, source, w, stack))
+            return intern(Ref(label, self.expand(syn, source, w, stack)))
         if kind == "field":
-            return Field(label, self.lower(syn.children[0], source, w, stack, penalty_ok), syn.name)
+            return intern(Field(label, self.lower(syn.children[0], source, w, stack, penalty_ok), syn.name))
         if kind == "not":
-            return Not(label, (self.lower(syn.children[0], source, w, stack),))
+            return intern(Not(label, (self.lower(syn.children[0], source, w, stack),)))
         children = tuple(self.lower(c, source, w, stack, penalty_ok=(kind == "and")) for c in syn.children)
         if kind == "and":
-            return And(label, children)
+            return intern(And(label, children))
         if kind == "or":
-            return Or(label, children)
+            return intern(Or(label, children))
         for child_syn, child in zip(syn.children, children):
             if not child.positional:
                 raise self.fail(
@@ -156,8 +163,8 @@ class _Compiler:
                     source, child_syn.start, stack,
                 )
         if kind == "near":
-            return Near(label, children, syn.distance)
-        return Sentence(label, children)
+            return intern(Near(label, children, syn.distance))
+        return intern(Sentence(label, children))
 
     def expand(self, syn: Syntax, source: str, factor: float, stack: tuple[str, ...]) -> Node:
         name = syn.name
@@ -255,7 +262,8 @@ def _walk(node: Node, art: ArticleText, scope: int, depth: int, out: list[Clause
     if isinstance(node, Field):
         scope = node.scope
     hits = node.test(art, scope)
-    out.append(Clause(depth, node.label, hits is not None, _surface_terms(art, hits) if hits else ()))
+    text = " ".join(node.label.split())  # a rule written over several lines reads as one
+    out.append(Clause(depth, text, hits is not None, _surface_terms(art, hits) if hits else ()))
     if isinstance(node, (Term, Ref)):
         return
     children = node.children
@@ -292,12 +300,20 @@ class _Offsets:
         return self.art.title if field == 0 else self.art.body
 
 
+def _offsets(art: ArticleText) -> _Offsets:
+    """One _Offsets per article, however many topics it matches."""
+    found = art.memo.get("offsets")
+    if found is None:
+        found = art.memo["offsets"] = _Offsets(art)
+    return found
+
+
 def _positive(hits) -> list:
     return sorted({h for h in hits if h[0].weight >= 0}, key=lambda h: (h[1], h[2]))
 
 
 def _surface_terms(art: ArticleText, hits, offsets: _Offsets | None = None) -> tuple[str, ...]:
-    offsets = offsets or _Offsets(art)
+    offsets = offsets or _offsets(art)
     seen: dict[str, str] = {}
     for _, s, e in _positive(hits):
         field, a, b = offsets.locate(s, e)
@@ -311,19 +327,16 @@ def describe(art: ArticleText, hits) -> tuple[tuple[str, ...], str]:
     hits = _positive(hits)
     if not hits:
         return (), ""
-    offsets = _Offsets(art)
+    offsets = _offsets(art)
     terms = _surface_terms(art, hits, offsets)
     located = [(offsets.locate(s, e), term) for term, s, e in hits]
-    best: tuple[int, int, int, int] | None = None  # (distinct terms, -field preference, field, window start)
-    for (field, a, _), _term in located:
-        start = max(0, a - SNIPPET_CHARS // 3)
-        end = start + SNIPPET_CHARS
-        distinct = len({t for (f, x, y), t in located if f == field and x >= start and y <= end})
-        key = (distinct, field, -start)
-        if best is None or key > best[:3]:
-            best = (distinct, field, -start, start)
-    assert best is not None
-    field, start = best[1], best[3]
+    # The window with the most distinct terms; on a tie the body (more context than the title), then the earliest.
+    best_key, field, start = (-1, 0, 0), 0, 0
+    for (f, a, _), _term in located:
+        window = max(0, a - SNIPPET_CHARS // 3)
+        distinct = len({t for (g, x, y), t in located if g == f and x >= window and y <= window + SNIPPET_CHARS})
+        if (distinct, f, -window) > best_key:
+            best_key, field, start = (distinct, f, -window), f, window
     text = offsets.text(field)
     end = min(len(text), start + SNIPPET_CHARS)
     if start > 0:  # cut at word boundaries
