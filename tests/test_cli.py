@@ -75,6 +75,7 @@ rule = "drone* AND (produc* OR factory OR plant)"
     assert rows["broken"]["error_count"] == 1 and "500" in rows["broken"]["last_error"]
     table = invoke("--config", str(config), "--db", str(db), "status")
     assert "world" in table.output and "HTTP 500" in table.output
+    assert "latest matches" in table.output and "terms: " in table.output  # why it matched, at a glance
 
 
 def test_poll_rejects_an_unknown_feed(tmp_path):

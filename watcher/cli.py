@@ -255,6 +255,12 @@ def status(app: App, as_json: bool, check: bool) -> None:
         f"{counts['feeds']} feeds, {counts['articles']} matched articles, {counts['matches']} matches; "
         f"outbox: {counts['pending']} pending, {counts['dead']} failed (see `watcher alerts list --failed`)"
     )
+    latest = store.recent_matches(datetime(1970, 1, 1).astimezone(), limit=5)
+    if latest:
+        click.echo("\nlatest matches (why they matched: the terms found):")
+        for match in latest:
+            click.echo(f"  {click.style(match.topic, fg='cyan')}  {match.title[:90]}")
+            click.echo(f"      terms: {', '.join(match.terms[:8])}   {match.url}")
 
 
 def _health_check(app: App) -> Any:
