@@ -1,0 +1,21 @@
+"""The store: the only code that speaks SQL, over one SQLite file that users also read.
+
+    base.py      opening (WAL, busy_timeout, foreign keys), migrations, BEGIN IMMEDIATE transactions
+    feeds.py     feeds and their schedule; one poll's writes in one transaction; rematch verdicts
+    articles.py  rematch batches, full-text search, export
+    outbox.py    the alert outbox: due deliveries, leases, outcomes, dead letters, digest slots
+"""
+
+from __future__ import annotations
+
+from .articles import ArticleQueries
+from .base import BUSY_TIMEOUT_MS, StoreHealth, from_db_time, to_db_time
+from .feeds import FeedQueries
+from .outbox import OutboxQueries
+
+
+class Store(FeedQueries, ArticleQueries, OutboxQueries):
+    """Open with `Store.open(path)`; every method is one statement or one transaction."""
+
+
+__all__ = ["BUSY_TIMEOUT_MS", "Store", "StoreHealth", "from_db_time", "to_db_time"]

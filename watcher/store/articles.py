@@ -1,0 +1,74 @@
+"""Reading articles back: rematch batches, full-text search, export."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from ..errors import StoreError
+from .base import Connection, to_db_time
+
+
+class ArticleQueries(Connection):
+    # --- rematch, search, export ------------------------------------------------------------------------
+
+    def articles_to_rematch(self, batch: int = 500) -> Iterator[list[dict[str, Any]]]:
+        """Every stored article (matched ones, and unmatched ones still in the keep window), in id batches."""
+        last = 0
+        while True:
+            rows = self._query("SELECT id, title, body FROM articles WHERE id > ? ORDER BY id LIMIT ?", [last, batch])
+            if not rows:
+                return
+            yield rows
+            last = rows[-1]["id"]
+
+    def search(
+        self,
+        query: str,
+        *,
+        topic: str | None = None,
+        feed: str | None = None,
+        since: datetime | None = None,
+        limit: int = 20,
+    ) -> list[dict[str, Any]]:
+        """Full-text search (FTS5 syntax) over stored articles, best first, with a snippet around the hits."""
+        where, params = ["articles_fts MATCH ?"], [query]
+        if topic:
+            where.append("EXISTS (SELECT 1 FROM matches m WHERE m.article_id = a.id AND m.topic = ? AND m.retracted_at IS NULL)")
+            params.append(topic)
+        if feed:
+            where.append("EXISTS (SELECT 1 FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id AND f.name = ?)")
+            params.append(feed)
+        if since:
+            where.append("coalesce(a.published_at, a.fetched_at) >= ?")
+            params.append(to_db_time(since))
+        sql = (
+            "SELECT a.id, a.title, a.url, a.published_at, snippet(articles_fts, -1, '[[', ']]', '…', 24) AS snippet,"
+            " (SELECT group_concat(m.topic, ', ') FROM matches m WHERE m.article_id = a.id AND m.retracted_at IS NULL) AS topics,"
+            " (SELECT group_concat(f.name, ', ') FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id) AS feeds,"
+            " round(bm25(articles_fts, 5.0, 1.0), 3) AS rank"
+            f" FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid WHERE {' AND '.join(where)}"
+            " ORDER BY rank LIMIT ?"
+        )
+        try:
+            return self._query(sql, [*params, limit])
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"cannot search for {query!r}: {e} (FTS5 query syntax: words, \"phrases\", AND, OR, NOT, prefix*)") from e
+
+    def export_matches(self, *, topic: str | None = None, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        where, params = ["m.retracted_at IS NULL"], []
+        if topic:
+            where.append("m.topic = ?")
+            params.append(topic)
+        if since:
+            where.append("m.matched_at >= ?")
+            params.append(to_db_time(since))
+        yield from self.db.query(
+            "SELECT m.topic, m.matched_at, m.score, m.terms, m.snippet, a.title, a.url, a.published_at, a.author,"
+            " a.language, a.body_source, (SELECT group_concat(f.name, ', ') FROM article_sources s JOIN feeds f"
+            " ON f.id = s.feed_id WHERE s.article_id = a.id) AS feeds"
+            f" FROM matches m JOIN articles a ON a.id = m.article_id WHERE {' AND '.join(where)} ORDER BY m.matched_at DESC",
+            params,
+        )

@@ -1,0 +1,172 @@
+"""The connection: opening, migrations, transactions. The store package is the only code that speaks SQL: a single SQLite file that users also read (sqlite3 shell, Datasette, pandas).
+
+Durability choices, checked by `Store.health()` and documented in docs/schema.md:
+  * WAL, so readers never block the daemon's writes and the daemon never blocks them;
+  * synchronous=NORMAL: in WAL mode a crash of the process (kill -9) loses nothing committed and never
+    corrupts the file; a power cut may lose the last transactions but still not corrupt it;
+  * busy_timeout, so a second writer (`watcher poll` beside the daemon) waits instead of failing;
+  * every write transaction starts with BEGIN IMMEDIATE: busy_timeout does not help a read that later
+    upgrades to a write, so we take the write lock up front.
+Times are stored as UTC ISO 8601 text (`2026-11-26T15:09:10Z`), which sorts and compares as text and which
+SQLite's date functions read.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+import sqlite_utils
+
+from ..errors import StoreError
+from ..migrations import MIGRATIONS
+
+BUSY_TIMEOUT_MS = 15_000
+_SQLITE_FULL = ("database or disk is full", "disk i/o error")
+
+
+def to_db_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_db_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value)  # Python 3.11 reads the Z
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    journal_mode: str
+    synchronous: str
+    busy_timeout_ms: int
+    foreign_keys: bool
+    schema_version: int
+    integrity: str | None = None  # only when asked: integrity_check reads the whole file
+
+
+class Connection:
+    """One SQLite connection, opened as designed; the query mixins of the package build on it."""
+
+    def __init__(self, db: sqlite_utils.Database, path: str):
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path) -> Self:
+        path = str(path)
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN IMMEDIATE/COMMIT ourselves (see the module docstring).
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            store = cls(sqlite_utils.Database(conn), path)
+            store.migrate()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot open database {path}: {e}") from e
+        return store
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # --- transactions and schema ------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"database is busy or unwritable: {e}") from e
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(e, sqlite3.Error):
+                hint = " (is the disk full?)" if any(s in str(e).lower() for s in _SQLITE_FULL) else ""
+                raise StoreError(f"database write failed{hint}: {e}") from e
+            raise
+
+    def _query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[dict[str, Any]]:
+        return list(self.db.query(sql, params))
+
+    def schema_version(self) -> int:
+        return self.db.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self) -> None:
+        current = self.schema_version()
+        if current > len(MIGRATIONS):
+            raise StoreError(f"{self.path} has schema {current}, newer than this watcher knows ({len(MIGRATIONS)})")
+        for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self._write() as conn:
+                for statement in _split_sql(script):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+
+    def health(self, *, check_integrity: bool = False) -> StoreHealth:
+        pragma = lambda name: self.db.conn.execute(f"PRAGMA {name}").fetchone()[0]
+        levels = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+        return StoreHealth(
+            journal_mode=pragma("journal_mode"),
+            synchronous=levels.get(pragma("synchronous"), "?"),
+            busy_timeout_ms=pragma("busy_timeout"),
+            foreign_keys=bool(pragma("foreign_keys")),
+            schema_version=self.schema_version(),
+            integrity=pragma("integrity_check") if check_integrity else None,
+        )
+
+    def probe_write(self, timeout_s: float = 2.0) -> str | None:
+        """None when the database can be written now, else why not.
+
+        Takes the write lock and writes a row on a connection of its own, then rolls back: safe from any thread,
+        never inside a caller's transaction, and it catches a read-only file or a lock someone holds for good.
+        """
+        if self.path == ":memory:":
+            return None
+        try:
+            conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+        except sqlite3.Error as e:
+            return f"cannot open {self.path}: {e}"
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO channel_state (channel) VALUES (?)", (f"(health probe {id(conn)})",))
+            return None
+        except sqlite3.Error as e:
+            return str(e)
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    items = list(items)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements; sqlite3.complete_statement keeps trigger bodies whole."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

@@ -1,0 +1,259 @@
+"""Feeds, their schedule and the writes of one poll: what the pipeline and the daemon ask of the store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..models import Article, FeedRecord, FeedUpdate
+from ..text import hide_credentials
+from .base import Connection, _chunks, from_db_time, to_db_time
+
+
+class FeedQueries(Connection):
+    # --- feeds -----------------------------------------------------------------------------------------
+
+    def sync_feeds(self, feeds: Iterable[Any], default_interval: timedelta, now: datetime) -> None:
+        """Make the feeds table follow the config: add new feeds (due now), update changed ones, disable removed ones.
+
+        Feeds are matched by name, so editing a feed's URL keeps its history. A removed feed keeps its rows
+        (its articles stay searchable) and is only disabled. URLs are stored without credentials (a token in a
+        private feed's URL must not end up in a file users share); the pipeline polls the config's URL.
+        """
+        stamp = to_db_time(now)
+        with self._write() as conn:
+            names = []
+            for feed in feeds:
+                names.append(feed.name)
+                url = hide_credentials(feed.url)
+                interval = int((feed.interval or default_interval).total_seconds())
+                row = conn.execute("SELECT id, url FROM feeds WHERE name = ?", (feed.name,)).fetchone()
+                if row is None:
+                    # A URL that moved to a new name keeps its row too.
+                    conn.execute("DELETE FROM feeds WHERE url = ? AND enabled = 0", (url,))
+                    conn.execute(
+                        "INSERT INTO feeds (name, url, enabled, extract, interval_s, added_at, next_check_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (feed.name, url, int(feed.enabled), int(feed.extract), interval, stamp, stamp),
+                    )
+                else:
+                    url_changed = row[1] != url
+                    conn.execute(
+                        "UPDATE feeds SET url = ?, enabled = ?, extract = ?, interval_s = ?"
+                        + (", etag = NULL, last_modified = NULL, next_check_at = ?, moved_to = NULL" if url_changed else "")
+                        + " WHERE id = ?",
+                        (url, int(feed.enabled), int(feed.extract), interval)
+                        + ((stamp,) if url_changed else ())
+                        + (row[0],),
+                    )
+            placeholders = ",".join("?" * len(names))
+            conn.execute(f"UPDATE feeds SET enabled = 0 WHERE name NOT IN ({placeholders})", names)
+
+    def due_feeds(self, now: datetime, *, names: Sequence[str] | None = None, limit: int | None = None) -> list[FeedRecord]:
+        """Enabled feeds whose next check is due, most overdue first; with `names`, those feeds whatever their time."""
+        if names is not None:
+            where = f"enabled = 1 AND name IN ({','.join('?' * len(names))})"
+            params: list[Any] = list(names)
+        else:
+            where, params = "enabled = 1 AND next_check_at <= ?", [to_db_time(now)]
+        sql = f"SELECT * FROM feeds WHERE {where} ORDER BY next_check_at" + (f" LIMIT {int(limit)}" if limit else "")
+        return [_feed_record(r) for r in self._query(sql, params)]
+
+    def next_due_at(self) -> datetime | None:
+        row = self.db.conn.execute("SELECT min(next_check_at) FROM feeds WHERE enabled = 1").fetchone()
+        return from_db_time(row[0])
+
+    def seen_entry_ids(self, feed_id: int, entry_ids: Sequence[str]) -> set[str]:
+        seen: set[str] = set()
+        for chunk in _chunks(entry_ids, 500):
+            sql = f"SELECT entry_id FROM seen_entries WHERE feed_id = ? AND entry_id IN ({','.join('?' * len(chunk))})"
+            seen.update(r[0] for r in self.db.conn.execute(sql, [feed_id, *chunk]))
+        return seen
+
+    def stored_article_urls(self, urls: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(urls, 500):
+            sql = f"SELECT url FROM articles WHERE url IN ({','.join('?' * len(chunk))})"
+            found.update(r[0] for r in self.db.conn.execute(sql, chunk))
+        return found
+
+    # --- one feed update, one transaction ----------------------------------------------------------------
+
+    def apply_update(self, feed_id: int, update: FeedUpdate, routes: Mapping[str, Sequence[str]]) -> int:
+        """Write everything one poll changed; returns the number of deliveries queued.
+
+        `routes` maps a topic to the channels that want it. The deliveries of a match are written in the same
+        transaction as the match, so a crash can lose neither one without the other.
+        """
+        now = to_db_time(update.checked_at)
+        queued = 0
+        with self._write() as conn:
+            self._write_feed_state(conn, feed_id, update)
+            conn.executemany(
+                "INSERT OR IGNORE INTO seen_entries (feed_id, entry_id, seen_at) VALUES (?, ?, ?)",
+                [(feed_id, eid, now) for eid in update.seen_entry_ids],
+            )
+            for article in update.articles:
+                article_id = self._insert_article(conn, article, now)
+                self._add_source(conn, article_id, feed_id, article.entry.entry_id, article.entry.link, now)
+                for match in article.matches:
+                    queued += self._insert_match(conn, article_id, match, now, routes if update.alert else {})
+            for url, entry in update.also_seen_at:
+                row = conn.execute("SELECT id FROM articles WHERE url = ?", (url,)).fetchone()
+                if row:
+                    self._add_source(conn, row[0], feed_id, entry.entry_id, entry.link, now)
+        return queued
+
+    def _write_feed_state(self, conn: sqlite3.Connection, feed_id: int, u: FeedUpdate) -> None:
+        if u.status in ("error", "offline"):
+            # "offline" (the whole network is down) is recorded but not counted against the feed.
+            conn.execute(
+                "UPDATE feeds SET last_checked_at = ?, next_check_at = ?, error_count = error_count + ?,"
+                " last_error = ?, last_error_kind = ?, last_status = ? WHERE id = ?",
+                (to_db_time(u.checked_at), to_db_time(u.next_check_at), int(u.status == "error"), u.error,
+                 u.error_kind, u.status, feed_id),
+            )
+            return
+        conn.execute(
+            "UPDATE feeds SET last_checked_at = :now, last_success_at = :now, next_check_at = :next,"
+            " first_polled_at = coalesce(first_polled_at, :now), error_count = 0, last_error = NULL,"
+            " last_error_kind = NULL, last_status = :status, etag = :etag, last_modified = :lm,"
+            " title = coalesce(:title, title), moved_to = coalesce(:moved, moved_to), last_warning = :warning"
+            " WHERE id = :id",
+            {
+                "now": to_db_time(u.checked_at),
+                "next": to_db_time(u.next_check_at),
+                "status": u.status,
+                "etag": u.etag,
+                "lm": u.last_modified,
+                "title": u.title,
+                "moved": hide_credentials(u.new_url) if u.new_url else None,
+                "warning": u.warning,
+                "id": feed_id,
+            },
+        )
+
+    def _insert_article(self, conn: sqlite3.Connection, a: Article, now: str) -> int:
+        row = conn.execute(
+            "INSERT INTO articles (url, title, body, body_source, author, language, published_at, fetched_at, matched)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET matched = max(matched, excluded.matched)"
+            " RETURNING id",
+            (a.url, a.title, a.body, a.body_source, a.author, a.language, to_db_time(a.published_at), now, int(bool(a.matches))),
+        ).fetchone()
+        return row[0]
+
+    def _add_source(self, conn: sqlite3.Connection, article_id: int, feed_id: int, entry_id: str, link: str | None, now: str) -> None:
+        conn.execute(
+            "INSERT OR IGNORE INTO article_sources (article_id, feed_id, entry_id, link, seen_at) VALUES (?, ?, ?, ?, ?)",
+            (article_id, feed_id, entry_id, link, now),
+        )
+
+    def _insert_match(self, conn: sqlite3.Connection, article_id: int, match: Any, now: str, routes: Mapping[str, Sequence[str]]) -> int:
+        cursor = conn.execute(
+            "INSERT INTO matches (article_id, topic, score, terms, snippet, matched_at) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(article_id, topic) DO UPDATE SET retracted_at = NULL, score = excluded.score,"
+            " terms = excluded.terms, snippet = excluded.snippet",
+            (article_id, match.topic, match.score, json.dumps(list(match.terms), ensure_ascii=False), match.snippet, now),
+        )
+        queued = 0
+        for channel in routes.get(match.topic, ()):
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO deliveries (article_id, topic, channel, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
+                (article_id, match.topic, channel, now, now),
+            )
+            queued += cursor.rowcount
+        return queued
+
+    def apply_rematch(
+        self, results: Sequence[tuple[int, Sequence[Any]]], topics: Sequence[str], routes: Mapping[str, Sequence[str]], now: datetime
+    ) -> tuple[int, int, int]:
+        """Write new rules' verdicts for a batch of articles: (added, retracted, queued).
+
+        A topic that no longer matches is marked retracted, never deleted (users may have acted on it); a topic
+        that matches anew is added and queues its alerts; the outbox's unique key keeps earlier alerts from
+        being queued again.
+        """
+        stamp = to_db_time(now)
+        added = retracted = queued = 0
+        with self._write() as conn:
+            for article_id, matches in results:
+                current = {
+                    row[0]: row[1]
+                    for row in conn.execute("SELECT topic, retracted_at FROM matches WHERE article_id = ?", (article_id,))
+                }
+                matched_now = {m.topic for m in matches}
+                for match in matches:
+                    if match.topic not in current or current[match.topic] is not None:
+                        added += 1
+                    queued += self._insert_match(conn, article_id, match, stamp, routes)
+                for topic in topics:
+                    if topic in current and current[topic] is None and topic not in matched_now:
+                        conn.execute(
+                            "UPDATE matches SET retracted_at = ? WHERE article_id = ? AND topic = ?", (stamp, article_id, topic)
+                        )
+                        # Alerts not yet sent for a retracted match are not sent.
+                        conn.execute(
+                            "UPDATE deliveries SET status = 'skipped', last_error = 'match retracted by rematch'"
+                            " WHERE article_id = ? AND topic = ? AND status = 'pending'",
+                            (article_id, topic),
+                        )
+                        retracted += 1
+                conn.execute(
+                    "UPDATE articles SET matched = EXISTS (SELECT 1 FROM matches WHERE article_id = ? AND retracted_at IS NULL)"
+                    " WHERE id = ?",
+                    (article_id, article_id),
+                )
+        return added, retracted, queued
+
+    # --- maintenance -----------------------------------------------------------------------------------
+
+    def purge_unmatched(self, older_than: datetime) -> int:
+        """Drop unmatched articles kept for `rematch` once they are older than the window; their ids stay seen."""
+        with self._write() as conn:
+            return conn.execute(
+                "DELETE FROM articles WHERE matched = 0 AND fetched_at < ?", (to_db_time(older_than),)
+            ).rowcount
+
+    # --- reading for the CLI ---------------------------------------------------------------------------
+
+    def feed_status(self) -> list[dict[str, Any]]:
+        return self._query(
+            "SELECT name, url, enabled, last_status, last_success_at, next_check_at, error_count, last_error,"
+            " last_error_kind, moved_to, (SELECT count(*) FROM article_sources s JOIN matches m"
+            " ON m.article_id = s.article_id WHERE s.feed_id = f.id AND m.retracted_at IS NULL) AS matches"
+            " FROM feeds f ORDER BY name"
+        )
+
+    def counts(self) -> dict[str, int]:
+        one = lambda sql: self.db.conn.execute(sql).fetchone()[0]
+        return {
+            "feeds": one("SELECT count(*) FROM feeds WHERE enabled = 1"),
+            "articles": one("SELECT count(*) FROM articles WHERE matched = 1"),
+            "matches": one("SELECT count(*) FROM matches WHERE retracted_at IS NULL"),
+            "pending": one("SELECT count(*) FROM deliveries WHERE status = 'pending'"),
+            "dead": one("SELECT count(*) FROM deliveries WHERE status = 'dead'"),
+        }
+
+    def feed_facts(self) -> list[dict[str, Any]]:
+        """Per feed, what the health verdict weighs: enabled, errors in a row, last status and error kind, times."""
+        return self._query(
+            "SELECT name, enabled, error_count, last_status, last_error_kind, last_checked_at, last_success_at,"
+            " next_check_at FROM feeds ORDER BY name"
+        )
+
+
+def _feed_record(row: Mapping[str, Any]) -> FeedRecord:
+    return FeedRecord(
+        id=row["id"],
+        name=row["name"],
+        url=row["url"],
+        interval=timedelta(seconds=row["interval_s"]),
+        extract=bool(row["extract"]),
+        etag=row["etag"],
+        last_modified=row["last_modified"],
+        error_count=row["error_count"],
+        first_poll=row["first_polled_at"] is None,
+    )

@@ -1,0 +1,159 @@
+"""The alert outbox: deliveries due, claims (leases) for a send, outcomes, dead letters, digest slots."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from ..models import Delivery
+from .base import Connection, _chunks, from_db_time, to_db_time
+
+
+class OutboxQueries(Connection):
+    # --- the outbox --------------------------------------------------------------------------------------
+
+    def pending_deliveries(self, channel: str, now: datetime, *, topics: Sequence[str] | None = None) -> list[Delivery]:
+        """Deliveries of a channel that are waiting and whose retry time has come, oldest first, with their article."""
+        params: list[Any] = [channel, to_db_time(now)]
+        topic_filter = ""
+        if topics is not None:
+            topic_filter = f" AND d.topic IN ({','.join('?' * len(topics))})"
+            params += list(topics)
+        rows = self._query(
+            "SELECT d.id, d.article_id, d.topic, d.channel, d.created_at, d.attempts, a.title, a.url, a.published_at,"
+            " m.terms, m.snippet, (SELECT json_group_array(f.name) FROM article_sources s JOIN feeds f ON f.id = s.feed_id"
+            " WHERE s.article_id = a.id) AS feeds"
+            " FROM deliveries d JOIN articles a ON a.id = d.article_id"
+            " LEFT JOIN matches m ON m.article_id = d.article_id AND m.topic = d.topic"
+            " WHERE d.channel = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND m.retracted_at IS NULL" + topic_filter +
+            " ORDER BY d.created_at, d.id",
+            params,
+        )
+        return [_delivery(r) for r in rows]
+
+    def next_delivery_attempt_at(self, channel: str) -> datetime | None:
+        row = self.db.conn.execute(
+            "SELECT min(next_attempt_at) FROM deliveries WHERE channel = ? AND status = 'pending'", (channel,)
+        ).fetchone()
+        return from_db_time(row[0])
+
+    def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
+        self._set_status(ids, "UPDATE deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL", [to_db_time(now)])
+
+    def mark_retry(self, ids: Sequence[int], error: str, retry_at: datetime) -> None:
+        self._set_status(ids, "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?", [error[:500], to_db_time(retry_at)])
+
+    def mark_dead(self, ids: Sequence[int], error: str) -> None:
+        self._set_status(ids, "UPDATE deliveries SET status = 'dead', attempts = attempts + 1, last_error = ?", [error[:500]])
+
+    def mark_skipped(self, ids: Sequence[int], reason: str) -> None:
+        """For deliveries that will never be sent on purpose (a retracted match, a removed channel)."""
+        self._set_status(ids, "UPDATE deliveries SET status = 'skipped', last_error = ?", [reason[:500]])
+
+    def _set_status(self, ids: Sequence[int], update_sql: str, params: list[Any]) -> None:
+        with self._write() as conn:
+            for chunk in _chunks(ids, 500):
+                conn.execute(f"{update_sql} WHERE id IN ({','.join('?' * len(chunk))})", [*params, *chunk])
+
+    def retry_dead(self, now: datetime, *, channel: str | None = None, ids: Sequence[int] = ()) -> int:
+        """Put dead letters back in the queue (`watcher alerts retry`)."""
+        sql, params = "UPDATE deliveries SET status = 'pending', next_attempt_at = ? WHERE status = 'dead'", [to_db_time(now)]
+        if channel:
+            sql, params = sql + " AND channel = ?", params + [channel]
+        if ids:
+            sql, params = sql + f" AND id IN ({','.join('?' * len(ids))})", params + list(ids)
+        with self._write() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def list_deliveries(self, *, status: str | None = None, channel: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        where, params = ["1=1"], []
+        if status:
+            where.append("d.status = ?")
+            params.append(status)
+        if channel:
+            where.append("d.channel = ?")
+            params.append(channel)
+        return self._query(
+            "SELECT d.id, d.channel, d.topic, d.status, d.attempts, d.created_at, d.next_attempt_at, d.sent_at,"
+            " d.last_error, a.title, a.url FROM deliveries d JOIN articles a ON a.id = d.article_id"
+            f" WHERE {' AND '.join(where)} ORDER BY d.id DESC LIMIT ?",
+            [*params, limit],
+        )
+
+    def last_digest_at(self, channel: str) -> datetime | None:
+        row = self.db.conn.execute("SELECT last_digest_at FROM channel_state WHERE channel = ?", (channel,)).fetchone()
+        return from_db_time(row[0]) if row else None
+
+    def set_last_digest_at(self, channel: str, slot: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO channel_state (channel, last_digest_at) VALUES (?, ?)"
+                " ON CONFLICT(channel) DO UPDATE SET last_digest_at = excluded.last_digest_at",
+                (channel, to_db_time(slot)),
+            )
+
+    # Used by watcher/alerts/outbox.py (claim) and `watcher digest preview` (recent_matches).
+
+    def claim_deliveries(self, ids: Sequence[int], now: datetime, until: datetime) -> list[int]:
+        """Take due pending deliveries for one send: their next attempt moves to `until` (a lease), so a second
+        pass or process reading the outbox meanwhile skips them. Returns the ids this call claimed; a send's
+        outcome (mark_sent/mark_retry/mark_dead) replaces the lease, a crash lets it expire and the send repeat."""
+        claimed: list[int] = []
+        with self._write() as conn:
+            for chunk in _chunks(ids, 500):
+                rows = conn.execute(
+                    "UPDATE deliveries SET next_attempt_at = ? WHERE status = 'pending' AND next_attempt_at <= ?"
+                    f" AND id IN ({','.join('?' * len(chunk))}) RETURNING id",
+                    [to_db_time(until), to_db_time(now), *chunk],
+                ).fetchall()
+                claimed += [r[0] for r in rows]
+        return claimed
+
+    def recent_matches(self, since: datetime, *, topics: Sequence[str] | None = None, limit: int = 1000) -> list[Delivery]:
+        """Matches (not retracted) made since `since`, newest first, as Delivery values with id 0 and no channel."""
+        params: list[Any] = [to_db_time(since)]
+        topic_filter = ""
+        if topics is not None:
+            topic_filter = f" AND m.topic IN ({','.join('?' * len(topics))})"
+            params += list(topics)
+        rows = self._query(
+            "SELECT 0 AS id, m.article_id, m.topic, '' AS channel, m.matched_at AS created_at, 0 AS attempts, a.title,"
+            " a.url, a.published_at, m.terms, m.snippet, (SELECT json_group_array(f.name) FROM article_sources s"
+            " JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id) AS feeds"
+            " FROM matches m JOIN articles a ON a.id = m.article_id"
+            " WHERE m.retracted_at IS NULL AND m.matched_at >= ?" + topic_filter +
+            " ORDER BY m.matched_at DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [_delivery(r) for r in rows]
+
+    def pending_summary(self) -> list[dict[str, Any]]:
+        """Pending deliveries per (channel, topic): how many, the oldest, and the oldest that was tried already."""
+        return self._query(
+            "SELECT channel, topic, count(*) AS n, min(created_at) AS oldest,"
+            " min(CASE WHEN attempts > 0 THEN created_at END) AS oldest_tried"
+            " FROM deliveries WHERE status = 'pending' GROUP BY channel, topic ORDER BY channel, topic"
+        )
+
+    def outbox_by_channel(self) -> list[dict[str, Any]]:
+        """Deliveries per channel and status (pending, sent, dead, skipped)."""
+        return self._query("SELECT channel, status, count(*) AS n FROM deliveries GROUP BY channel, status ORDER BY channel, status")
+
+
+def _delivery(row: Mapping[str, Any]) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        article_id=row["article_id"],
+        topic=row["topic"],
+        channel=row["channel"],
+        created_at=from_db_time(row["created_at"]),
+        attempts=row["attempts"],
+        title=row["title"],
+        url=row["url"],
+        feeds=tuple(json.loads(row["feeds"] or "[]")),
+        published_at=from_db_time(row["published_at"]),
+        terms=tuple(json.loads(row["terms"] or "[]")),
+        snippet=row["snippet"] or "",
+    )
