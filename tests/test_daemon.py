@@ -60,9 +60,9 @@ class Daemon:
         for line in self.proc.stdout:
             self.lines.put(line)
 
-    def wait_for(self, text: str, timeout: float = 60) -> str:
-        """The first log line containing `text`, logged before or within `timeout` seconds from now."""
-        for line in self.log:
+    def wait_for(self, text: str, timeout: float = 60, *, after: int = 0) -> str:
+        """The first log line containing `text` (from line `after` on), logged before or within `timeout` s from now."""
+        for line in self.log[after:]:
             if text in line:
                 return line
         deadline = time.monotonic() + timeout

@@ -8,7 +8,6 @@ import queue
 import re
 import signal
 import sqlite3
-import time
 import urllib.request
 from pathlib import Path
 
@@ -63,19 +62,7 @@ class Watched(Daemon):
                 return len(self.log)
 
     def wait_after(self, mark: int, text: str, timeout: float = 30) -> str:
-        for line in self.log[mark:]:
-            if text in line:
-                return line
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(0.05, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            self.log.append(line)
-            if text in line:
-                return line
-        raise AssertionError(f"{text!r} not logged within {timeout} s; log:\n" + "".join(self.log))
+        return self.wait_for(text, timeout, after=mark)
 
 
 @pytest.fixture
