@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
@@ -289,9 +290,23 @@ async def test_sigkill_during_a_send_repeats_only_that_send(tmp_path, site):
     from watcher.alerts.webhook import WebhookChannel
 
     dispatcher = Dispatcher(config, store, {"hook": WebhookChannel("hook", url=hook.url)})
-    assert (await dispatcher.run(T0 + timedelta(minutes=1))).outcomes == ()  # claimed by the dead sender
-    report = await dispatcher.run(T0 + LEASE + timedelta(seconds=1))
+    # The dead sender's claim is taken back at once (its pid is gone), not left to run out its lease.
+    report = await dispatcher.run(T0 + timedelta(minutes=1))
     assert report.sent == 4 and statuses(store) == {"sent": 4}
     await dispatcher.run(T0 + LEASE + timedelta(minutes=5))
     payloads = hook.payloads
     assert len(payloads) == 2 and payloads[0]["items"] == payloads[1]["items"]  # the in-flight one, once more
+
+
+def test_claims_are_taken_back_only_from_processes_that_are_gone():
+    import socket
+
+    from watcher.alerts.outbox import CLAIM_OWNER, claim_holder_is_alive
+
+    host = socket.gethostname()
+    assert claim_holder_is_alive(CLAIM_OWNER)  # our own claims
+    assert not claim_holder_is_alive(f"{host}/{os.getpid()}/another-life")  # our pid, an earlier process
+    assert claim_holder_is_alive(f"{host}/1/x")  # a live process (init)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    assert not claim_holder_is_alive(f"{host}/{int(dead.stdout)}/x")  # exited
+    assert claim_holder_is_alive("other-host/123/x")  # another machine: its lease decides

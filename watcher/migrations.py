@@ -150,4 +150,9 @@ MIGRATIONS: list[str] = [
          WHERE a.matched = 1
          ORDER BY coalesce(a.published_at, a.fetched_at) DESC;
     """,
+    # 3: who holds a claim on a delivery, so a restarted daemon can take back the claims of the process it replaced
+    # at once instead of waiting out their lease.
+    """
+    ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+    """,
 ]

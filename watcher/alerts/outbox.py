@@ -11,8 +11,9 @@ How that holds:
     back-off, PermanentDeliveryError -> mark_dead (`watcher alerts retry` requeues), anything else is a bug:
     logged with its traceback and retried. One failed message never stops the others (miniflux's Slack sender
     stops at the first error and the rest of the batch is lost);
-  * a process killed mid-send leaves its claim to expire (LEASE), and the delivery goes out again: the one
-    duplicate the promise allows.
+  * a process killed mid-send leaves its claim behind, marked with its owner (host, pid and a token of the
+    process); the next pass of a new process takes back claims whose owner is gone and sends them again at once:
+    the one duplicate the promise allows. A claim of an owner it cannot judge (another host) expires (LEASE).
 
 Modes. `immediate`: every due delivery of the channel, batched into one message per pass (split only where the
 channel's size limits demand). `digest`: urgent topics go as immediate; the rest wait for the schedule's slot
@@ -24,6 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -48,6 +52,31 @@ RETRY_MAX = timedelta(hours=1)
 RETRY_AFTER_MAX = timedelta(days=1)
 LEASE = timedelta(minutes=5)  # a claimed delivery is left alone this long; a send that outlives it may repeat
 SEND_DEADLINE_S = 120.0  # one send, all parts of its conversation (SMTP, HTTP); well inside LEASE
+
+
+# Who this process is, for the claims it takes: host / pid / a token unique to this process's life (a restarted
+# daemon in a container often gets the same pid back).
+CLAIM_OWNER = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+
+
+def claim_holder_is_alive(owner: str) -> bool:
+    """Whether the process that took a claim may still be sending it. Unknown or foreign owners count as alive."""
+    host, _, rest = owner.partition("/")
+    pid_text, _, token = rest.partition("/")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True  # another machine's process: let its lease run out
+    if owner == CLAIM_OWNER:
+        return True
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # our pid, another token: the process we replaced
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Channel(Protocol):
@@ -220,6 +249,9 @@ class Dispatcher:
     async def run(self, now: datetime) -> DispatchReport:
         """One pass over every channel, concurrently: a slow SMTP server does not hold up Slack."""
         state = _Pass()
+        released = self.store.release_claims(now, claim_holder_is_alive)
+        if released:
+            log.info("alerts: %d deliveries claimed by a process that is gone are due again", released)
         await asyncio.gather(*(self._guarded(ch, now, state) for ch in self.config.channels if ch.name in self.channels))
         return state.report()
 
@@ -299,7 +331,7 @@ class Dispatcher:
     async def _send_batch(self, channel: Channel, ch: ChannelConfig, batch: Batch, now: datetime, state: _Pass) -> None:
         deliveries = list(batch.deliveries)
         if deliveries:
-            claimed = set(self.store.claim_deliveries([d.id for d in deliveries], now, now + LEASE))
+            claimed = set(self.store.claim_deliveries([d.id for d in deliveries], now, now + LEASE, CLAIM_OWNER))
             deliveries = [d for d in deliveries if d.id in claimed]
             if not deliveries:  # another pass or process took them
                 return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,13 +40,13 @@ class OutboxQueries(Connection):
         return from_db_time(row[0])
 
     def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
-        self._set_status(ids, "UPDATE deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL", [to_db_time(now)])
+        self._set_status(ids, "UPDATE deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL, claimed_by = NULL", [to_db_time(now)])
 
     def mark_retry(self, ids: Sequence[int], error: str, retry_at: datetime) -> None:
-        self._set_status(ids, "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?", [error[:500], to_db_time(retry_at)])
+        self._set_status(ids, "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, claimed_by = NULL", [error[:500], to_db_time(retry_at)])
 
     def mark_dead(self, ids: Sequence[int], error: str) -> None:
-        self._set_status(ids, "UPDATE deliveries SET status = 'dead', attempts = attempts + 1, last_error = ?", [error[:500]])
+        self._set_status(ids, "UPDATE deliveries SET status = 'dead', attempts = attempts + 1, last_error = ?, claimed_by = NULL", [error[:500]])
 
     def mark_skipped(self, ids: Sequence[int], reason: str) -> None:
         """For deliveries that will never be sent on purpose (a retracted match, a removed channel)."""
@@ -96,20 +96,41 @@ class OutboxQueries(Connection):
 
     # Used by watcher/alerts/outbox.py (claim) and `watcher digest preview` (recent_matches).
 
-    def claim_deliveries(self, ids: Sequence[int], now: datetime, until: datetime) -> list[int]:
+    def claim_deliveries(self, ids: Sequence[int], now: datetime, until: datetime, owner: str | None = None) -> list[int]:
         """Take due pending deliveries for one send: their next attempt moves to `until` (a lease), so a second
         pass or process reading the outbox meanwhile skips them. Returns the ids this call claimed; a send's
-        outcome (mark_sent/mark_retry/mark_dead) replaces the lease, a crash lets it expire and the send repeat."""
+        outcome (mark_sent/mark_retry/mark_dead) replaces the lease. A crash leaves the claim with its `owner`,
+        for release_claims to take back, or else to expire."""
         claimed: list[int] = []
         with self._write() as conn:
             for chunk in _chunks(ids, 500):
                 rows = conn.execute(
-                    "UPDATE deliveries SET next_attempt_at = ? WHERE status = 'pending' AND next_attempt_at <= ?"
-                    f" AND id IN ({','.join('?' * len(chunk))}) RETURNING id",
-                    [to_db_time(until), to_db_time(now), *chunk],
+                    "UPDATE deliveries SET next_attempt_at = ?, claimed_by = ? WHERE status = 'pending'"
+                    f" AND next_attempt_at <= ? AND id IN ({','.join('?' * len(chunk))}) RETURNING id",
+                    [to_db_time(until), owner, to_db_time(now), *chunk],
                 ).fetchall()
                 claimed += [r[0] for r in rows]
         return claimed
+
+    def release_claims(self, now: datetime, holder_is_alive: Callable[[str], bool]) -> int:
+        """Make the deliveries claimed by processes that are gone due again now; returns how many."""
+        owners = [
+            row[0]
+            for row in self.db.execute(
+                "SELECT DISTINCT claimed_by FROM deliveries WHERE status = 'pending' AND claimed_by IS NOT NULL"
+                " AND next_attempt_at > ?",
+                [to_db_time(now)],
+            )
+        ]
+        dead = [owner for owner in owners if not holder_is_alive(owner)]
+        released = 0
+        with self._write() as conn:
+            for owner in dead:
+                released += conn.execute(
+                    "UPDATE deliveries SET next_attempt_at = ?, claimed_by = NULL WHERE status = 'pending' AND claimed_by = ?",
+                    (to_db_time(now), owner),
+                ).rowcount
+        return released
 
     def recent_matches(self, since: datetime, *, topics: Sequence[str] | None = None, limit: int = 1000) -> list[Delivery]:
         """Matches (not retracted) made since `since`, newest first, as Delivery values with id 0 and no channel."""
