@@ -31,9 +31,9 @@ def fixture_bytes():
 @pytest.fixture(scope="session")
 def extractor():
     """One extraction pool for the whole run: starting worker processes is the slow part."""
-    from watcher.extract import Extractor
+    from watcher.workers import Workers
 
-    e = Extractor(workers=1, timeout_s=20)
+    e = Workers(workers=1, timeout_s=20)
     yield e
     e.shutdown()
 

@@ -1,4 +1,4 @@
-"""Extraction functions that misbehave, run in the Extractor's worker processes by the tests."""
+"""Extraction functions that misbehave, run in the Workers' processes by the tests."""
 
 from __future__ import annotations
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from misbehaving_extract import crashes_the_worker, runs_away_on_marked_pages
+
 from watcher.errors import ExtractError
-from watcher.extract import Extractor, extract_text
+from watcher.extract import extract_text
 from watcher.models import FetchedPage
+from watcher.workers import Workers
 
 ARTICLE = """<html lang="ko"><head><title>Drone plant | Test News</title>
 <meta property="article:published_time" content="2026-11-25T08:00:00+09:00"></head><body>
@@ -36,7 +37,7 @@ def test_a_page_without_text_gives_none():
 
 
 async def test_a_runaway_page_is_stopped_at_its_time_limit_and_the_pool_recovers():
-    extractor = Extractor(workers=1, timeout_s=1.0, function=runs_away_on_marked_pages)
+    extractor = Workers(workers=1, timeout_s=1.0, function=runs_away_on_marked_pages)
     try:
         good = FetchedPage("https://news.example/ok", ARTICLE.encode())
         assert "attack drones" in (await extractor.extract(good)).text  # the pool is warm
@@ -51,7 +52,7 @@ async def test_a_runaway_page_is_stopped_at_its_time_limit_and_the_pool_recovers
 
 
 async def test_a_dead_worker_is_an_extract_error_not_a_crash():
-    extractor = Extractor(workers=1, timeout_s=10, function=crashes_the_worker)
+    extractor = Workers(workers=1, timeout_s=10, function=crashes_the_worker)
     try:
         with pytest.raises(ExtractError, match="worker died"):
             await extractor.extract(FetchedPage("https://news.example/x", ARTICLE.encode()))

@@ -9,12 +9,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-
 from localsite import hang
+
 from watcher.config import config_from_dict
-from watcher.extract import Extractor
 from watcher.fetch import Fetcher
 from watcher.pipeline import Pipeline, poll
+from watcher.workers import Workers
 
 SITE = Path(__file__).parent / "fixtures" / "site"
 
@@ -285,7 +285,7 @@ async def test_a_runaway_page_is_stopped_and_the_item_keeps_the_feeds_text(site,
     page = site.routes["/articles/drone-plant.html"]
     site.add("/articles/drone-plant.html", page.body.replace(b"<article>", b"<article>RUNAWAY"), content_type="text/html")
     config = make_config(site, feeds={"world": "/world.rss"})
-    extractor = Extractor(workers=1, timeout_s=1.0, function=runs_away_on_marked_pages)
+    extractor = Workers(workers=1, timeout_s=1.0, function=runs_away_on_marked_pages)
     try:
         outcomes = await poll_all(config, store, extractor)
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -134,9 +133,10 @@ def poll(app: App, feed_names: tuple[str, ...], as_json: bool) -> None:
     Example:
         watcher poll --feed "Yonhap (English)"
     """
-    from .extract import Extractor
     from .fetch import Fetcher
-    from .pipeline import Pipeline, poll as poll_feeds, utcnow
+    from .pipeline import Pipeline, utcnow
+    from .pipeline import poll as poll_feeds
+    from .workers import Workers
 
     _setup_logging(app)
     config, store = app.config, app.store
@@ -148,15 +148,15 @@ def poll(app: App, feed_names: tuple[str, ...], as_json: bool) -> None:
     feeds = store.due_feeds(utcnow(), names=list(feed_names) or [f.name for f in config.feeds if f.enabled])
 
     async def go():
-        extractor = Extractor(config.extract.workers, config.extract.timeout.total_seconds()) if config.extract.enabled else None
+        # Always: the workers parse feeds too, even when pages are not extracted.
+        workers = Workers(config.extract.workers, config.extract.timeout.total_seconds())
         try:
             async with Fetcher(config.fetch) as fetcher:
-                pipeline = Pipeline.build(config, store, fetcher, extractor)
+                pipeline = Pipeline.build(config, store, fetcher, workers)
                 with click.progressbar(length=len(feeds), label="polling", file=sys.stderr) as bar:
                     return await poll_feeds(pipeline, feeds, on_done=lambda _: bar.update(1))
         finally:
-            if extractor:
-                extractor.shutdown()
+            workers.shutdown()
 
     started = datetime.now()
     outcomes = asyncio.run(go())

@@ -353,7 +353,9 @@ _COMMON_CHANNEL_KEYS = ("type", "mode", "schedule", "topics", "urgent_immediatel
 
 
 def _read_channels(t: Table, topic_names: set[str]) -> tuple[ChannelConfig, ...]:
-    from .schedules import parse_schedule  # a small pure module; imported here to keep config's imports light
+    from .schedules import (
+        parse_schedule,  # a small pure module; imported here to keep config's imports light
+    )
 
     channels = []
     for name in list(t.data):

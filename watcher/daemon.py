@@ -33,13 +33,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .alerts.outbox import Dispatcher
 from .config import Config, load_config
 from .errors import ConfigError, ConfigProblem, WatcherError
-from .extract import Extractor
 from .fetch import Fetcher
-from .models import FeedRecord
 from .metrics import METRICS_CONTENT_TYPE, Metrics, gauges
+from .models import FeedRecord
 from .ops import Health, OpsServer, Response, assess_health, health_response
 from .pipeline import Pipeline, poll, utcnow
 from .store import Store
+from .workers import Workers
 
 log = logging.getLogger("watcher.daemon")
 
@@ -68,11 +68,12 @@ class Daemon:
     async def run(self) -> None:
         config, store = self.config, self.store
         store.sync_feeds(config.feeds, config.schedule.interval, utcnow())
-        extractor = Extractor(config.extract.workers, config.extract.timeout.total_seconds()) if config.extract.enabled else None
-        self.extractor = extractor
+        # Always: the workers parse feeds too, even when pages are not extracted.
+        workers = Workers(config.extract.workers, config.extract.timeout.total_seconds())
+        self.workers = workers
         async with Fetcher(config.fetch) as fetcher:
             self.fetcher = fetcher
-            self.pipeline = Pipeline.build(config, store, fetcher, extractor)
+            self.pipeline = Pipeline.build(config, store, fetcher, workers)
             self.dispatcher = Dispatcher(config, store)
             scheduler: AsyncIOScheduler | None = None
             ops_server: OpsServer | None = None
@@ -100,8 +101,7 @@ class Daemon:
                     await dispatcher.drain(2.0 / (1 + len(self._retired)))
                 if ops_server is not None:
                     await ops_server.close()
-                if extractor:
-                    extractor.shutdown()
+                workers.shutdown()
         log.info("watcher stopped")
 
     def _report_database(self) -> None:
@@ -186,7 +186,7 @@ class Daemon:
             self._config_digest = _digest(path)
             try:
                 new = load_config(path)
-                pipeline = Pipeline.build(new, self.store, self.fetcher, self.extractor)
+                pipeline = Pipeline.build(new, self.store, self.fetcher, self.workers)
                 dispatcher = Dispatcher(new, self.store)
                 self.store.sync_feeds(new.feeds, new.schedule.interval, utcnow())
             except Exception as e:  # a WatcherError is the file's fault; anything else a bug: neither stops the daemon

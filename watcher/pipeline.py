@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 
 from .config import Config
 from .errors import ExtractError, FetchError, ParseError, StoreError, WatcherError
-from .extract import Extractor
 from .fetch import Fetcher, redact_url
 from .models import Article, Entry, FeedRecord, FeedUpdate, NotModified
 from .network import NetworkWatch
@@ -26,6 +25,7 @@ from .parse import parse_feed
 from .schedules import next_check_at
 from .store import Store
 from .topics import CompiledTopic, compile_topics, match_article
+from .workers import Workers
 
 log = logging.getLogger("watcher.poll")
 
@@ -36,12 +36,12 @@ def utcnow() -> datetime:
 
 @dataclass
 class Pipeline:
-    """What a poll needs, built once per process: config, store, the one HTTP client, the extraction pool."""
+    """What a poll needs, built once per process: config, store, the one HTTP client, the worker processes."""
 
     config: Config
     store: Store
     fetcher: Fetcher
-    extractor: Extractor | None
+    workers: Workers | None  # parsing and extraction; None parses on a thread and extracts nothing
     topics: tuple[CompiledTopic, ...]
     routes: dict[str, tuple[str, ...]]
     clock: Callable[[], datetime] = utcnow
@@ -53,18 +53,18 @@ class Pipeline:
     network: NetworkWatch = field(default_factory=NetworkWatch)
 
     @classmethod
-    def build(cls, config: Config, store: Store, fetcher: Fetcher, extractor: Extractor | None) -> Pipeline:
-        workers = extractor.workers if extractor else 1
+    def build(cls, config: Config, store: Store, fetcher: Fetcher, workers: Workers | None) -> Pipeline:
+        processes = workers.workers if workers else 1
         return cls(
             config=config,
             store=store,
             fetcher=fetcher,
-            extractor=extractor,
+            workers=workers,
             topics=compile_topics(config.topics, config.terms),
             routes=config.routes(),
             # Pages wait for a free extraction worker here, not in memory: without this cap fetched pages
             # piled up to 1.36 GB in our measurements.
-            pages_in_flight=asyncio.Semaphore(2 * workers),
+            pages_in_flight=asyncio.Semaphore(2 * processes),
         )
 
 
@@ -132,8 +132,13 @@ async def _update_feed(pipeline: Pipeline, feed: FeedRecord, now: datetime) -> F
             last_modified=fetched.last_modified,
             new_url=fetched.permanent_redirect,
         )
-    # feedparser is CPU work (~70 ms for a large feed): off the event loop, so other feeds keep flowing.
-    parsed = await asyncio.to_thread(parse_feed, fetched, max_entries=config.extract.max_entries_per_feed)
+    # feedparser is CPU work (~20-70 ms a changed feed): in a worker process, so it uses the other cores and
+    # other feeds keep flowing.
+    max_entries = config.extract.max_entries_per_feed
+    if pipeline.workers is not None:
+        parsed = await pipeline.workers.parse(fetched, max_entries)
+    else:
+        parsed = await asyncio.to_thread(parse_feed, fetched, max_entries=max_entries)
 
     entries = _unique_by_id(parsed.entries)
     seen = pipeline.store.seen_entry_ids(feed.id, [e.entry_id for e in entries])
@@ -181,12 +186,12 @@ async def _shared_article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) ->
 async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Article:
     """Build an article from an entry: the page's extracted text when we can get it, else the feed's own text."""
     body, source, extracted = "", "none", None
-    if pipeline.extractor and pipeline.config.extract.enabled and feed.extract and entry.link:
+    if pipeline.workers and pipeline.config.extract.enabled and feed.extract and entry.link:
         assert pipeline.pages_in_flight is not None
         async with pipeline.pages_in_flight:
             try:
                 page = await pipeline.fetcher.fetch_page(entry.link)
-                extracted = await pipeline.extractor.extract(page)
+                extracted = await pipeline.workers.extract(page)
                 body, source = extracted.text, "page"
             except (FetchError, ExtractError) as e:
                 log.debug("article %s: %s; using the feed's text", redact_url(entry.link), e)

@@ -1,0 +1,161 @@
+"""The worker processes for the CPU-bound stages: article extraction and feed parsing.
+
+Both would hold the event loop's core (trafilatura ~20-40 ms a page, feedparser ~20-70 ms a changed feed), so
+they run in a process pool sized to the cores, and the loop only awaits them. Each call has a time limit: asyncio
+cannot cancel work inside a process, so on a timeout the whole pool is killed and replaced, and any other call
+that was in that pool is retried once in the new one. Workers ask the kernel to kill them when the daemon dies,
+so a `kill -9` leaves no orphans behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import functools
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from .errors import ExtractError, ParseError, WatcherError
+from .extract import extract_text
+from .models import Extracted, FetchedFeed, FetchedPage, ParsedFeed
+from .parse import parse_feed
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _warm_up() -> None:
+    _die_with_parent()
+    import trafilatura  # noqa: F401  (pay the imports once per worker, not on the first page)
+
+    import watcher.parse  # noqa: F401
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when its parent dies.
+
+    A daemon killed with SIGKILL cannot shut its pool down, and its workers, re-parented to init, would wait on
+    their queue forever (seen in the crash test: one set per kill).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(0)
+
+
+class _TimedOut(Exception):
+    pass
+
+
+class _Died(Exception):
+    pass
+
+
+class Workers:
+    """`await workers.extract(page)`, `await workers.parse(fetched, max_entries)`; close with `shutdown()`."""
+
+    def __init__(
+        self,
+        workers: int = 0,
+        timeout_s: float = 20.0,
+        function: Callable[[bytes, str], Extracted | None] = extract_text,
+    ):
+        """`function` is the extraction run in the workers; it must be importable by name (tests pass a misbehaving one)."""
+        self.workers = workers or os.cpu_count() or 1
+        self.timeout_s = timeout_s
+        self.function = function
+        self._pool: ProcessPoolExecutor | None = None
+        self._warming: asyncio.Future | None = None
+        self._slot_state: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        # spawn: workers are not forked from a process that holds threads and an event loop, and they are the
+        # daemon's own children, so _die_with_parent can tie their lives to it (a forkserver outlives a kill -9).
+        self._context = multiprocessing.get_context("spawn")
+
+    async def extract(self, page: FetchedPage) -> Extracted:
+        """Extract one page. Raises ExtractError when there is no text, or when the page ran out of time."""
+        try:
+            result = await self._run(self.function, page.content, page.url)
+        except _TimedOut:
+            raise ExtractError(f"extraction of {page.url} took longer than {self.timeout_s:g} s") from None
+        except _Died:
+            raise ExtractError(f"extraction worker died on {page.url}") from None
+        except WatcherError:
+            raise
+        except Exception as e:  # trafilatura's own failures on a hostile page
+            raise ExtractError(f"extraction of {page.url} failed: {type(e).__name__}: {e}") from e
+        if result is None:
+            raise ExtractError(f"no article text found on {page.url}")
+        return result
+
+    async def parse(self, fetched: FetchedFeed, max_entries: int) -> ParsedFeed:
+        """Parse a feed in a worker, so that parsing uses the other cores and a runaway feed is stopped too."""
+        try:
+            return await self._run(parse_feed, fetched, max_entries=max_entries)
+        except _TimedOut:
+            raise ParseError(f"parsing took longer than {self.timeout_s:g} s") from None
+        except _Died:
+            raise ParseError("the parsing worker died on this feed") from None
+
+    def _slots(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()  # a semaphore belongs to one loop; `watcher` runs one loop per command
+        if self._slot_state is None or self._slot_state[0] is not loop:
+            self._slot_state = (loop, asyncio.Semaphore(self.workers))
+        return self._slot_state[1]
+
+    async def _ready_pool(self) -> ProcessPoolExecutor:
+        """The pool, started and warm: a new pool's start-up and imports must not count against a call's limit."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=self._context, initializer=_warm_up)
+            self._warming = asyncio.get_running_loop().run_in_executor(self._pool, _warm_up)
+        pool = self._pool
+        try:
+            await asyncio.shield(self._warming)
+        except BrokenProcessPool:
+            pass  # reported by the call's own submission below
+        return pool
+
+    async def _run(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        call = functools.partial(function, *args, **kwargs)
+        for attempt in (1, 2):
+            # One call per worker at a time, so a call's time limit runs while it works, not while it queues behind
+            # a call that is about to be stopped. The pool is taken inside the slot: the one seen before waiting
+            # may have been killed meanwhile.
+            async with self._slots():
+                pool = await self._ready_pool()
+                try:
+                    future = asyncio.get_running_loop().run_in_executor(pool, call)
+                    return await asyncio.wait_for(future, self.timeout_s)
+                except TimeoutError:
+                    self._kill(pool)
+                    raise _TimedOut from None
+                except BrokenProcessPool:
+                    # Another call's timeout killed the pool under us (or a worker died): one more try.
+                    self._kill(pool)
+                    if attempt == 2:
+                        raise _Died from None
+        raise AssertionError("unreachable")
+
+    def _kill(self, pool: ProcessPoolExecutor) -> None:
+        if self._pool is not pool:
+            return  # already replaced
+        self._pool = None
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.kill()
+        # Not cancel_futures: calls queued behind the stuck one must fail with BrokenProcessPool (and be retried in
+        # the new pool), not be cancelled, which would cancel the poll that awaits them.
+        pool.shutdown(wait=False)
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=True, cancel_futures=True)
