@@ -329,3 +329,27 @@ async def test_a_feed_that_drops_all_its_items_deletes_nothing(site, store, extr
     outcome = (await poll_all(config, store, extractor))["world"]
     assert outcome.update.status == "ok" and outcome.update.entries_in_feed == 0
     assert store.counts()["matches"] == 2  # an empty response is not "everything was deleted"
+
+
+async def test_feeds_in_flight_are_capped_so_memory_does_not_grow_with_the_feed_count(site, store, extractor, monkeypatch):
+    import watcher.pipeline as pipeline_module
+
+    serve_site(site)
+    feeds = {f"f{i}": f"/world.rss?copy={i}" for i in range(30)}
+    config = make_config(site, feeds=feeds, fetch={"concurrency": 2, "per_host": 2})
+    active, most = 0, 0
+    real_update_feed = pipeline_module.update_feed
+
+    async def counting(pipeline, feed):
+        nonlocal active, most
+        active += 1
+        most = max(most, active)
+        try:
+            return await real_update_feed(pipeline, feed)
+        finally:
+            active -= 1
+
+    monkeypatch.setattr(pipeline_module, "update_feed", counting)
+    outcomes = await poll_all(config, store, extractor)
+    assert len(outcomes) == 30 and {o.update.status for o in outcomes.values()} == {"ok"}
+    assert 2 <= most <= 2 * config.fetch.concurrency  # 30 feeds due at once, never more than 4 between fetch and write

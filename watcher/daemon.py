@@ -210,6 +210,7 @@ class Daemon:
         # Polls in flight finish on the old pipeline; the new one shares its cap on pages in flight and its table
         # of articles being built, so a reload neither doubles the pages in memory nor fetches a story twice.
         pipeline.pages_in_flight = self.pipeline.pages_in_flight
+        pipeline.feeds_in_flight = self.pipeline.feeds_in_flight
         pipeline.articles_in_flight = self.pipeline.articles_in_flight
         self.pipeline, self.config, self.config_error = pipeline, new, None
         # A pass of the old dispatcher may still be sending; it finishes, and the stop drains it. Its claims on
