@@ -7,6 +7,7 @@ so (`data: synthetic`).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import html
 import json
@@ -34,8 +35,11 @@ for _name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PRO
     os.environ.pop(_name, None)
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+# The watcher measured: the working tree, or a snapshot of a commit (`run_all.py --snapshot HEAD`), so that a
+# run is not disturbed by edits made while it runs.
+SRC = Path(os.environ.get("WATCHER_SRC") or REPO)
+if str(SRC) not in sys.path:
+    sys.path.insert(0, str(SRC))
 
 
 def cores() -> int:
@@ -85,11 +89,7 @@ def load_pages(*, synthetic: bool = False, limit: int | None = None) -> PageSet:
     return PageSet(tuple(pages), source)
 
 
-_WORDS = (
-    "government minister said troops border talks officials agreement drone production factory economy market "
-    "election parliament president week report city police court security energy prices trade deal military "
-    "capital region crisis support plan country forces attack defence summit leaders news statement spokesman"
-).split()
+_WORDS = ["government", "minister", "said", "troops", "border", "talks", "officials", "agreement", "drone", "production", "factory", "economy", "market", "election", "parliament", "president", "week", "report", "city", "police", "court", "security", "energy", "prices", "trade", "deal", "military", "capital", "region", "crisis", "support", "plan", "country", "forces", "attack", "defence", "summit", "leaders", "news", "statement", "spokesman"]
 
 
 def _sentence(rng: random.Random, n: int = 14) -> str:
@@ -205,7 +205,7 @@ def _template_from(name: str, data: bytes) -> FeedTemplate | None:
     root = etree.fromstring(data, parser)
     if root is None:
         return None
-    local = lambda el: etree.QName(el).localname if isinstance(el.tag, str) else ""  # noqa: E731
+    local = lambda el: etree.QName(el).localname if isinstance(el.tag, str) else ""
     kind = "atom" if local(root) == "feed" else "rss"
     title = ""
     items = []
@@ -256,12 +256,17 @@ def _synthetic_templates(n: int) -> list[FeedTemplate]:
 _EPOCH = datetime(2026, 2, 20, 12, 0, tzinfo=UTC)
 
 
-def render_feed(template: FeedTemplate, feed_url: str, home: str, items: list[tuple[int, str]]) -> bytes:
-    """A feed in the template's format, with the template's item texts and our own links: items are
-    (sequence number, article URL), newest first. Only URLs on the local site appear as links."""
+@functools.cache
+def _escaped(item: ItemTemplate) -> ItemTemplate:
+    esc = html.escape
+    return ItemTemplate(esc(item.title), esc(item.summary), esc(item.content), esc(item.author))
+
+
+def render_feed(template: FeedTemplate, feed_url: str, home: str, items: list[tuple[int, str, ItemTemplate]]) -> bytes:
+    """A feed in the template's format with our own links: items are (sequence number, article URL, item
+    texts), newest first. Only URLs on the local site appear as links."""
     esc = html.escape
     parts: list[str] = []
-    n = len(template.items)
     if template.kind == "atom":
         updated = (_EPOCH + timedelta(minutes=items[0][0] if items else 0)).strftime("%Y-%m-%dT%H:%M:%SZ")
         parts.append(
@@ -269,15 +274,15 @@ def render_feed(template: FeedTemplate, feed_url: str, home: str, items: list[tu
             f"<title>{esc(template.title)}</title><id>{esc(feed_url)}</id><updated>{updated}</updated>"
             f'<link rel="alternate" href="{esc(home)}"/><link rel="self" href="{esc(feed_url)}"/>\n'
         )
-        for seq, url in items:
-            it = template.items[seq % n]
+        for seq, url, item in items:
+            it = _escaped(item)
             when = (_EPOCH + timedelta(minutes=seq)).strftime("%Y-%m-%dT%H:%M:%SZ")
             parts.append(
-                f'<entry><title type="html">{esc(it.title)}</title><link rel="alternate" href="{esc(url)}"/>'
+                f'<entry><title type="html">{it.title}</title><link rel="alternate" href="{esc(url)}"/>'
                 f"<id>{esc(url)}</id><published>{when}</published><updated>{when}</updated>"
-                + (f"<author><name>{esc(it.author)}</name></author>" if it.author else "")
-                + (f'<summary type="html">{esc(it.summary)}</summary>' if it.summary else "")
-                + (f'<content type="html">{esc(it.content)}</content>' if it.content else "")
+                + (f"<author><name>{it.author}</name></author>" if it.author else "")
+                + (f'<summary type="html">{it.summary}</summary>' if it.summary else "")
+                + (f'<content type="html">{it.content}</content>' if it.content else "")
                 + "</entry>\n"
             )
         parts.append("</feed>\n")
@@ -288,15 +293,15 @@ def render_feed(template: FeedTemplate, feed_url: str, home: str, items: list[tu
             f"<title>{esc(template.title)}</title><link>{esc(home)}</link><description>{esc(template.title)}</description>"
             f'<atom:link href="{esc(feed_url)}" rel="self" type="application/rss+xml"/>\n'
         )
-        for seq, url in items:
-            it = template.items[seq % n]
+        for seq, url, item in items:
+            it = _escaped(item)
             when = (_EPOCH + timedelta(minutes=seq)).strftime("%a, %d %b %Y %H:%M:%S +0000")
             parts.append(
-                f"<item><title>{esc(it.title)}</title><link>{esc(url)}</link>"
+                f"<item><title>{it.title}</title><link>{esc(url)}</link>"
                 f'<guid isPermaLink="true">{esc(url)}</guid><pubDate>{when}</pubDate>'
-                + (f"<dc:creator>{esc(it.author)}</dc:creator>" if it.author else "")
-                + f"<description>{esc(it.summary)}</description>"
-                + (f"<content:encoded>{esc(it.content)}</content:encoded>" if it.content else "")
+                + (f"<dc:creator>{it.author}</dc:creator>" if it.author else "")
+                + f"<description>{it.summary}</description>"
+                + (f"<content:encoded>{it.content}</content:encoded>" if it.content else "")
                 + "</item>\n"
             )
         parts.append("</channel></rss>\n")
@@ -367,42 +372,53 @@ def cpu_seconds(pid: int) -> float:
 @dataclass
 class Sampler:
     """Samples the RSS of a process and its descendants (minus `exclude`) every `every` seconds in a thread,
-    and their CPU seconds at start and stop. Peak RSS is the peak of the SUM over processes."""
+    and their CPU seconds. Peak RSS is the peak of the SUM over processes.
+
+    Cheap on purpose, since it runs inside the measured process: the process tree is re-read from
+    /proc/<pid>/task/*/children every second (not a scan of all of /proc), RSS from /proc/<pid>/statm."""
 
     root: int = field(default_factory=os.getpid)
     exclude: set[int] = field(default_factory=set)
-    every: float = 0.05
+    every: float = 0.1
     peak_total: int = 0
     peak_by_role: dict[str, int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _cpu0: dict[int, float] = field(default_factory=dict)
     _cpu_last: dict[int, float] = field(default_factory=dict)
+    _pids: list[int] = field(default_factory=list)
     _thread: threading.Thread | None = None
 
-    def _pids(self) -> list[int]:
-        return [self.root] + [p for p in descendants(self.root) if p not in self.exclude]
+    def _refresh(self) -> None:
+        self._pids = [self.root] + [p for p in _tree(self.root) if p not in self.exclude]
+        for pid in self._pids:
+            self._cpu_last[pid] = _proc_cpu(pid)
+            self._cpu0.setdefault(pid, 0.0)  # a process born during the run: all its CPU counts
 
     def _sample(self) -> None:
         parent = children = 0
-        for pid in self._pids():
-            r = rss_bytes(pid)
+        for pid in self._pids:
+            r = _proc_rss(pid)
             if pid == self.root:
                 parent = r
             else:
                 children += r
-            self._cpu_last[pid] = cpu_seconds(pid)
-            self._cpu0.setdefault(pid, 0.0)  # a process born during the run: all its CPU counts
         self.peak_by_role["parent"] = max(self.peak_by_role.get("parent", 0), parent)
         self.peak_by_role["children"] = max(self.peak_by_role.get("children", 0), children)
         self.peak_total = max(self.peak_total, parent + children)
 
     def _run(self) -> None:
+        n = 0
         while not self._stop.wait(self.every):
+            n += 1
+            if n % 10 == 0:
+                self._refresh()
             self._sample()
 
     def start(self) -> Sampler:
-        for pid in self._pids():
-            self._cpu0[pid] = cpu_seconds(pid)
+        self._pids = [self.root] + [p for p in _tree(self.root) if p not in self.exclude]
+        for pid in self._pids:
+            self._cpu0[pid] = _proc_cpu(pid)
+        self._refresh()
         self._sample()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -412,6 +428,7 @@ class Sampler:
         self._stop.set()
         if self._thread:
             self._thread.join()
+        self._refresh()
         self._sample()
         cpu = sum(self._cpu_last[p] - self._cpu0.get(p, 0.0) for p in self._cpu_last)
         parent_cpu = self._cpu_last.get(self.root, 0) - self._cpu0.get(self.root, 0)
@@ -423,6 +440,38 @@ class Sampler:
             "cpu_parent_s": round(parent_cpu, 3),
             "processes": len(self._cpu_last),
         }
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _tree(pid: int) -> list[int]:
+    if not os.path.isdir("/proc"):
+        return descendants(pid)
+    out, todo = [], _proc_children(pid)
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += _proc_children(p)
+    return out
+
+
+def _proc_rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return rss_bytes(pid) if not os.path.isdir("/proc") else 0
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return cpu_seconds(pid) if not os.path.isdir("/proc") else 0.0
 
 
 # --- results -------------------------------------------------------------------------------------------------
@@ -446,8 +495,21 @@ def environment() -> dict[str, Any]:
         except md.PackageNotFoundError:
             versions[pkg] = None
     import sqlite3
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    import watcher
 
     return {
+        "watcher_source": str(Path(watcher.__file__).parent),
+        "snapshot_of": os.environ.get("WATCHER_SNAPSHOT_OF"),
+        "git_head": git("rev-parse", "--short", "HEAD"),
+        "watcher_dirty": bool(git("status", "--porcelain", "watcher")) if not os.environ.get("WATCHER_SRC") else False,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cores": cores(),

@@ -7,7 +7,7 @@ prints `READY <port> <json>` on stdout once it listens. Routes:
     /f/<i>.xml          feed i: the items of real feed (i mod 198) with our own links, newest first, K items;
                         ETag "<i>-<head>"; If-None-Match with the current ETag -> 304
     /a/<i>/<s>.html     article page of item s of feed i: real page ((i*K + s) mod P); unique URL per item
-    /_control/bump?fraction=0.1&new=3&seed=1   "mixed" mode: that fraction of feeds gets `new` new items
+    /_control/bump?fraction=0.1&new=3&seed=1&limit=N   "mixed": that fraction of feeds 0..N-1 gets `new` new items
     /_control/reset     every feed back to its first K items
     /_control/stats     requests served and this process's CPU seconds and RSS (JSON)
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
+import common
 
 _REASONS = {200: b"OK", 304: b"Not Modified", 404: b"Not Found", 400: b"Bad Request"}
 
@@ -48,8 +48,15 @@ class SiteData:
         self.heads = [items] * feeds  # item numbers head-K .. head-1 are in the feed
         self.requests = 0
         self.by_kind = {"feed": 0, "304": 0, "page": 0, "other": 0}
-        # Pages: precomputed plain and gzip bodies (gzip level 6, like a typical nginx setup).
-        self.page_bodies = [(body, gzip.compress(body, 6) if use_gzip else b"") for _, body in self.pages.pages]
+        # Pages and feeds: precomputed plain and gzip bodies (level 1, nginx's default gzip_comp_level).
+        self.page_bodies = [(body, gzip.compress(body, 1) if use_gzip else b"") for _, body in self.pages.pages]
+        # Item texts: feed i takes the items of real feed t = i mod T, continuing into the next feeds' items when
+        # it needs more than t has (cycling t's own items would multiply one huge item), in t's format.
+        self.pool = [item for t in self.feedset.templates for item in t.items]
+        self.offsets, total = [], 0
+        for t in self.feedset.templates:
+            self.offsets.append(total)
+            total += len(t.items)
         self._feed_cache: dict[int, tuple[int, bytes, bytes]] = {}
         for i in range(feeds):
             self._feed(i)
@@ -65,8 +72,12 @@ class SiteData:
         cached = self._feed_cache.get(i)
         if cached and cached[0] == head:
             return cached
-        template = self.feedset.templates[i % len(self.feedset.templates)]
-        items = [(s, self.article_url(i, s)) for s in range(head - 1, max(head - self.k, 0) - 1, -1)]
+        t = i % len(self.feedset.templates)
+        template, offset = self.feedset.templates[t], self.offsets[t]
+        items = [
+            (s, self.article_url(i, s), self.pool[(offset + s) % len(self.pool)])
+            for s in range(head - 1, max(head - self.k, 0) - 1, -1)
+        ]
         body = common.render_feed(template, self.feed_url(i), self.base + "/", items)
         entry = (head, body, gzip.compress(body, 1) if self.use_gzip else b"")
         self._feed_cache[i] = entry
@@ -75,9 +86,11 @@ class SiteData:
     def page_of(self, i: int, s: int) -> int:
         return (i * self.k + s) % len(self.page_bodies)
 
-    def bump(self, fraction: float, new: int, seed: int) -> list[int]:
-        count = max(1, round(self.n * fraction))
-        chosen = sorted(random.Random(seed).sample(range(self.n), count))
+    def bump(self, fraction: float, new: int, seed: int, limit: int = 0) -> list[int]:
+        """Give `fraction` of feeds 0..limit-1 (all feeds by default) `new` new items each."""
+        pool = range(min(limit, self.n) if limit > 0 else self.n)
+        count = max(1, round(len(pool) * fraction))
+        chosen = sorted(random.Random(seed).sample(pool, count))
         for i in chosen:
             self.heads[i] += new
             self._feed(i)
@@ -196,7 +209,7 @@ class HttpProtocol(asyncio.Protocol):
     def control(self, command: str, args: dict[str, str]) -> object:
         site = self.site
         if command == "bump":
-            chosen = site.bump(float(args.get("fraction", "0.1")), int(args.get("new", "3")), int(args.get("seed", "1")))
+            chosen = site.bump(float(args.get("fraction", "0.1")), int(args.get("new", "3")), int(args.get("seed", "1")), int(args.get("limit", "0")))
             return {"bumped": len(chosen), "new_items": len(chosen) * int(args.get("new", "3"))}
         if command == "reset":
             site.reset()

@@ -1,0 +1,215 @@
+"""Growth: the cost of storing a new article when 1k articles are stored, against 1M.
+
+    python bench/growth.py [--sizes 1000,1000000] [--new 2000] [--runs 3]
+
+Setup (not measured): a database made by watcher's own migrations, then filled synthetically with fast bulk
+inserts straight through sqlite3: `n` articles (short bodies made of real feed text when ../shared/evaldata is
+there), one seen entry and one source per article, 2% of them matched with a sent delivery, over 1,000 feeds;
+the FTS index is built once at the end with FTS5's 'rebuild'. The 1M database is cached under
+$WATCHER_BENCH_CACHE (default /tmp/watcher-bench-cache), keyed by the migrations' text, and reused: each run
+only adds its own new, uniquely named articles to it.
+
+Measured: exactly the Store calls one poll makes per feed, for `--new` new articles in feeds of 10 items:
+`seen_entry_ids` and `stored_article_urls` (what update_feed asks), then `apply_update` with a FeedUpdate
+carrying the articles (~3 KB bodies, 5% matched, so matches and deliveries are written too): one transaction per
+feed, as in `poll`. Also the cost of a not-modified FeedUpdate. The last stdout line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+
+from watcher.migrations import MIGRATIONS
+from watcher.models import Article, Entry, FeedUpdate, Match
+from watcher.store import Store
+
+CACHE = Path(os.environ.get("WATCHER_BENCH_CACHE", "/tmp/watcher-bench-cache"))
+FEEDS = 1000
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def vocabulary_stream() -> list[str]:
+    """Words in the order real feed text has them (so their frequencies are natural), or synthetic ones."""
+    words: list[str] = []
+    for template in common.load_feeds().templates:
+        for item in template.items:
+            text = re.sub(r"<[^>]+>|&\w+;|&#\d+;", " ", f"{item.title} {item.summary}")
+            words += re.findall(r"\w+", text)
+            if len(words) > 400_000:
+                return words
+    return words
+
+
+def text_of(stream: list[str], rng: random.Random, n: int) -> str:
+    start = rng.randrange(0, max(1, len(stream) - n))
+    return " ".join(stream[start : start + n])
+
+
+def schema_key() -> str:
+    return hashlib.sha256("\n".join(MIGRATIONS).encode()).hexdigest()[:10]
+
+
+def build(path: Path, n: int, stream: list[str]) -> dict:
+    started = time.perf_counter()
+    tmp = path.with_suffix(".building")
+    for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        p.unlink(missing_ok=True)
+    store = Store.open(tmp)  # watcher's own migrations make the schema
+    conn = store.db.conn
+    # Setup only: no journal, no syncs, a big page cache. The file is switched back to WAL at the end.
+    for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -1000000"):
+        conn.execute(f"PRAGMA {pragma}")
+    rng = random.Random(n)
+    stamp = "2025-12-01T00:00:00Z"
+    trigger = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'articles_ai'").fetchone()[0]
+    conn.execute("DROP TRIGGER articles_ai")  # the FTS index is rebuilt once at the end: much faster
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO feeds (id, name, url, interval_s, added_at, next_check_at, first_polled_at) VALUES (?, ?, ?, 900, ?, ?, ?)",
+        [(f + 1, f"filler-{f}", f"https://feeds{f}.example/feed.xml", stamp, stamp, stamp) for f in range(FEEDS)],
+    )
+    batch = 50_000
+    for first in range(0, n, batch):
+        rows, seen, sources, matches, deliveries = [], [], [], [], []
+        for a in range(first, min(n, first + batch)):
+            feed = a % FEEDS + 1
+            url = f"https://news{feed}.example/2025/{a}.html"
+            matched = 1 if a % 50 == 0 else 0
+            rows.append((a + 1, url, text_of(stream, rng, 10), text_of(stream, rng, 60), "page", "", "en", stamp, stamp, matched))
+            seen.append((feed, f"id:{url}", stamp))
+            sources.append((a + 1, feed, f"id:{url}", url, stamp))
+            if matched:
+                matches.append((a + 1, "troop_deployment", 1.0, '["troops"]', "... [[troops]] ...", stamp))
+                deliveries.append((a + 1, "troop_deployment", "inbox", "sent", stamp, stamp, 1, stamp))
+        conn.executemany(
+            "INSERT INTO articles (id, url, title, body, body_source, author, language, published_at, fetched_at, matched)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany("INSERT INTO seen_entries (feed_id, entry_id, seen_at) VALUES (?, ?, ?)", seen)
+        conn.executemany("INSERT INTO article_sources (article_id, feed_id, entry_id, link, seen_at) VALUES (?, ?, ?, ?, ?)", sources)
+        conn.executemany("INSERT INTO matches (article_id, topic, score, terms, snippet, matched_at) VALUES (?, ?, ?, ?, ?, ?)", matches)
+        conn.executemany(
+            "INSERT INTO deliveries (article_id, topic, channel, status, created_at, next_attempt_at, attempts, sent_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", deliveries)
+    conn.execute("INSERT INTO articles_fts(articles_fts) VALUES ('rebuild')")
+    conn.execute(trigger)
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA journal_mode = WAL")
+    store.close()
+    tmp.rename(path)
+    return {"articles": n, "build_s": round(time.perf_counter() - started, 1)}
+
+
+def database(n: int, stream: list[str], fresh_dir: Path) -> tuple[Path, dict]:
+    """The filled database for n articles: the cached one for big n, a new one for small n."""
+    if n < 100_000:
+        path = fresh_dir / f"growth-{n}.db"
+        for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            p.unlink(missing_ok=True)
+        return path, build(path, n, stream) | {"cached": False}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"growth-{n}-{schema_key()}.db"
+    if path.exists():
+        return path, {"articles": n, "cached": True}
+    return path, build(path, n, stream) | {"cached": False}
+
+
+def measure(path: Path, new: int, stream: list[str], tag: str, per_feed: int = 10) -> dict:
+    store = Store.open(path)
+    rng = random.Random(tag)
+    routes = {"troop_deployment": ("inbox",), "drone_cooperation": ("inbox",)}
+    feeds = [r[0] for r in store.db.conn.execute("SELECT id FROM feeds ORDER BY id LIMIT ?", (FEEDS,))]
+    now = T0 + timedelta(days=1)
+    updates = []
+    for b in range(new // per_feed):
+        feed_id = feeds[b % len(feeds)]
+        articles = []
+        for j in range(per_feed):
+            url = f"https://news{feed_id}.example/new/{tag}/{b}-{j}.html"
+            entry = Entry(feed_url=f"https://feeds{feed_id}.example/feed.xml", entry_id=f"id:{url}", url=url, link=url,
+                          title=text_of(stream, rng, 10), summary=text_of(stream, rng, 40), published_at=now)
+            matches = (Match("troop_deployment", 2.0, ("troops", "deployed"), "... [[troops]] were [[deployed]] ..."),) if rng.random() < 0.05 else ()
+            articles.append(Article(url=url, title=entry.title, body=text_of(stream, rng, 500), body_source="page", entry=entry,
+                                    language="en", published_at=now, matches=matches))
+        updates.append((feed_id, articles))
+    started = time.perf_counter()
+    cpu0 = time.process_time()
+    for feed_id, articles in updates:
+        ids = [a.entry.entry_id for a in articles]
+        seen = store.seen_entry_ids(feed_id, ids)
+        stored = store.stored_article_urls([a.url for a in articles])
+        assert not seen and not stored
+        update = FeedUpdate(feed_url="", checked_at=now, next_check_at=now + timedelta(minutes=15), status="ok", etag='"x"',
+                            seen_entry_ids=tuple(ids), articles=tuple(articles), alert=True, entries_in_feed=len(articles))
+        store.apply_update(feed_id, update, routes)
+    wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu0
+    # Not-modified updates: the warm poll's only write.
+    started304 = time.perf_counter()
+    for feed_id in feeds[:500]:
+        store.apply_update(feed_id, FeedUpdate(feed_url="", checked_at=now, next_check_at=now + timedelta(minutes=15), status="not-modified", etag='"x"'), routes)
+    wall304 = time.perf_counter() - started304
+    size = path.stat().st_size
+    store.close()
+    return {
+        "us_per_article": round(1e6 * wall / new, 1),
+        "cpu_us_per_article": round(1e6 * cpu / new, 1),
+        "us_per_304_update": round(1e6 * wall304 / 500, 1),
+        "db_mb": round(size / 2**20),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="1000,1000000")
+    p.add_argument("--new", type=int, default=2000)
+    p.add_argument("--runs", type=int, default=3)
+    args = p.parse_args()
+    import tempfile
+
+    stream = vocabulary_stream() or " ".join(common._sentence(random.Random(3), 20) for _ in range(20000)).split()
+    fresh = Path(tempfile.mkdtemp(prefix="watcher-growth-"))
+    out: dict = {"new_per_run": args.new, "runs": args.runs, "sizes": {}}
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    try:
+        dbs = {n: database(n, stream, fresh) for n in (int(s) for s in args.sizes.split(","))}
+        # Interleave the sizes run by run, so machine noise hits both alike.
+        results: dict[int, list[dict]] = {n: [] for n in dbs}
+        for r in range(args.runs):
+            for n, (path, _) in dbs.items():
+                results[n].append(measure(path, args.new, stream, f"{stamp}-{r}"))
+        for n, (path, setup) in dbs.items():
+            rows = results[n]
+            out["sizes"][str(n)] = setup | {
+                "us_per_article": common.median([x["us_per_article"] for x in rows]),
+                "cpu_us_per_article": common.median([x["cpu_us_per_article"] for x in rows]),
+                "us_per_304_update": common.median([x["us_per_304_update"] for x in rows]),
+                "db_mb": rows[-1]["db_mb"],
+                "runs_us_per_article": [x["us_per_article"] for x in rows],
+            }
+        sizes = sorted(dbs)
+        small, big = out["sizes"][str(sizes[0])], out["sizes"][str(sizes[-1])]
+        out["ratio"] = round(big["us_per_article"] / small["us_per_article"], 2)
+        out["ratio_cpu"] = round(big["cpu_us_per_article"] / small["cpu_us_per_article"], 2)
+        out["ratio_304"] = round(big["us_per_304_update"] / small["us_per_304_update"], 2)
+    finally:
+        import shutil
+
+        shutil.rmtree(fresh, ignore_errors=True)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
