@@ -298,7 +298,7 @@ def serve(app: App, host: str, port: int, datasette_args: tuple[str, ...]) -> No
 
 
 def datasette_metadata(database: str) -> dict[str, Any]:
-    """The packaged metadata (datasette/metadata.json in the repository), keyed by this database's name."""
+    """The packaged metadata (watcher/datasette_metadata.json), keyed by this database's name."""
     data = json.loads(resources.files("watcher").joinpath("datasette_metadata.json").read_text(encoding="utf-8"))
     databases = data.get("databases", {})
     if "watcher" in databases and database != "watcher":
