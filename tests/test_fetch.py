@@ -793,3 +793,12 @@ async def test_error_messages_and_urls_carry_no_secrets(site, caplog):
 def test_httpx_loggers_are_quiet():
     assert logging.getLogger("httpx").getEffectiveLevel() >= logging.WARNING
     assert logging.getLogger("httpcore").getEffectiveLevel() >= logging.WARNING
+
+
+async def test_304s_keep_the_connection_alive(site):
+    url = site.add("/feed.xml", FEED)
+    async with Fetcher(settings()) as fetcher:
+        first = await fetcher.fetch_feed(FeedState(url))
+        for _ in range(5):
+            assert isinstance(await fetcher.fetch_feed(FeedState(url, first.etag)), NotModified)
+    assert site.connections == 1  # one connection for six requests: a 304 does not cost a new TCP handshake

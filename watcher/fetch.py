@@ -342,6 +342,10 @@ class Fetcher:
                         response = await client.send(request, stream=True)
                         try:
                             body = await _read_body(response, cap, url) if 200 <= response.status_code < 300 else None
+                            if response.status_code == 304:
+                                # A 304 has no body; reading its end lets the connection go back to the pool.
+                                # Closed unread, httpcore drops it: 50 conditional GETs opened 40 connections.
+                                await response.aread()
                         finally:
                             await response.aclose()
             finally:

@@ -115,8 +115,10 @@ class Workers:
     async def _ready_pool(self) -> ProcessPoolExecutor:
         """The pool, started and warm: a new pool's start-up and imports must not count against a call's limit."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=self._context, initializer=_warm_up)
-            self._warming = asyncio.get_running_loop().run_in_executor(self._pool, _warm_up)
+            pool = ProcessPoolExecutor(self.workers, mp_context=self._context, initializer=_warm_up)
+            # The warm-up is created before the pool is kept: if submitting it fails, nothing half-made remains.
+            self._warming = asyncio.get_running_loop().run_in_executor(pool, _warm_up)
+            self._pool = pool
         pool = self._pool
         try:
             await asyncio.shield(self._warming)
