@@ -43,11 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 from watcher.config import config_from_dict
-from watcher.workers import Workers
 from watcher.fetch import Fetcher
 from watcher.models import FetchedPage
 from watcher.pipeline import Pipeline, poll
 from watcher.store import Store
+from watcher.workers import Workers
 
 FALLBACK_TOPICS = {
     "drone_cooperation": {"rule": "drone* AND (produc* OR factory OR plant OR supply)"},
@@ -170,6 +170,17 @@ def apply_experiments(spec: str) -> list:
             wp.parse_feed = lambda fetched, _real=real_parse, _pool=pool, **kw: _pool.submit(_real, fetched, **kw).result()
             list(pool.map(abs, range(int(value) * 2)))  # start the workers before timing
             cleanup.append(pool.shutdown)
+        elif name == "keepalive-304":
+            import httpx
+
+            real_close = httpx.Response.aclose
+
+            async def aclose(self, _real=real_close):
+                if self.status_code == 304 and not self.is_stream_consumed:
+                    await self.aread()  # a 304 has no body: reading it lets httpcore keep the connection
+                await _real(self)
+
+            httpx.Response.aclose = aclose
         elif name == "no-match":
             wp.match_article = lambda *a, **kw: ()
         else:
@@ -304,7 +315,7 @@ def main() -> None:
     p.add_argument("--label", default="")
     p.add_argument("--drive", choices=["poll", "daemon"], default="poll",
                    help="poll: one poll() over all feeds (tests, `watcher poll`); daemon: one poll() per feed, outcomes dropped (watcher/daemon.py)")
-    p.add_argument("--experiment", default="", help="what-if monkeypatches: feeds-cap=N, parse-pool=N, no-match (see apply_experiments)")
+    p.add_argument("--experiment", default="", help="what-if monkeypatches: feeds-cap=N, parse-pool=N, keepalive-304, no-match (see apply_experiments)")
     p.add_argument("--synthetic", action="store_true")
     args = p.parse_args()
     args.profile_dir.mkdir(parents=True, exist_ok=True)

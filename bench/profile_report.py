@@ -26,14 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 STAGES = {
-    "parse (watcher.parse.parse_feed)": "parse_feed (watcher/parse.py",
     "match (topics.match_article)": "match_article (watcher/topics.py",
-    "store (Store.apply_update)": "apply_update (watcher/store.py",
-    "store reads (seen_entry_ids, stored_article_urls)": ("seen_entry_ids (watcher/store.py", "stored_article_urls (watcher/store.py"),
+    "store (Store.apply_update)": "apply_update (watcher/store",
+    "store reads (seen_entry_ids, stored_article_urls)": ("seen_entry_ids (watcher/store", "stored_article_urls (watcher/store"),
     "fetch (Fetcher._get, all of httpx)": "_get (watcher/fetch.py",
     "  of which body decoding (_BodyDecoder)": "_BodyDecoder",
     "  of which httpcore pool bookkeeping (has_expired/get_extra_info)": "has_expired (httpcore",
-    "extraction IPC (ProcessPoolExecutor submit/queue feeder)": ("submit (concurrent/futures/process.py", "_feed (multiprocessing/queues.py", "_ExecutorManagerThread"),
+    "worker IPC (ProcessPoolExecutor submit/queue feeder)": ("submit (concurrent/futures/process.py", "_feed (multiprocessing/queues.py", "_ExecutorManagerThread"),
+    "parse in the parent (parse_feed on a thread)": "parse_feed (watcher/parse.py",
     "poll bookkeeping (_log_outcome, FeedUpdate)": "_log_outcome (watcher/pipeline.py",
 }
 

@@ -185,7 +185,11 @@ def main() -> None:
         import os
         import tempfile
 
+        import atexit
+        import shutil
+
         snap = Path(tempfile.mkdtemp(prefix="watcher-snapshot-"))
+        atexit.register(shutil.rmtree, snap, ignore_errors=True)
         archive = subprocess.run(["git", "archive", args.snapshot, "watcher"], cwd=common.REPO, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(snap)], input=archive, check=True)
         rev = subprocess.run(["git", "rev-parse", "--short", args.snapshot], cwd=common.REPO, capture_output=True, text=True).stdout.strip()
