@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import StoreError
-from .base import Connection, to_db_time
+from .base import FEED_NAMES_TEXT, Connection, to_db_time
 
 
 class ArticleQueries(Connection):
@@ -47,7 +47,7 @@ class ArticleQueries(Connection):
         sql = (
             "SELECT a.id, a.title, a.url, a.published_at, snippet(articles_fts, -1, '[[', ']]', '…', 24) AS snippet,"
             " (SELECT group_concat(m.topic, ', ') FROM matches m WHERE m.article_id = a.id AND m.retracted_at IS NULL) AS topics,"
-            " (SELECT group_concat(f.name, ', ') FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id) AS feeds,"
+            f" {FEED_NAMES_TEXT} AS feeds,"
             " round(bm25(articles_fts, 5.0, 1.0), 3) AS rank"
             f" FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid WHERE {' AND '.join(where)}"
             " ORDER BY rank LIMIT ?"
@@ -67,8 +67,7 @@ class ArticleQueries(Connection):
             params.append(to_db_time(since))
         yield from self.db.query(
             "SELECT m.topic, m.matched_at, m.score, m.terms, m.snippet, a.title, a.url, a.published_at, a.author,"
-            " a.language, a.body_source, (SELECT group_concat(f.name, ', ') FROM article_sources s JOIN feeds f"
-            " ON f.id = s.feed_id WHERE s.article_id = a.id) AS feeds"
+            f" a.language, a.body_source, {FEED_NAMES_TEXT} AS feeds"
             f" FROM matches m JOIN articles a ON a.id = m.article_id WHERE {' AND '.join(where)} ORDER BY m.matched_at DESC",
             params,
         )

@@ -27,6 +27,19 @@ from ..errors import StoreError
 from ..migrations import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 15_000
+
+# The names of the feeds that carried article `a`, as a JSON list or as "A, B" text: several queries show them.
+FEED_NAMES_JSON = (
+    "(SELECT json_group_array(f.name) FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id)"
+)
+FEED_NAMES_TEXT = (
+    "(SELECT group_concat(f.name, ', ') FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id)"
+)
+
+
+def placeholders(values: Sequence[Any]) -> str:
+    """`?,?,?` for an `IN (...)` over `values`."""
+    return ",".join("?" * len(values))
 _SQLITE_FULL = ("database or disk is full", "disk i/o error")
 
 

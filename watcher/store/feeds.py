@@ -10,7 +10,7 @@ from typing import Any
 
 from ..models import Article, FeedRecord, FeedUpdate
 from ..text import hide_credentials
-from .base import Connection, _chunks, from_db_time, to_db_time
+from .base import Connection, _chunks, from_db_time, placeholders, to_db_time
 
 
 class FeedQueries(Connection):
@@ -55,7 +55,7 @@ class FeedQueries(Connection):
     def due_feeds(self, now: datetime, *, names: Sequence[str] | None = None, limit: int | None = None) -> list[FeedRecord]:
         """Enabled feeds whose next check is due, most overdue first; with `names`, those feeds whatever their time."""
         if names is not None:
-            where = f"enabled = 1 AND name IN ({','.join('?' * len(names))})"
+            where = f"enabled = 1 AND name IN ({placeholders(names)})"
             params: list[Any] = list(names)
         else:
             where, params = "enabled = 1 AND next_check_at <= ?", [to_db_time(now)]
@@ -69,14 +69,14 @@ class FeedQueries(Connection):
     def seen_entry_ids(self, feed_id: int, entry_ids: Sequence[str]) -> set[str]:
         seen: set[str] = set()
         for chunk in _chunks(entry_ids, 500):
-            sql = f"SELECT entry_id FROM seen_entries WHERE feed_id = ? AND entry_id IN ({','.join('?' * len(chunk))})"
+            sql = f"SELECT entry_id FROM seen_entries WHERE feed_id = ? AND entry_id IN ({placeholders(chunk)})"
             seen.update(r[0] for r in self.db.conn.execute(sql, [feed_id, *chunk]))
         return seen
 
     def stored_article_urls(self, urls: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for chunk in _chunks(urls, 500):
-            sql = f"SELECT url FROM articles WHERE url IN ({','.join('?' * len(chunk))})"
+            sql = f"SELECT url FROM articles WHERE url IN ({placeholders(chunk)})"
             found.update(r[0] for r in self.db.conn.execute(sql, chunk))
         return found
 

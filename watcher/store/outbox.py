@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from ..models import Delivery
-from .base import Connection, _chunks, from_db_time, to_db_time
+from .base import FEED_NAMES_JSON, Connection, _chunks, from_db_time, placeholders, to_db_time
 
 
 class OutboxQueries(Connection):
@@ -19,12 +19,11 @@ class OutboxQueries(Connection):
         params: list[Any] = [channel, to_db_time(now)]
         topic_filter = ""
         if topics is not None:
-            topic_filter = f" AND d.topic IN ({','.join('?' * len(topics))})"
+            topic_filter = f" AND d.topic IN ({placeholders(topics)})"
             params += list(topics)
         rows = self._query(
             "SELECT d.id, d.article_id, d.topic, d.channel, d.created_at, d.attempts, a.title, a.url, a.published_at,"
-            " m.terms, m.snippet, (SELECT json_group_array(f.name) FROM article_sources s JOIN feeds f ON f.id = s.feed_id"
-            " WHERE s.article_id = a.id) AS feeds"
+            f" m.terms, m.snippet, {FEED_NAMES_JSON} AS feeds"
             " FROM deliveries d JOIN articles a ON a.id = d.article_id"
             " LEFT JOIN matches m ON m.article_id = d.article_id AND m.topic = d.topic"
             " WHERE d.channel = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND m.retracted_at IS NULL" + topic_filter +
@@ -55,7 +54,7 @@ class OutboxQueries(Connection):
     def _set_status(self, ids: Sequence[int], update_sql: str, params: list[Any]) -> None:
         with self._write() as conn:
             for chunk in _chunks(ids, 500):
-                conn.execute(f"{update_sql} WHERE id IN ({','.join('?' * len(chunk))})", [*params, *chunk])
+                conn.execute(f"{update_sql} WHERE id IN ({placeholders(chunk)})", [*params, *chunk])
 
     def retry_dead(self, now: datetime, *, channel: str | None = None, ids: Sequence[int] = ()) -> int:
         """Put dead letters back in the queue (`watcher alerts retry`)."""
@@ -63,7 +62,7 @@ class OutboxQueries(Connection):
         if channel:
             sql, params = sql + " AND channel = ?", params + [channel]
         if ids:
-            sql, params = sql + f" AND id IN ({','.join('?' * len(ids))})", params + list(ids)
+            sql, params = sql + f" AND id IN ({placeholders(ids)})", params + list(ids)
         with self._write() as conn:
             return conn.execute(sql, params).rowcount
 
@@ -106,7 +105,7 @@ class OutboxQueries(Connection):
             for chunk in _chunks(ids, 500):
                 rows = conn.execute(
                     "UPDATE deliveries SET next_attempt_at = ?, claimed_by = ? WHERE status = 'pending'"
-                    f" AND next_attempt_at <= ? AND id IN ({','.join('?' * len(chunk))}) RETURNING id",
+                    f" AND next_attempt_at <= ? AND id IN ({placeholders(chunk)}) RETURNING id",
                     [to_db_time(until), owner, to_db_time(now), *chunk],
                 ).fetchall()
                 claimed += [r[0] for r in rows]
@@ -137,12 +136,11 @@ class OutboxQueries(Connection):
         params: list[Any] = [to_db_time(since)]
         topic_filter = ""
         if topics is not None:
-            topic_filter = f" AND m.topic IN ({','.join('?' * len(topics))})"
+            topic_filter = f" AND m.topic IN ({placeholders(topics)})"
             params += list(topics)
         rows = self._query(
             "SELECT 0 AS id, m.article_id, m.topic, '' AS channel, m.matched_at AS created_at, 0 AS attempts, a.title,"
-            " a.url, a.published_at, m.terms, m.snippet, (SELECT json_group_array(f.name) FROM article_sources s"
-            " JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id) AS feeds"
+            f" a.url, a.published_at, m.terms, m.snippet, {FEED_NAMES_JSON} AS feeds"
             " FROM matches m JOIN articles a ON a.id = m.article_id"
             " WHERE m.retracted_at IS NULL AND m.matched_at >= ?" + topic_filter +
             " ORDER BY m.matched_at DESC LIMIT ?",
