@@ -21,7 +21,6 @@ from .errors import ExtractError, FetchError, ParseError, StoreError, WatcherErr
 from .fetch import Fetcher, redact_url
 from .models import Article, Entry, FeedRecord, FeedUpdate, NotModified
 from .network import NetworkWatch
-from .parse import parse_feed
 from .schedules import next_check_at
 from .store import Store
 from .topics import CompiledTopic, compile_topics, match_article
@@ -41,7 +40,7 @@ class Pipeline:
     config: Config
     store: Store
     fetcher: Fetcher
-    workers: Workers | None  # parsing and extraction; None parses on a thread and extracts nothing
+    workers: Workers  # the processes that parse feeds and extract pages
     topics: tuple[CompiledTopic, ...]
     routes: dict[str, tuple[str, ...]]
     clock: Callable[[], datetime] = utcnow
@@ -60,8 +59,7 @@ class Pipeline:
     feed_urls: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, config: Config, store: Store, fetcher: Fetcher, workers: Workers | None) -> Pipeline:
-        processes = workers.workers if workers else 1
+    def build(cls, config: Config, store: Store, fetcher: Fetcher, workers: Workers) -> Pipeline:
         return cls(
             config=config,
             store=store,
@@ -72,7 +70,7 @@ class Pipeline:
             feed_urls={f.name: f.url for f in config.feeds},
             # Pages wait for a free extraction worker here, not in memory: without this cap fetched pages
             # piled up to 1.36 GB in our measurements.
-            pages_in_flight=asyncio.Semaphore(2 * processes),
+            pages_in_flight=asyncio.Semaphore(2 * workers.workers),
             feeds_in_flight=asyncio.Semaphore(2 * config.fetch.concurrency),
         )
 
@@ -145,11 +143,7 @@ async def _update_feed(pipeline: Pipeline, feed: FeedRecord, now: datetime) -> F
         )
     # feedparser is CPU work (~20-70 ms a changed feed): in a worker process, so it uses the other cores and
     # other feeds keep flowing.
-    max_entries = config.extract.max_entries_per_feed
-    if pipeline.workers is not None:
-        parsed = await pipeline.workers.parse(fetched, max_entries)
-    else:
-        parsed = await asyncio.to_thread(parse_feed, fetched, max_entries=max_entries)
+    parsed = await pipeline.workers.parse(fetched, config.extract.max_entries_per_feed)
 
     entries = _unique_by_id(parsed.entries)
     seen = pipeline.store.seen_entry_ids(feed.id, [e.entry_id for e in entries])
@@ -197,7 +191,7 @@ async def _shared_article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) ->
 async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Article:
     """Build an article from an entry: the page's extracted text when we can get it, else the feed's own text."""
     body, source, extracted = "", "none", None
-    if pipeline.workers and pipeline.config.extract.enabled and feed.extract and entry.link:
+    if pipeline.config.extract.enabled and feed.extract and entry.link:
         assert pipeline.pages_in_flight is not None
         async with pipeline.pages_in_flight:
             try:
