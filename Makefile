@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= config.toml
 DB     ?= watcher.db
 
-.PHONY: run test bench install dev clean
+.PHONY: run test test-fast lint format bench install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,22 @@ dev: $(VENV)/.installed-dev
 run: $(VENV)/.installed
 	$(BIN)/watcher --config $(CONFIG) --db $(DB) run
 
-test: $(VENV)/.installed-dev
+# Lint and types are part of green: `make test` runs them first, so CI (.ci/run -> make test) enforces them.
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff format --check watcher tests bench
+	$(BIN)/ruff check watcher tests bench
+	$(BIN)/mypy
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff format watcher tests bench
+	$(BIN)/ruff check --fix watcher tests bench
+
+test: lint
 	$(BIN)/python -m pytest -q
+
+# Everything but the slow tests (the daemon as a subprocess: crash, reload, container, soak): for the edit-test loop.
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q -m "not slow"
 
 $(VENV)/.installed-bench: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

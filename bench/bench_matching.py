@@ -33,8 +33,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from watcher.config import TopicConfig, config_from_dict  # noqa: E402
-from watcher.topics import compile_topic, match_article  # noqa: E402
+from watcher.config import config_from_dict
+from watcher.rules import (
+    TopicConfig,
+    compile_topic,
+    match_article,
+)
 
 EVALDATA = REPO.parent / "shared" / "evaldata"
 DEFAULT_DATA = EVALDATA / "datasets/rumca_rss_link_db_2023_world/items_2023_world_feeds.jsonl.gz"
@@ -53,7 +57,22 @@ _POOLS = {
     "russia": "Ukraine Azerbaijan Armenia Georgia Kazakhstan Venezuela Cuba Libya Yemen Lebanon Iraq Somalia Chad",
     "troops": "reservists conscripts militia gendarmes guardsmen legionnaires rangers fusiliers sappers gunners",
 }
-_OTHER = "airlift ferry lease barter loan escort convoy stockpile consignment tender offset quota embargo waiver".split()
+_OTHER = [
+    "airlift",
+    "ferry",
+    "lease",
+    "barter",
+    "loan",
+    "escort",
+    "convoy",
+    "stockpile",
+    "consignment",
+    "tender",
+    "offset",
+    "quota",
+    "embargo",
+    "waiver",
+]
 
 
 def load_items(path: Path, limit: int) -> list[tuple[str, str]]:
@@ -96,7 +115,9 @@ def variants(topics: tuple[TopicConfig, ...], terms: dict[str, str], count: int,
             renamed[name] = f"{name}_{k}"
             out_terms[f"{name}_{k}"] = f"{pool[k % len(pool)]} OR {text}"
         for name in renamed:  # references inside the copied lists point to the copies
-            out_terms[renamed[name]] = _REF.sub(lambda m: f"@{renamed.get(m.group(1), m.group(1))}", out_terms[renamed[name]])
+            out_terms[renamed[name]] = _REF.sub(
+                lambda m: f"@{renamed.get(m.group(1), m.group(1))}", out_terms[renamed[name]]
+            )
         rule = _REF.sub(lambda m: f"@{renamed.get(m.group(1), m.group(1))}", base.rule)
         out_topics.append(TopicConfig(name=f"{base.name}_{k}", rule=rule, min_score=base.min_score))
     return [compile_topic(t, out_terms) for t in out_topics]
@@ -135,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     compile_ms = (time.perf_counter() - started) * 1000
     items = load_items(args.data, args.limit)
-    long_items = [(items[i][0], " ".join(b for _, b in items[i : i + 20])) for i in range(0, min(len(items), 100_000), 20)]
+    long_items = [
+        (items[i][0], " ".join(b for _, b in items[i : i + 20])) for i in range(0, min(len(items), 100_000), 20)
+    ]
     texts = {"feed items": (items, 1), "article-sized": (long_items, 1)}
     extract_rate = None
     if PAGES.is_dir():
@@ -150,14 +173,18 @@ def main(argv: list[str] | None = None) -> int:
     if extract_rate:
         print(f"trafilatura (watcher.extract) on the pages: {extract_rate:.0f} pages/s (CPU time, this run)")
     print()
-    print(f"{'texts':<14} {'topics':<17} {'texts':>7} {'cpu s':>7} {'texts/s':>8} {'matches':>7} {'x 57/s':>7} {'x extract':>9}")
+    print(
+        f"{'texts':<14} {'topics':<17} {'texts':>7} {'cpu s':>7} {'texts/s':>8} {'matches':>7} {'x 57/s':>7} {'x extract':>9}"
+    )
     for label, (data, repeat) in texts.items():
         for kind, topics in sets.items():
             seconds, matches = timed(topics, data, repeat)
             rate = len(data) / seconds
             versus = f"{rate / extract_rate:>8.1f}x" if label == "pages" and extract_rate else f"{'':>9}"
-            print(f"{label:<14} {len(topics):>3} {kind:<13} {len(data):>7} {seconds:>7.2f} {rate:>8.0f} {matches:>7} "
-                  f"{rate / TRAFILATURA_PER_CORE:>6.0f}x {versus}")
+            print(
+                f"{label:<14} {len(topics):>3} {kind:<13} {len(data):>7} {seconds:>7.2f} {rate:>8.0f} {matches:>7} "
+                f"{rate / TRAFILATURA_PER_CORE:>6.0f}x {versus}"
+            )
     return 0
 
 

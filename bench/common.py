@@ -89,7 +89,49 @@ def load_pages(*, synthetic: bool = False, limit: int | None = None) -> PageSet:
     return PageSet(tuple(pages), source)
 
 
-_WORDS = ["government", "minister", "said", "troops", "border", "talks", "officials", "agreement", "drone", "production", "factory", "economy", "market", "election", "parliament", "president", "week", "report", "city", "police", "court", "security", "energy", "prices", "trade", "deal", "military", "capital", "region", "crisis", "support", "plan", "country", "forces", "attack", "defence", "summit", "leaders", "news", "statement", "spokesman"]
+_WORDS = [
+    "government",
+    "minister",
+    "said",
+    "troops",
+    "border",
+    "talks",
+    "officials",
+    "agreement",
+    "drone",
+    "production",
+    "factory",
+    "economy",
+    "market",
+    "election",
+    "parliament",
+    "president",
+    "week",
+    "report",
+    "city",
+    "police",
+    "court",
+    "security",
+    "energy",
+    "prices",
+    "trade",
+    "deal",
+    "military",
+    "capital",
+    "region",
+    "crisis",
+    "support",
+    "plan",
+    "country",
+    "forces",
+    "attack",
+    "defence",
+    "summit",
+    "leaders",
+    "news",
+    "statement",
+    "spokesman",
+]
 
 
 def _sentence(rng: random.Random, n: int = 14) -> str:
@@ -102,16 +144,18 @@ def _synthetic_pages(n: int) -> list[tuple[str, bytes]]:
     out = []
     for i in range(n):
         title = _sentence(rng, 8)[:-1]
-        paragraphs = "\n".join(f"<p>{' '.join(_sentence(rng) for _ in range(rng.randint(2, 6)))}</p>" for _ in range(rng.randint(6, 30)))
+        paragraphs = "\n".join(
+            f"<p>{' '.join(_sentence(rng) for _ in range(rng.randint(2, 6)))}</p>" for _ in range(rng.randint(6, 30))
+        )
         nav = "".join(f'<li><a href="/section/{j}">{rng.choice(_WORDS)}</a></li>' for j in range(40))
         page = (
             f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
             f'<meta property="og:title" content="{title}"><meta name="author" content="Staff reporter">'
             f'<meta property="article:published_time" content="2026-02-{1 + i % 27:02d}T10:00:00Z">'
             f"<script>var x = {i};</script><style>body{{margin:0}}</style></head><body>"
-            f'<header><nav><ul>{nav}</ul></nav></header><main><article><h1>{title}</h1>'
+            f"<header><nav><ul>{nav}</ul></nav></header><main><article><h1>{title}</h1>"
             f'<p class="byline">By Staff reporter</p>{paragraphs}</article>'
-            f'<aside><h2>Most read</h2><ul>{nav}</ul></aside></main>'
+            f"<aside><h2>Most read</h2><ul>{nav}</ul></aside></main>"
             f"<footer><p>Copyright 2026 Example News. All rights reserved.</p></footer></body></html>"
         )
         out.append((f"synthetic/{i}.html", page.encode()))
@@ -174,8 +218,16 @@ def load_feeds(*, synthetic: bool = False) -> FeedSet:
         if t and t.items:
             templates.append(t)
     if not templates:
-        return FeedSet(tuple(_synthetic_templates(200)), (), "synthetic (../shared/evaldata absent)" if not synthetic else "synthetic (asked for)")
-    return FeedSet(tuple(templates), tuple(originals), f"real: {len(originals)} feeds of fastfeedparser's benchmark_data ({len(templates)} usable as templates)")
+        return FeedSet(
+            tuple(_synthetic_templates(200)),
+            (),
+            "synthetic (../shared/evaldata absent)" if not synthetic else "synthetic (asked for)",
+        )
+    return FeedSet(
+        tuple(templates),
+        tuple(originals),
+        f"real: {len(originals)} feeds of fastfeedparser's benchmark_data ({len(templates)} usable as templates)",
+    )
 
 
 _BAD_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -489,7 +541,17 @@ def environment() -> dict[str, Any]:
     import importlib.metadata as md
 
     versions = {}
-    for pkg in ("trafilatura", "feedparser", "httpx", "httpcore", "lxml", "reader", "requests", "psutil", "sqlite-utils"):
+    for pkg in (
+        "trafilatura",
+        "feedparser",
+        "httpx",
+        "httpcore",
+        "lxml",
+        "reader",
+        "requests",
+        "psutil",
+        "sqlite-utils",
+    ):
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

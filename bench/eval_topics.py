@@ -19,9 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from watcher.config import config_from_dict, load_config  # noqa: E402
-from watcher.errors import WatcherError  # noqa: E402
-from watcher.topics import compile_topic, match_article  # noqa: E402
+from watcher.config import config_from_dict, load_config
+from watcher.errors import WatcherError
+from watcher.rules import compile_topic, match_article
 
 DEFAULT_DATA = REPO.parent / "shared" / "evaldata" / "topics" / "dev.jsonl"
 DEFAULT_RULES = REPO / "watcher" / "default_config.toml"
@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("path", nargs="?", type=Path, default=DEFAULT_DATA, help="labelled JSONL (default: %(default)s)")
     group = ap.add_mutually_exclusive_group()
-    group.add_argument("--rules", type=Path, help="a TOML file with [terms] and [topics.*] (default: the default rules)")
+    group.add_argument(
+        "--rules", type=Path, help="a TOML file with [terms] and [topics.*] (default: the default rules)"
+    )
     group.add_argument("--config", type=Path, help="a watcher config.toml")
     ap.add_argument("--quiet", action="store_true", help="figures only, no lists of misses and false alarms")
     args = ap.parse_args(argv)
@@ -70,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
 
     labelled = {name for item in items for name in item.get("labels", {})}
     print(f"{args.path} · {len(items)} items · matched in {elapsed * 1000:.0f} ms")
-    print(f"{'topic':<20} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>5} {'maybe':>5} {'precision':>9} {'recall':>7} {'F1':>6}")
+    print(
+        f"{'topic':<20} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>5} {'maybe':>5} {'precision':>9} {'recall':>7} {'F1':>6}"
+    )
     details = []
     for topic in topics:
         if topic.name not in labelled:

@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
 
-from watcher.migrations import MIGRATIONS
 from watcher.models import Article, Entry, FeedUpdate, Match
 from watcher.store import Store
+from watcher.store.migrations import MIGRATIONS
 
 CACHE = Path(os.environ.get("WATCHER_BENCH_CACHE", "/tmp/watcher-bench-cache"))
 FEEDS = 1000
@@ -74,7 +74,9 @@ def build(path: Path, n: int, stream: list[str]) -> dict:
         conn.execute(f"PRAGMA {pragma}")
     rng = random.Random(n)
     stamp = "2025-12-01T00:00:00Z"
-    trigger = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'articles_ai'").fetchone()[0]
+    trigger = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'articles_ai'").fetchone()[
+        0
+    ]
     conn.execute("DROP TRIGGER articles_ai")  # the FTS index is rebuilt once at the end: much faster
     conn.execute("BEGIN")
     conn.executemany(
@@ -88,7 +90,20 @@ def build(path: Path, n: int, stream: list[str]) -> dict:
             feed = a % FEEDS + 1
             url = f"https://news{feed}.example/2025/{a}.html"
             matched = 1 if a % 50 == 0 else 0
-            rows.append((a + 1, url, text_of(stream, rng, 10), text_of(stream, rng, 60), "page", "", "en", stamp, stamp, matched))
+            rows.append(
+                (
+                    a + 1,
+                    url,
+                    text_of(stream, rng, 10),
+                    text_of(stream, rng, 60),
+                    "page",
+                    "",
+                    "en",
+                    stamp,
+                    stamp,
+                    matched,
+                )
+            )
             seen.append((feed, f"id:{url}", stamp))
             sources.append((a + 1, feed, f"id:{url}", url, stamp))
             if matched:
@@ -96,13 +111,22 @@ def build(path: Path, n: int, stream: list[str]) -> dict:
                 deliveries.append((a + 1, "troop_deployment", "inbox", "sent", stamp, stamp, 1, stamp))
         conn.executemany(
             "INSERT INTO articles (id, url, title, body, body_source, author, language, published_at, fetched_at, matched)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         conn.executemany("INSERT INTO seen_entries (feed_id, entry_id, seen_at) VALUES (?, ?, ?)", seen)
-        conn.executemany("INSERT INTO article_sources (article_id, feed_id, entry_id, link, seen_at) VALUES (?, ?, ?, ?, ?)", sources)
-        conn.executemany("INSERT INTO matches (article_id, topic, score, terms, snippet, matched_at) VALUES (?, ?, ?, ?, ?, ?)", matches)
+        conn.executemany(
+            "INSERT INTO article_sources (article_id, feed_id, entry_id, link, seen_at) VALUES (?, ?, ?, ?, ?)", sources
+        )
+        conn.executemany(
+            "INSERT INTO matches (article_id, topic, score, terms, snippet, matched_at) VALUES (?, ?, ?, ?, ?, ?)",
+            matches,
+        )
         conn.executemany(
             "INSERT INTO deliveries (article_id, topic, channel, status, created_at, next_attempt_at, attempts, sent_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", deliveries)
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            deliveries,
+        )
     conn.execute("INSERT INTO articles_fts(articles_fts) VALUES ('rebuild')")
     conn.execute(trigger)
     conn.execute("COMMIT")
@@ -138,11 +162,32 @@ def measure(path: Path, new: int, stream: list[str], tag: str, per_feed: int = 1
         articles = []
         for j in range(per_feed):
             url = f"https://news{feed_id}.example/new/{tag}/{b}-{j}.html"
-            entry = Entry(feed_url=f"https://feeds{feed_id}.example/feed.xml", entry_id=f"id:{url}", url=url, link=url,
-                          title=text_of(stream, rng, 10), summary=text_of(stream, rng, 40), published_at=now)
-            matches = (Match("troop_deployment", 2.0, ("troops", "deployed"), "... [[troops]] were [[deployed]] ..."),) if rng.random() < 0.05 else ()
-            articles.append(Article(url=url, title=entry.title, body=text_of(stream, rng, 500), body_source="page", entry=entry,
-                                    language="en", published_at=now, matches=matches))
+            entry = Entry(
+                feed_url=f"https://feeds{feed_id}.example/feed.xml",
+                entry_id=f"id:{url}",
+                url=url,
+                link=url,
+                title=text_of(stream, rng, 10),
+                summary=text_of(stream, rng, 40),
+                published_at=now,
+            )
+            matches = (
+                (Match("troop_deployment", 2.0, ("troops", "deployed"), "... [[troops]] were [[deployed]] ..."),)
+                if rng.random() < 0.05
+                else ()
+            )
+            articles.append(
+                Article(
+                    url=url,
+                    title=entry.title,
+                    body=text_of(stream, rng, 500),
+                    body_source="page",
+                    entry=entry,
+                    language="en",
+                    published_at=now,
+                    matches=matches,
+                )
+            )
         updates.append((feed_id, articles))
     started = time.perf_counter()
     cpu0 = time.process_time()
@@ -151,15 +196,34 @@ def measure(path: Path, new: int, stream: list[str], tag: str, per_feed: int = 1
         seen = store.seen_entry_ids(feed_id, ids)
         stored = store.stored_article_urls([a.url for a in articles])
         assert not seen and not stored
-        update = FeedUpdate(feed_url="", checked_at=now, next_check_at=now + timedelta(minutes=15), status="ok", etag='"x"',
-                            seen_entry_ids=tuple(ids), articles=tuple(articles), alert=True, entries_in_feed=len(articles))
+        update = FeedUpdate(
+            feed_url="",
+            checked_at=now,
+            next_check_at=now + timedelta(minutes=15),
+            status="ok",
+            etag='"x"',
+            seen_entry_ids=tuple(ids),
+            articles=tuple(articles),
+            alert=True,
+            entries_in_feed=len(articles),
+        )
         store.apply_update(feed_id, update, routes)
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu0
     # Not-modified updates: the warm poll's only write.
     started304 = time.perf_counter()
     for feed_id in feeds[:500]:
-        store.apply_update(feed_id, FeedUpdate(feed_url="", checked_at=now, next_check_at=now + timedelta(minutes=15), status="not-modified", etag='"x"'), routes)
+        store.apply_update(
+            feed_id,
+            FeedUpdate(
+                feed_url="",
+                checked_at=now,
+                next_check_at=now + timedelta(minutes=15),
+                status="not-modified",
+                etag='"x"',
+            ),
+            routes,
+        )
     wall304 = time.perf_counter() - started304
     size = path.stat().st_size
     store.close()

@@ -60,7 +60,9 @@ def _ready(_: int) -> int:
     return os.getpid()
 
 
-def trafilatura_limit(feeds: int, items: int, workers: int, runs: int, synthetic: bool, unique_pass: bool = True) -> dict:
+def trafilatura_limit(
+    feeds: int, items: int, workers: int, runs: int, synthetic: bool, unique_pass: bool = True
+) -> dict:
     pages = common.load_pages(synthetic=synthetic)
     count = len(pages.pages)
     cold_set = [a % count for a in range(feeds * items)]
@@ -106,7 +108,11 @@ def feedparser_limit(port: int, feeds: int, runs: int, synthetic: bool, original
 
     base = f"http://127.0.0.1:{port}"
     served = [(f"{base}/f/{i}.xml", _get(f"{base}/f/{i}.xml")) for i in range(feeds)]
-    originals = [(f"http://127.0.0.1/{name}", body) for name, body in common.load_feeds(synthetic=synthetic).originals] if originals else []
+    originals = (
+        [(f"http://127.0.0.1/{name}", body) for name, body in common.load_feeds(synthetic=synthetic).originals]
+        if originals
+        else []
+    )
     headers = {"content-type": "application/xml; charset=utf-8"}
 
     def watcher_parse(url: str, body: bytes) -> int:
@@ -115,7 +121,10 @@ def feedparser_limit(port: int, feeds: int, runs: int, synthetic: bool, original
     def plain_parse(url: str, body: bytes) -> int:
         return len(feedparser.parse(io.BytesIO(body), response_headers=headers).entries)
 
-    out: dict = {"served_feeds": len(served), "served_mean_bytes": sum(len(b) for _, b in served) // max(1, len(served))}
+    out: dict = {
+        "served_feeds": len(served),
+        "served_mean_bytes": sum(len(b) for _, b in served) // max(1, len(served)),
+    }
     for set_name, bodies in (("served", served), ("real_originals", originals)):
         if not bodies:
             continue
@@ -149,7 +158,9 @@ def feedparser_limit(port: int, feeds: int, runs: int, synthetic: bool, original
 async def _httpx_rate(urls: list[str], headers: dict, concurrency: int = 10) -> dict:
     import httpx
 
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency), trust_env=False) as client:
+    async with httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency), trust_env=False
+    ) as client:
         queue = list(reversed(urls))
         statuses: dict[int, int] = {}
 
@@ -166,7 +177,11 @@ async def _httpx_rate(urls: list[str], headers: dict, concurrency: int = 10) -> 
         cpu0, started = time.process_time(), time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - started
-        return {"req_per_s": round(len(urls) / wall, 0), "client_cpu_pct": round(100 * (time.process_time() - cpu0) / wall), "statuses": statuses}
+        return {
+            "req_per_s": round(len(urls) / wall, 0),
+            "client_cpu_pct": round(100 * (time.process_time() - cpu0) / wall),
+            "statuses": statuses,
+        }
 
 
 async def _raw_rate(port: int, paths: list[str], headers: str, connections: int = 10) -> dict:
@@ -194,7 +209,11 @@ async def _raw_rate(port: int, paths: list[str], headers: str, connections: int 
     cpu0 = time.process_time()
     done = sum(await asyncio.gather(*(one() for _ in range(connections))))
     wall = time.perf_counter() - started
-    return {"req_per_s": round(done / wall, 0), "client_cpu_pct": round(100 * (time.process_time() - cpu0) / wall), "wall_s": wall}
+    return {
+        "req_per_s": round(done / wall, 0),
+        "client_cpu_pct": round(100 * (time.process_time() - cpu0) / wall),
+        "wall_s": wall,
+    }
 
 
 def http_limit(port: int, requests: int, feeds: int) -> dict:
@@ -251,13 +270,19 @@ async def _raw_rate_conditional(port: int, paths: list[str], head: int) -> dict:
 
     done = sum(await asyncio.gather(*(one() for _ in range(10))))
     wall = time.perf_counter() - started
-    return {"req_per_s": round(done / wall, 0), "client_cpu_pct": round(100 * (time.process_time() - cpu0) / wall), "wall_s": wall}
+    return {
+        "req_per_s": round(done / wall, 0),
+        "client_cpu_pct": round(100 * (time.process_time() - cpu0) / wall),
+        "wall_s": wall,
+    }
 
 
 async def _httpx_conditional(urls: list[str], head: int, concurrency: int = 10) -> dict:
     import httpx
 
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency), trust_env=False) as client:
+    async with httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency), trust_env=False
+    ) as client:
         statuses: dict[int, int] = {}
 
         async def run(urls: list[str] = urls) -> None:
@@ -277,7 +302,11 @@ async def _httpx_conditional(urls: list[str], head: int, concurrency: int = 10) 
         cpu0, started = time.process_time(), time.perf_counter()
         await run()
         wall = time.perf_counter() - started
-        return {"req_per_s": round(len(urls) / wall, 0), "client_cpu_pct": round(100 * (time.process_time() - cpu0) / wall), "statuses": statuses}
+        return {
+            "req_per_s": round(len(urls) / wall, 0),
+            "client_cpu_pct": round(100 * (time.process_time() - cpu0) / wall),
+            "statuses": statuses,
+        }
 
 
 def main() -> None:

@@ -75,7 +75,10 @@ def run(args: argparse.Namespace) -> dict:
     summary = {}
     for phase in {r["phase"] for r in rows}:
         items = [r for r in rows if r["phase"] == phase]
-        summary[phase] = {k: common.median([r[k] for r in items]) for k in ("wall_s", "feeds_per_s", "cpu_s", "cpu_ms_per_feed", "peak_rss_mb")}
+        summary[phase] = {
+            k: common.median([r[k] for r in items])
+            for k in ("wall_s", "feeds_per_s", "cpu_s", "cpu_ms_per_feed", "peak_rss_mb")
+        }
         summary[phase]["runs"] = len(items)
     import importlib.metadata
 

@@ -87,8 +87,12 @@ class SuiteResult:
 def _description_text(raw: bytes) -> str:
     """The file's start as text, enough to read its `Header:` lines, whatever its encoding."""
     head = raw[:4096]
-    for bom, codec in ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),
-                       (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le")):
+    for bom, codec in (
+        (b"\x00\x00\xfe\xff", "utf-32-be"),
+        (b"\xff\xfe\x00\x00", "utf-32-le"),
+        (b"\xfe\xff", "utf-16-be"),
+        (b"\xff\xfe", "utf-16-le"),
+    ):
         if head.startswith(bom):
             return head.decode(codec, "replace")
     if head[:4] == b"\x00\x00\x00<":
@@ -108,7 +112,12 @@ def feedparser_cases(folder: Path) -> Iterator[Case]:
         comment = _description_text(raw).split("-->", 1)[0]
         headers = {k.lower(): v for k, v in _HEADER.findall(comment)}
         title = _EXPECT_TITLE.search(comment)
-        yield Case(str(path.relative_to(folder.parent)), raw, headers, expected_title=ast.literal_eval(title.group(1)) if title else None)
+        yield Case(
+            str(path.relative_to(folder.parent)),
+            raw,
+            headers,
+            expected_title=ast.literal_eval(title.group(1)) if title else None,
+        )
 
 
 def fastfeedparser_cases(folder: Path) -> Iterator[Case]:
@@ -128,8 +137,11 @@ def fastfeedparser_cases(folder: Path) -> Iterator[Case]:
 def suites(root: Path) -> list[tuple[str, Iterator[Case]]]:
     fp = root / FEEDPARSER_TESTS
     found = []
-    for label, sub in (("feedparser illformed", "illformed"), ("feedparser encoding", "encoding"),
-                       ("feedparser entities", "entities")):
+    for label, sub in (
+        ("feedparser illformed", "illformed"),
+        ("feedparser encoding", "encoding"),
+        ("feedparser entities", "entities"),
+    ):
         if (fp / sub).is_dir():
             found.append((label, feedparser_cases(fp / sub)))
     if (root / FASTFEEDPARSER / "benchmark_data.tar.xz").exists():
@@ -177,10 +189,12 @@ def run_suite(name: str, cases: Iterator[Case], verbose: bool) -> SuiteResult:
             result.refused += 1
             result.refusals.append(f"{case.name}: {e}")
             result.broken += [f"{case.name}: ParseError {p}" for p in text_problems(str(e), "message")]
-        except Exception as e:  # noqa: BLE001 - the invariant under test
+        except Exception as e:
             elapsed = time.perf_counter() - started
             where = traceback.extract_tb(e.__traceback__)[-1]
-            result.broken.append(f"{case.name}: {type(e).__name__}: {e} (at {Path(where.filename).name}:{where.lineno})")
+            result.broken.append(
+                f"{case.name}: {type(e).__name__}: {e} (at {Path(where.filename).name}:{where.lineno})"
+            )
         else:
             elapsed = time.perf_counter() - started
             n = len(parsed.entries)
@@ -214,16 +228,39 @@ def run_suite(name: str, cases: Iterator[Case], verbose: bool) -> SuiteResult:
 
 
 def print_table(results: list[SuiteResult]) -> None:
-    columns = ("suite", "files", "entries>0", "no entries", "warning", "refused", "entries", "broken", "time s", "slowest")
+    columns = (
+        "suite",
+        "files",
+        "entries>0",
+        "no entries",
+        "warning",
+        "refused",
+        "entries",
+        "broken",
+        "time s",
+        "slowest",
+    )
     rows = [
-        (r.name, r.files, r.with_entries, r.without_entries, r.warnings, r.refused, r.entries, len(r.broken),
-         f"{r.seconds:.2f}", f"{r.slowest[0] * 1000:.0f} ms")
+        (
+            r.name,
+            r.files,
+            r.with_entries,
+            r.without_entries,
+            r.warnings,
+            r.refused,
+            r.entries,
+            len(r.broken),
+            f"{r.seconds:.2f}",
+            f"{r.slowest[0] * 1000:.0f} ms",
+        )
         for r in results
     ]
     total = ("total", *(sum(r[i] for r in rows) for i in range(1, 8)), f"{sum(r.seconds for r in results):.2f}", "")
     rows.append(total)
     widths = [max(len(str(x)) for x in col) for col in zip(columns, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    line = lambda cells: "  ".join(
+        str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+    )
     print(line(columns))
     print("  ".join("-" * w for w in widths))
     for row in rows[:-1]:
@@ -234,7 +271,9 @@ def print_table(results: list[SuiteResult]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--evaldata", type=Path, default=EVALDATA, help="the shared evaluation data (default %(default)s)")
+    parser.add_argument(
+        "--evaldata", type=Path, default=EVALDATA, help="the shared evaluation data (default %(default)s)"
+    )
     parser.add_argument("--verbose", action="store_true", help="one line per file")
     args = parser.parse_args(argv)
 
@@ -253,15 +292,21 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results)
     print()
     for r in results:
-        print(f"{r.name}: {r.with_entries} of {r.files} feeds yield entries, {r.entries} entries, "
-              f"{r.files / r.seconds if r.seconds else 0:.0f} files/s, slowest {r.slowest[1]} ({r.slowest[0] * 1000:.0f} ms)")
+        print(
+            f"{r.name}: {r.with_entries} of {r.files} feeds yield entries, {r.entries} entries, "
+            f"{r.files / r.seconds if r.seconds else 0:.0f} files/s, slowest {r.slowest[1]} ({r.slowest[0] * 1000:.0f} ms)"
+        )
         if r.compared:
-            print(f"  vs feedparser's own counts (index, capped at {MAX_ENTRIES}): {r.entries} entries vs {r.expected_entries}; "
-                  f"{len(r.count_differs)} of {r.compared} feeds differ")
+            print(
+                f"  vs feedparser's own counts (index, capped at {MAX_ENTRIES}): {r.entries} entries vs {r.expected_entries}; "
+                f"{len(r.count_differs)} of {r.compared} feeds differ"
+            )
             for line in r.count_differs:
                 print(f"    {line}")
         if r.titles_checked:
-            print(f"  feed titles as feedparser's tests expect them: {r.titles_checked - len(r.titles_differ)} of {r.titles_checked}")
+            print(
+                f"  feed titles as feedparser's tests expect them: {r.titles_checked - len(r.titles_differ)} of {r.titles_checked}"
+            )
             for line in r.titles_differ:
                 print(f"    {line}")
         for line in r.refusals:
@@ -273,7 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         for line in broken:
             print(f"  {line}")
         return 1
-    print("invariants hold: only ParseError escapes; every text field is valid Unicode without C0 controls besides \\n \\t")
+    print(
+        "invariants hold: only ParseError escapes; every text field is valid Unicode without C0 controls besides \\n \\t"
+    )
     return 0
 
 

@@ -79,7 +79,9 @@ def make_config(base: str, feeds: int, *, extract: bool, workers: int, concurren
     return config_from_dict(data, "bench-config.toml")
 
 
-_WARM_PAGE = b"<html><body><article><p>" + b"Warm-up text for the extraction worker. " * 20 + b"</p></article></body></html>"
+_WARM_PAGE = (
+    b"<html><body><article><p>" + b"Warm-up text for the extraction worker. " * 20 + b"</p></article></body></html>"
+)
 
 
 async def warm_up(extractor: Workers | None) -> None:
@@ -114,9 +116,22 @@ class Profiler:
             spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
             self.raw = self.out_dir / f"{self.label}.pyspy.txt"
             self.proc = subprocess.Popen(
-                [spy, "record", "--pid", str(os.getpid()), "--subprocesses", "--rate", "200", "--format", "raw",
-                 "--output", str(self.raw), "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(os.getpid()),
+                    "--subprocesses",
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(self.raw),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
             time.sleep(1.0)  # let it attach
         return self
@@ -167,7 +182,9 @@ def apply_experiments(spec: str) -> list:
 
             pool = ProcessPoolExecutor(int(value), mp_context=multiprocessing.get_context("spawn"))
             real_parse = wp.parse_feed
-            wp.parse_feed = lambda fetched, _real=real_parse, _pool=pool, **kw: _pool.submit(_real, fetched, **kw).result()
+            wp.parse_feed = lambda fetched, _real=real_parse, _pool=pool, **kw: _pool.submit(
+                _real, fetched, **kw
+            ).result()
             list(pool.map(abs, range(int(value) * 2)))  # start the workers before timing
             cleanup.append(pool.shutdown)
         elif name == "keepalive-304":
@@ -189,7 +206,9 @@ def apply_experiments(spec: str) -> list:
 
 
 async def run_phases(args: argparse.Namespace, site, run: int, db_dir: Path) -> list[dict]:
-    config = make_config(site.base, args.feeds, extract=not args.no_extract, workers=args.workers, concurrency=args.concurrency)
+    config = make_config(
+        site.base, args.feeds, extract=not args.no_extract, workers=args.workers, concurrency=args.concurrency
+    )
     store = Store.open(db_dir / f"run{run}.db")
     t0 = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(days=10 * run)
     store.sync_feeds(config.feeds, config.schedule.interval, t0)
@@ -206,7 +225,13 @@ async def run_phases(args: argparse.Namespace, site, run: int, db_dir: Path) -> 
                 pipeline.clock = lambda now=now: now
                 bumped = {}
                 if phase == "mixed":
-                    bumped = site.control("bump", fraction=args.mixed_fraction, new=args.mixed_new, seed=1000 * run + step, limit=args.feeds)
+                    bumped = site.control(
+                        "bump",
+                        fraction=args.mixed_fraction,
+                        new=args.mixed_new,
+                        seed=1000 * run + step,
+                        limit=args.feeds,
+                    )
                 feeds = store.due_feeds(now)
                 before_site = site.control("stats")
                 sampler = common.Sampler(exclude={site.pid}).start()
@@ -291,9 +316,23 @@ def summarise(rows: list[dict]) -> dict:
         by_phase[r["phase"]].append(r)
     out = {}
     for phase, items in by_phase.items():
-        keys = ("wall_s", "feeds_per_s", "articles_per_s", "cpu_s", "cpu_ms_per_feed", "peak_rss_mb", "peak_rss_parent_mb",
-                "peak_rss_children_mb", "site_cpu_s", "others_cpu_s", "new_articles")
-        out[phase] = {k: common.median([r[k] for r in items]) for k in keys} | {"runs": len(items), "peak_rss_mb_max": max(r["peak_rss_mb"] for r in items)}
+        keys = (
+            "wall_s",
+            "feeds_per_s",
+            "articles_per_s",
+            "cpu_s",
+            "cpu_ms_per_feed",
+            "peak_rss_mb",
+            "peak_rss_parent_mb",
+            "peak_rss_children_mb",
+            "site_cpu_s",
+            "others_cpu_s",
+            "new_articles",
+        )
+        out[phase] = {k: common.median([r[k] for r in items]) for k in keys} | {
+            "runs": len(items),
+            "peak_rss_mb_max": max(r["peak_rss_mb"] for r in items),
+        }
     return out
 
 
@@ -313,9 +352,17 @@ def main() -> None:
     p.add_argument("--profile-phases", default="cold,warm")
     p.add_argument("--profile-dir", type=Path, default=common.RESULTS / "profiles")
     p.add_argument("--label", default="")
-    p.add_argument("--drive", choices=["poll", "daemon"], default="poll",
-                   help="poll: one poll() over all feeds (tests, `watcher poll`); daemon: one poll() per feed, outcomes dropped (watcher/daemon.py)")
-    p.add_argument("--experiment", default="", help="what-if monkeypatches: feeds-cap=N, parse-pool=N, keepalive-304, no-match (see apply_experiments)")
+    p.add_argument(
+        "--drive",
+        choices=["poll", "daemon"],
+        default="poll",
+        help="poll: one poll() over all feeds (tests, `watcher poll`); daemon: one poll() per feed, outcomes dropped (watcher/daemon.py)",
+    )
+    p.add_argument(
+        "--experiment",
+        default="",
+        help="what-if monkeypatches: feeds-cap=N, parse-pool=N, keepalive-304, no-match (see apply_experiments)",
+    )
     p.add_argument("--synthetic", action="store_true")
     args = p.parse_args()
     args.profile_dir.mkdir(parents=True, exist_ok=True)
@@ -336,7 +383,18 @@ def main() -> None:
         shutil.rmtree(db_dir, ignore_errors=True)
         if own_site:
             own_site.stop()
-    print(json.dumps({"site": site.info, "topics": repo_topics()[2], "extract": not args.no_extract, "experiment": args.experiment, "rows": rows, "summary": summarise(rows)}))
+    print(
+        json.dumps(
+            {
+                "site": site.info,
+                "topics": repo_topics()[2],
+                "extract": not args.no_extract,
+                "experiment": args.experiment,
+                "rows": rows,
+                "summary": summarise(rows),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

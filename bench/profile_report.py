@@ -26,13 +26,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 STAGES = {
-    "match (topics.match_article)": "match_article (watcher/topics.py",
+    "match (topics.match_article)": "match_article (watcher/rules/topics.py",
     "store (Store.apply_update)": "apply_update (watcher/store",
-    "store reads (seen_entry_ids, stored_article_urls)": ("seen_entry_ids (watcher/store", "stored_article_urls (watcher/store"),
+    "store reads (seen_entry_ids, stored_article_urls)": (
+        "seen_entry_ids (watcher/store",
+        "stored_article_urls (watcher/store",
+    ),
     "fetch (Fetcher._get, all of httpx)": "_get (watcher/fetch.py",
     "  of which body decoding (_BodyDecoder)": "_BodyDecoder",
     "  of which httpcore pool bookkeeping (has_expired/get_extra_info)": "has_expired (httpcore",
-    "worker IPC (ProcessPoolExecutor submit/queue feeder)": ("submit (concurrent/futures/process.py", "_feed (multiprocessing/queues.py", "_ExecutorManagerThread"),
+    "worker IPC (ProcessPoolExecutor submit/queue feeder)": (
+        "submit (concurrent/futures/process.py",
+        "_feed (multiprocessing/queues.py",
+        "_ExecutorManagerThread",
+    ),
     "parse in the parent (parse_feed on a thread)": "parse_feed (watcher/parse.py",
     "poll bookkeeping (_log_outcome, FeedUpdate)": "_log_outcome (watcher/pipeline.py",
 }
@@ -77,13 +84,23 @@ def summarise(path: Path, top: int = 25) -> dict:
         "file": str(path),
         "samples": dict(roles),
         "share_pct": {r: round(100 * c / total, 1) for r, c in roles.items()},
-        "parent_stages_pct_of_parent": {s: round(100 * c / max(1, roles["parent"]), 1) for s, c in stages.most_common()},
-        "top_self": {r: [(n, c, round(100 * c / max(1, roles[r]), 1)) for n, c in counter.most_common(top)] for r, counter in leaf.items()},
+        "parent_stages_pct_of_parent": {
+            s: round(100 * c / max(1, roles["parent"]), 1) for s, c in stages.most_common()
+        },
+        "top_self": {
+            r: [(n, c, round(100 * c / max(1, roles[r]), 1)) for n, c in counter.most_common(top)]
+            for r, counter in leaf.items()
+        },
     }
 
 
 def render(s: dict) -> str:
-    out = [f"## {Path(s['file']).name}", "", "samples by process: " + ", ".join(f"{r} {c} ({s['share_pct'][r]}%)" for r, c in s["samples"].items()), ""]
+    out = [
+        f"## {Path(s['file']).name}",
+        "",
+        "samples by process: " + ", ".join(f"{r} {c} ({s['share_pct'][r]}%)" for r, c in s["samples"].items()),
+        "",
+    ]
     out.append("parent, inclusive by stage (% of parent samples):")
     out += [f"  {pct:5.1f}%  {stage}" for stage, pct in s["parent_stages_pct_of_parent"].items()]
     for role, rows in s["top_self"].items():
@@ -103,8 +120,20 @@ def main() -> None:
     files = args.summarise
     if not files:
         label = f"spy{'-noextract' if args.no_extract else ''}"
-        cmd = [common.PYTHON, str(common.BENCH / "poll.py"), "--feeds", str(args.feeds), "--phases", args.phases,
-               "--profile", "py-spy", "--profile-phases", args.phases, "--label", label]
+        cmd = [
+            common.PYTHON,
+            str(common.BENCH / "poll.py"),
+            "--feeds",
+            str(args.feeds),
+            "--phases",
+            args.phases,
+            "--profile",
+            "py-spy",
+            "--profile-phases",
+            args.phases,
+            "--label",
+            label,
+        ]
         cmd += ["--no-extract"] if args.no_extract else []
         cmd += ["--port", str(args.port)] if args.port else []
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

@@ -66,8 +66,16 @@ def build_tables(r: dict) -> str:
         s = summary(key, "cold")
         if s:
             v = ratio(s["articles_per_s"], raw_cold)
-            rows.append((f"cold poll, {label} feeds: new articles/s", f"{s['articles_per_s']:.1f}",
-                         f"raw trafilatura, {traf.get('workers')} processes, same pages & settings: {raw_cold}/s", v, ">= 0.9", verdict(v, 0.9)))
+            rows.append(
+                (
+                    f"cold poll, {label} feeds: new articles/s",
+                    f"{s['articles_per_s']:.1f}",
+                    f"raw trafilatura, {traf.get('workers')} processes, same pages & settings: {raw_cold}/s",
+                    v,
+                    ">= 0.9",
+                    verdict(v, 0.9),
+                )
+            )
     # CPU-normalised: what the throughput ratio would be on an otherwise idle machine, from CPU time per unit of
     # work (robust to other load, unlike wall-clock rates). 2 cores kept busy by watcher are assumed.
     raw_ms = traf.get("cold_set", {}).get("cpu_ms_per_page")
@@ -76,53 +84,140 @@ def build_tables(r: dict) -> str:
         if s and raw_ms and s.get("new_articles"):
             per_article = 1000 * s["cpu_s"] / s["new_articles"]
             v = round(raw_ms / per_article, 2)
-            rows.append((f"  same, CPU-normalised: CPU ms per new article (parent + workers), {int(key.rsplit('-', 1)[1]):,} feeds", f"{per_article:.1f}",
-                         f"trafilatura CPU ms per page: {raw_ms}", v, ">= 0.9", verdict(v, 0.9)))
+            rows.append(
+                (
+                    f"  same, CPU-normalised: CPU ms per new article (parent + workers), {int(key.rsplit('-', 1)[1]):,} feeds",
+                    f"{per_article:.1f}",
+                    f"trafilatura CPU ms per page: {raw_ms}",
+                    v,
+                    ">= 0.9",
+                    verdict(v, 0.9),
+                )
+            )
     nox = max((k for k in polls if k.startswith("noextract-")), key=lambda k: int(k.rsplit("-", 1)[1]), default="")
     nox_n = f"{int(nox.rsplit('-', 1)[1]):,}" if nox else ""
     nox_cold, nox_warm = summary(nox, "cold"), summary(nox, "warm")
     rd_cold, rd_warm = peer.get("summary", {}).get("cold", {}), peer.get("summary", {}).get("warm", {})
     if nox_cold:
         v = ratio(nox_cold["feeds_per_s"], rd_cold.get("feeds_per_s"))
-        rows.append((f"extract=false cold update, {nox_n} feeds: feeds/s", f"{nox_cold['feeds_per_s']:.1f}",
-                     f"reader {peer.get('reader', '?')} update_feeds(workers={peer.get('workers', '?')}): {rd_cold.get('feeds_per_s')}/s", v, ">= 1.7", verdict(v, 1.7)))
+        rows.append(
+            (
+                f"extract=false cold update, {nox_n} feeds: feeds/s",
+                f"{nox_cold['feeds_per_s']:.1f}",
+                f"reader {peer.get('reader', '?')} update_feeds(workers={peer.get('workers', '?')}): {rd_cold.get('feeds_per_s')}/s",
+                v,
+                ">= 1.7",
+                verdict(v, 1.7),
+            )
+        )
     if nox_cold and rd_cold.get("cpu_ms_per_feed"):
         v = ratio(rd_cold["cpu_ms_per_feed"], nox_cold["cpu_ms_per_feed"])
-        rows.append(("  same, CPU-normalised: CPU ms per feed", f"{nox_cold['cpu_ms_per_feed']:.1f}", f"reader: {rd_cold['cpu_ms_per_feed']}", v,
-                     "(1.7 needs 2 cores)", "-"))
+        rows.append(
+            (
+                "  same, CPU-normalised: CPU ms per feed",
+                f"{nox_cold['cpu_ms_per_feed']:.1f}",
+                f"reader: {rd_cold['cpu_ms_per_feed']}",
+                v,
+                "(1.7 needs 2 cores)",
+                "-",
+            )
+        )
     if nox_warm:
         v = ratio(nox_warm["feeds_per_s"], rd_warm.get("feeds_per_s"))
-        rows.append((f"all-304 poll, {nox_n} feeds, extract=false: feeds/s", f"{nox_warm['feeds_per_s']:.1f}", f"reader, all 304: {rd_warm.get('feeds_per_s')}/s", v, ">= 1.0", verdict(v, 1.0)))
+        rows.append(
+            (
+                f"all-304 poll, {nox_n} feeds, extract=false: feeds/s",
+                f"{nox_warm['feeds_per_s']:.1f}",
+                f"reader, all 304: {rd_warm.get('feeds_per_s')}/s",
+                v,
+                ">= 1.0",
+                verdict(v, 1.0),
+            )
+        )
     big = polls.get("extract-10000", {}).get("summary", {})
     if big:
         rss = max(p.get("peak_rss_mb_max", 0) for p in big.values())
-        rows.append(("10,000 feeds: peak RSS, all watcher processes (MB)", f"{rss:.0f}", "parent + extraction workers; site excluded", None, "<= 400", verdict(rss, 400, at_most=True)))
+        rows.append(
+            (
+                "10,000 feeds: peak RSS, all watcher processes (MB)",
+                f"{rss:.0f}",
+                "parent + extraction workers; site excluded",
+                None,
+                "<= 400",
+                verdict(rss, 400, at_most=True),
+            )
+        )
         warm = big.get("warm", {})
         if warm:
-            rows.append(("10,000 feeds: warm (all-304) poll wall time (s)", f"{warm['wall_s']:.1f}", "interval 15 min = 900 s", ratio(warm["wall_s"], 900), "well inside", verdict(warm["wall_s"], 300, at_most=True)))
+            rows.append(
+                (
+                    "10,000 feeds: warm (all-304) poll wall time (s)",
+                    f"{warm['wall_s']:.1f}",
+                    "interval 15 min = 900 s",
+                    ratio(warm["wall_s"], 900),
+                    "well inside",
+                    verdict(warm["wall_s"], 300, at_most=True),
+                )
+            )
     else:
         rows.append(("10,000 feeds: peak RSS (MB)", "-", "run with --big", None, "<= 400", "not measured"))
     if growth.get("ratio"):
         sizes = growth["sizes"]
         small, large = sizes[min(sizes, key=int)], sizes[max(sizes, key=int)]
-        rows.append((f"store cost per new article at {int(max(sizes, key=int)):,} vs {int(min(sizes, key=int)):,} stored (us)",
-                     f"{large['us_per_article']:.0f} vs {small['us_per_article']:.0f}", "Store.seen_entry_ids + stored_article_urls + apply_update, 10 articles per feed",
-                     growth["ratio"], "<= 1.2", verdict(growth["ratio"], 1.2, at_most=True)))
+        rows.append(
+            (
+                f"store cost per new article at {int(max(sizes, key=int)):,} vs {int(min(sizes, key=int)):,} stored (us)",
+                f"{large['us_per_article']:.0f} vs {small['us_per_article']:.0f}",
+                "Store.seen_entry_ids + stored_article_urls + apply_update, 10 articles per feed",
+                growth["ratio"],
+                "<= 1.2",
+                verdict(growth["ratio"], 1.2, at_most=True),
+            )
+        )
         per_page_ms = traf.get("cold_set", {}).get("cpu_ms_per_page")
         if per_page_ms:
-            e2e = round((large["us_per_article"] / 1000 + per_page_ms) / (small["us_per_article"] / 1000 + per_page_ms), 2)
-            rows.append(("  same, with extraction's CPU per page added", f"+{per_page_ms} ms", "trafilatura CPU ms/page (limits)", e2e, "<= 1.2", verdict(e2e, 1.2, at_most=True)))
+            e2e = round(
+                (large["us_per_article"] / 1000 + per_page_ms) / (small["us_per_article"] / 1000 + per_page_ms), 2
+            )
+            rows.append(
+                (
+                    "  same, with extraction's CPU per page added",
+                    f"+{per_page_ms} ms",
+                    "trafilatura CPU ms/page (limits)",
+                    e2e,
+                    "<= 1.2",
+                    verdict(e2e, 1.2, at_most=True),
+                )
+            )
 
-    loads = [f"{k} {p}: {v['others_cpu_s']:.0f} s of other CPU in {v['wall_s']:.0f} s" for k, d in polls.items()
-             for p, v in d.get("summary", {}).items() if p == "cold"]
-    out = ["### Targets", "", "| measure | watcher | reference | ratio | target | verdict |", "|---|---|---|---|---|---|"]
+    loads = [
+        f"{k} {p}: {v['others_cpu_s']:.0f} s of other CPU in {v['wall_s']:.0f} s"
+        for k, d in polls.items()
+        for p, v in d.get("summary", {}).items()
+        if p == "cold"
+    ]
+    out = [
+        "### Targets",
+        "",
+        "| measure | watcher | reference | ratio | target | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
     out += [f"| {a} | {b} | {c} | {'' if d is None else d} | {e} | {f} |" for a, b, c, d, e, f in rows]
     if loads:
-        out += ["", "Other load during the cold polls (CPU of processes outside the benchmark; wall-clock ratios are only as good as this is small): " + "; ".join(loads) + "."]
+        out += [
+            "",
+            "Other load during the cold polls (CPU of processes outside the benchmark; wall-clock ratios are only as good as this is small): "
+            + "; ".join(loads)
+            + ".",
+        ]
 
-    out += ["", "### Polls (medians)", "",
-            "| scenario | phase | runs | feeds | wall s | feeds/s | new articles/s | CPU ms/feed | peak RSS MB (parent + workers) | site CPU s | other load CPU s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out += [
+        "",
+        "### Polls (medians)",
+        "",
+        "| scenario | phase | runs | feeds | wall s | feeds/s | new articles/s | CPU ms/feed | peak RSS MB (parent + workers) | site CPU s | other load CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for key, data in polls.items():
         for phase, s in data.get("summary", {}).items():
             out.append(
@@ -131,68 +226,105 @@ def build_tables(r: dict) -> str:
                 f"{s['site_cpu_s']:.2f} | {s['others_cpu_s']:.1f} |"
             )
     for phase, s in peer.get("summary", {}).items():
-        out.append(f"| reader {peer.get('reader')} (workers={peer.get('workers')}) | {phase} | {s['runs']} | {peer['rows'][0]['feeds']} | {s['wall_s']:.2f} | "
-                   f"{s['feeds_per_s']:.1f} | - | {s['cpu_ms_per_feed']:.1f} | {s['peak_rss_mb']:.0f} | - | - |")
+        out.append(
+            f"| reader {peer.get('reader')} (workers={peer.get('workers')}) | {phase} | {s['runs']} | {peer['rows'][0]['feeds']} | {s['wall_s']:.2f} | "
+            f"{s['feeds_per_s']:.1f} | - | {s['cpu_ms_per_feed']:.1f} | {s['peak_rss_mb']:.0f} | - | - |"
+        )
 
     out += ["", "### Limits (same run, same pages and feeds)", "", "| limit | value |", "|---|---|"]
     if traf.get("cold_set"):
-        out.append(f"| trafilatura via watcher.extract.extract_text, {traf['workers']} processes, {traf['cold_set_pages']} pages (those the smaller cold poll extracts) | "
-                   f"{traf['cold_set']['pages_per_s']} pages/s ({traf['cold_set']['cpu_ms_per_page']} CPU ms/page) |")
+        out.append(
+            f"| trafilatura via watcher.extract.extract_text, {traf['workers']} processes, {traf['cold_set_pages']} pages (those the smaller cold poll extracts) | "
+            f"{traf['cold_set']['pages_per_s']} pages/s ({traf['cold_set']['cpu_ms_per_page']} CPU ms/page) |"
+        )
     if traf.get("unique"):
-        out.append(f"| same, the {traf['pages']} unique pages once | {traf['unique']['pages_per_s']} pages/s ({traf['unique']['cpu_ms_per_page']} CPU ms/page) |")
+        out.append(
+            f"| same, the {traf['pages']} unique pages once | {traf['unique']['pages_per_s']} pages/s ({traf['unique']['cpu_ms_per_page']} CPU ms/page) |"
+        )
     fp = lim.get("feedparser", {})
     for set_name, label in (("served", "served feeds"), ("real_originals", "the 200 original real feeds")):
         if set_name in fp:
             d = fp[set_name]
-            out.append(f"| parsing, one core, {label} (mean {d['mean_bytes'] // 1024} KB): watcher.parse.parse_feed / plain feedparser | "
-                       f"{d['watcher_parse_feed']['feeds_per_cpu_s']} / {d['plain_feedparser']['feeds_per_cpu_s']} feeds/s "
-                       f"({d['watcher_parse_feed']['items_per_cpu_s']:.0f} / {d['plain_feedparser']['items_per_cpu_s']:.0f} items/s) |")
+            out.append(
+                f"| parsing, one core, {label} (mean {d['mean_bytes'] // 1024} KB): watcher.parse.parse_feed / plain feedparser | "
+                f"{d['watcher_parse_feed']['feeds_per_cpu_s']} / {d['plain_feedparser']['feeds_per_cpu_s']} feeds/s "
+                f"({d['watcher_parse_feed']['items_per_cpu_s']:.0f} / {d['plain_feedparser']['items_per_cpu_s']:.0f} items/s) |"
+            )
     http = lim.get("http", {})
-    for key, label in (("httpx_304", "one httpx.AsyncClient, 10 concurrent, 304s"), ("httpx_feed_gzip", "same, gzip feeds (200)"),
-                       ("httpx_page_gzip", "same, gzip pages (200)"), ("site_raw_304", "the site itself, raw client, 304s"),
-                       ("site_raw_feed_gzip", "the site itself, raw client, gzip feeds"), ("site_raw_page_gzip", "the site itself, raw client, gzip pages")):
+    for key, label in (
+        ("httpx_304", "one httpx.AsyncClient, 10 concurrent, 304s"),
+        ("httpx_feed_gzip", "same, gzip feeds (200)"),
+        ("httpx_page_gzip", "same, gzip pages (200)"),
+        ("site_raw_304", "the site itself, raw client, 304s"),
+        ("site_raw_feed_gzip", "the site itself, raw client, gzip feeds"),
+        ("site_raw_page_gzip", "the site itself, raw client, gzip pages"),
+    ):
         if key in http:
             h = http[key]
-            extra = f" (site CPU {h['site_cpu_pct']}%)" if "site_cpu_pct" in h else f" (client CPU {h['client_cpu_pct']}%)"
+            extra = (
+                f" (site CPU {h['site_cpu_pct']}%)" if "site_cpu_pct" in h else f" (client CPU {h['client_cpu_pct']}%)"
+            )
             out.append(f"| {label} | {h['req_per_s']:.0f} req/s{extra} |")
     if growth:
         for n, g in growth.get("sizes", {}).items():
-            out.append(f"| store, {int(n):,} articles stored ({g.get('db_mb')} MB): per new article / per 304 update | {g['us_per_article']:.0f} us / {g['us_per_304_update']:.0f} us |")
+            out.append(
+                f"| store, {int(n):,} articles stored ({g.get('db_mb')} MB): per new article / per 304 update | {g['us_per_article']:.0f} us / {g['us_per_304_update']:.0f} us |"
+            )
     site = r.get("site") or r.get("site_big") or {}
-    out += ["", f"Data: pages {site.get('page_source')}; feeds {site.get('feed_source')}; {site.get('items')} items per feed "
-            f"(median {site.get('median_feed_bytes', 0) // 1024} KB, mean {site.get('mean_feed_bytes', 0) // 1024} KB); gzip {site.get('gzip')}. "
-            + (f"The {r['site_large_extract']['feeds']:,}-feed poll with extraction used {r['site_large_extract']['items']} items per feed. " if r.get("site_large_extract") else "")
-            + (f"The 10,000-feed site had {r['site_big']['items']} items per feed. " if r.get("site_big") else "")
-            + f"watcher: {r['environment'].get('snapshot_of') and 'commit ' + r['environment']['snapshot_of'] or 'working tree at ' + r['environment'].get('git_head', '?') + (' (watcher/ modified)' if r['environment'].get('watcher_dirty') else '')}. "
-            f"Machine: {r['environment']['cores']} cores, Python {r['environment']['python']}, SQLite {r['environment']['sqlite']}. "
-            f"'other load' is CPU used by processes outside the benchmark meanwhile (the machine may be shared)."]
+    out += [
+        "",
+        f"Data: pages {site.get('page_source')}; feeds {site.get('feed_source')}; {site.get('items')} items per feed "
+        f"(median {site.get('median_feed_bytes', 0) // 1024} KB, mean {site.get('mean_feed_bytes', 0) // 1024} KB); gzip {site.get('gzip')}. "
+        + (
+            f"The {r['site_large_extract']['feeds']:,}-feed poll with extraction used {r['site_large_extract']['items']} items per feed. "
+            if r.get("site_large_extract")
+            else ""
+        )
+        + (f"The 10,000-feed site had {r['site_big']['items']} items per feed. " if r.get("site_big") else "")
+        + f"watcher: {(r['environment'].get('snapshot_of') and 'commit ' + r['environment']['snapshot_of']) or 'working tree at ' + r['environment'].get('git_head', '?') + (' (watcher/ modified)' if r['environment'].get('watcher_dirty') else '')}. "
+        f"Machine: {r['environment']['cores']} cores, Python {r['environment']['python']}, SQLite {r['environment']['sqlite']}. "
+        f"'other load' is CPU used by processes outside the benchmark meanwhile (the machine may be shared).",
+    ]
     return "\n".join(out)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--big", action="store_true", help="also 10,000 feeds (cold with --big-items items per feed, warm, mixed)")
+    p.add_argument(
+        "--big", action="store_true", help="also 10,000 feeds (cold with --big-items items per feed, warm, mixed)"
+    )
     p.add_argument("--big-items", type=int, default=2)
     p.add_argument("--items", type=int, default=5, help="items per feed (default 5)")
-    p.add_argument("--large-items", type=int, default=2, help="items per feed for the 1,000-feed poll with extraction (default 2)")
+    p.add_argument(
+        "--large-items", type=int, default=2, help="items per feed for the 1,000-feed poll with extraction (default 2)"
+    )
     p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, one run each")
-    p.add_argument("--only", default="limits,watcher,reader,growth", help="comma-separated parts; 'big' alone with --big runs only the 10,000-feed part")
+    p.add_argument(
+        "--only",
+        default="limits,watcher,reader,growth",
+        help="comma-separated parts; 'big' alone with --big runs only the 10,000-feed part",
+    )
     p.add_argument("--synthetic", action="store_true", help="ignore ../shared/evaldata")
     p.add_argument("--originals", action="store_true", help="also parse the 200 original real feed files (~70 s)")
-    p.add_argument("--snapshot", metavar="REV", help="measure watcher/ as committed at REV (e.g. HEAD), not the working tree")
+    p.add_argument(
+        "--snapshot", metavar="REV", help="measure watcher/ as committed at REV (e.g. HEAD), not the working tree"
+    )
     args = p.parse_args()
     if args.snapshot:
-        import os
-        import tempfile
-
         import atexit
+        import os
         import shutil
+        import tempfile
 
         snap = Path(tempfile.mkdtemp(prefix="watcher-snapshot-"))
         atexit.register(shutil.rmtree, snap, ignore_errors=True)
-        archive = subprocess.run(["git", "archive", args.snapshot, "watcher"], cwd=common.REPO, capture_output=True, check=True).stdout
+        archive = subprocess.run(
+            ["git", "archive", args.snapshot, "watcher"], cwd=common.REPO, capture_output=True, check=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(snap)], input=archive, check=True)
-        rev = subprocess.run(["git", "rev-parse", "--short", args.snapshot], cwd=common.REPO, capture_output=True, text=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", args.snapshot], cwd=common.REPO, capture_output=True, text=True
+        ).stdout.strip()
         os.environ["WATCHER_SRC"], os.environ["WATCHER_SNAPSHOT_OF"] = str(snap), rev
         sys.path.insert(0, str(snap))
         print(f"measuring watcher/ as of {rev} (snapshot in {snap})", file=sys.stderr)
@@ -211,13 +343,40 @@ def main() -> None:
     port = str(site.port) if site else ""
     try:
         if "limits" in only:
-            results["limits"]["trafilatura"] = run_json(["limits.py", "trafilatura", "--feeds", str(small), "--items", str(args.items), "--runs", str(runs), *syn]
-                                                        + (["--unique"] if args.big else []))
-            results["limits"]["feedparser"] = run_json(["limits.py", "feedparser", "--port", port, "--feeds", str(min(198, large)), "--runs", str(runs), *syn]
-                                                       + (["--originals"] if args.originals else []))
-            results["limits"]["http"] = run_json(["limits.py", "http", "--port", port, "--feeds", str(large), "--requests", "600" if args.quick else "2000"])
+            results["limits"]["trafilatura"] = run_json(
+                [
+                    "limits.py",
+                    "trafilatura",
+                    "--feeds",
+                    str(small),
+                    "--items",
+                    str(args.items),
+                    "--runs",
+                    str(runs),
+                    *syn,
+                ]
+                + (["--unique"] if args.big else [])
+            )
+            results["limits"]["feedparser"] = run_json(
+                ["limits.py", "feedparser", "--port", port, "--feeds", str(min(198, large)), "--runs", str(runs), *syn]
+                + (["--originals"] if args.originals else [])
+            )
+            results["limits"]["http"] = run_json(
+                [
+                    "limits.py",
+                    "http",
+                    "--port",
+                    port,
+                    "--feeds",
+                    str(large),
+                    "--requests",
+                    "600" if args.quick else "2000",
+                ]
+            )
         if "watcher" in only:
-            results["watcher"][f"extract-{small}"] = run_json(["poll.py", "--port", port, "--feeds", str(small), "--runs", str(runs), "--phases", "cold,warm,mixed"])
+            results["watcher"][f"extract-{small}"] = run_json(
+                ["poll.py", "--port", port, "--feeds", str(small), "--runs", str(runs), "--phases", "cold,warm,mixed"]
+            )
             repeat = ",warm,mixed" * runs
             # The larger cold poll with extraction uses its own site with fewer items per feed (--large-items):
             # 1,000 feeds x 5 items would be 5,000 pages, ~3 minutes on 2 cores, too long for the default run.
@@ -227,16 +386,41 @@ def main() -> None:
             else:
                 site2 = site
             try:
-                results["watcher"][f"extract-{large}"] = run_json(["poll.py", "--port", str(site2.port), "--feeds", str(large), "--runs", "1",
-                                                                 "--phases", "cold" + repeat])
+                results["watcher"][f"extract-{large}"] = run_json(
+                    [
+                        "poll.py",
+                        "--port",
+                        str(site2.port),
+                        "--feeds",
+                        str(large),
+                        "--runs",
+                        "1",
+                        "--phases",
+                        "cold" + repeat,
+                    ]
+                )
             finally:
                 if site2 is not site:
                     site2.stop()
-            results["watcher"][f"noextract-{large}"] = run_json(["poll.py", "--port", port, "--feeds", str(large), "--runs", "1", "--no-extract",
-                                                               "--phases", "cold" + ",warm" * runs])
+            results["watcher"][f"noextract-{large}"] = run_json(
+                [
+                    "poll.py",
+                    "--port",
+                    port,
+                    "--feeds",
+                    str(large),
+                    "--runs",
+                    "1",
+                    "--no-extract",
+                    "--phases",
+                    "cold" + ",warm" * runs,
+                ]
+            )
         if "reader" in only:
             try:
-                results["reader"] = run_json(["peer.py", "--port", port, "--feeds", str(large), "--phases", "cold" + ",warm" * runs])
+                results["reader"] = run_json(
+                    ["peer.py", "--port", port, "--feeds", str(large), "--phases", "cold" + ",warm" * runs]
+                )
             except Exception as e:  # reader not installed: say so, measure the rest
                 results["reader"] = {"error": str(e)}
                 print(f"reader: {e} (pip install reader sgmllib3k)", file=sys.stderr)
@@ -244,12 +428,26 @@ def main() -> None:
         if site:
             site.stop()
     if "growth" in only:
-        results["growth"] = run_json(["growth.py", "--sizes", "1000,1000000" if not args.quick else "1000,20000", "--runs", str(runs)])
+        results["growth"] = run_json(
+            ["growth.py", "--sizes", "1000,1000000" if not args.quick else "1000,20000", "--runs", str(runs)]
+        )
     if "big" in only:
         big = common.start_site(10_000, args.big_items, synthetic=args.synthetic)
         try:
             results["site_big"] = big.info
-            results["watcher"]["extract-10000"] = run_json(["poll.py", "--port", str(big.port), "--feeds", "10000", "--runs", "1", "--phases", "cold,warm,mixed,warm"])
+            results["watcher"]["extract-10000"] = run_json(
+                [
+                    "poll.py",
+                    "--port",
+                    str(big.port),
+                    "--feeds",
+                    "10000",
+                    "--runs",
+                    "1",
+                    "--phases",
+                    "cold,warm,mixed,warm",
+                ]
+            )
         finally:
             big.stop()
     results["elapsed_s"] = round(time.perf_counter() - started, 1)

@@ -117,7 +117,11 @@ class SiteData:
 
 
 def _response(status: int, body: bytes, ctype: bytes, extra: list[bytes] = (), close: bool = False) -> list[bytes]:
-    head = [b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"?")), b"Server: bench-site", b"Content-Length: %d" % len(body)]
+    head = [
+        b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"?")),
+        b"Server: bench-site",
+        b"Content-Length: %d" % len(body),
+    ]
     if ctype:
         head.append(b"Content-Type: " + ctype)
     head += extra
@@ -184,7 +188,9 @@ class HttpProtocol(asyncio.Protocol):
                     return _response(304, b"", b"", extra, close)
                 site.by_kind["feed"] += 1
                 if gz:
-                    return _response(200, zbody, b"application/xml; charset=utf-8", extra + [b"Content-Encoding: gzip"], close)
+                    return _response(
+                        200, zbody, b"application/xml; charset=utf-8", extra + [b"Content-Encoding: gzip"], close
+                    )
                 return _response(200, body, b"application/xml; charset=utf-8", extra, close)
             if path.startswith("/a/") and path.endswith(".html"):
                 i_text, s_text = path[3:-5].split("/")
@@ -194,7 +200,13 @@ class HttpProtocol(asyncio.Protocol):
                 site.by_kind["page"] += 1
                 body, zbody = site.page_bodies[site.page_of(i, s)]
                 if gz:
-                    return _response(200, zbody, b"text/html; charset=utf-8", [b"Content-Encoding: gzip", b"Vary: Accept-Encoding"], close)
+                    return _response(
+                        200,
+                        zbody,
+                        b"text/html; charset=utf-8",
+                        [b"Content-Encoding: gzip", b"Vary: Accept-Encoding"],
+                        close,
+                    )
                 return _response(200, body, b"text/html; charset=utf-8", [], close)
             if path.startswith("/_control/"):
                 site.by_kind["other"] += 1
@@ -209,7 +221,12 @@ class HttpProtocol(asyncio.Protocol):
     def control(self, command: str, args: dict[str, str]) -> object:
         site = self.site
         if command == "bump":
-            chosen = site.bump(float(args.get("fraction", "0.1")), int(args.get("new", "3")), int(args.get("seed", "1")), int(args.get("limit", "0")))
+            chosen = site.bump(
+                float(args.get("fraction", "0.1")),
+                int(args.get("new", "3")),
+                int(args.get("seed", "1")),
+                int(args.get("limit", "0")),
+            )
             return {"bumped": len(chosen), "new_items": len(chosen) * int(args.get("new", "3"))}
         if command == "reset":
             site.reset()
@@ -234,7 +251,9 @@ async def serve(args: argparse.Namespace) -> None:
     server = await loop.create_server(HttpProtocol, args.host, args.port, backlog=4096, reuse_address=True)
     port = server.sockets[0].getsockname()[1]
     started = time.perf_counter()
-    HttpProtocol.site = SiteData(args.feeds, args.items, synthetic=args.synthetic, use_gzip=not args.no_gzip, host=args.host, port=port)
+    HttpProtocol.site = SiteData(
+        args.feeds, args.items, synthetic=args.synthetic, use_gzip=not args.no_gzip, host=args.host, port=port
+    )
     info = HttpProtocol.site.info() | {"startup_s": round(time.perf_counter() - started, 2), "pid": os.getpid()}
     print(f"READY {port} {json.dumps(info)}", flush=True)
     async with server:
@@ -269,7 +288,9 @@ class Site:
         self.base = f"http://127.0.0.1:{port}"
 
     @classmethod
-    def start(cls, feeds: int, items: int, *, synthetic: bool = False, use_gzip: bool = True, timeout: float = 300) -> Site:
+    def start(
+        cls, feeds: int, items: int, *, synthetic: bool = False, use_gzip: bool = True, timeout: float = 300
+    ) -> Site:
         cmd = [common.PYTHON, str(Path(__file__).resolve()), "--feeds", str(feeds), "--items", str(items)]
         if synthetic:
             cmd.append("--synthetic")

@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from localsite import LocalSite  # noqa: E402
+from tests.helpers.localsite import LocalSite
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -6,7 +6,7 @@ import io
 import json
 from datetime import timedelta
 
-from alerts_support import (
+from tests.helpers.alerts_support import (
     T0,
     add_articles,
     article,
@@ -14,8 +14,7 @@ from alerts_support import (
     open_store,
     statuses,
 )
-from webhook_server import Endpoint
-
+from tests.helpers.webhook_server import Endpoint
 from watcher.alerts import Dispatcher, build_channels
 from watcher.alerts.console import ConsoleChannel, FileChannel
 
@@ -32,10 +31,17 @@ async def test_console_prints_the_plain_text(tmp_path, capsys):
 
 async def test_file_channel_writes_text_and_html_with_a_timestamped_name(tmp_path):
     folder = tmp_path / "digests"
-    config = make_config({"files": {"type": "file", "mode": "digest", "schedule": "daily at 07:00", "directory": str(folder)}})
+    config = make_config(
+        {"files": {"type": "file", "mode": "digest", "schedule": "daily at 07:00", "directory": str(folder)}}
+    )
     store = open_store(tmp_path, config)
     store.set_last_digest_at("files", T0 - timedelta(days=1))
-    add_articles(store, config, [article("drone_cooperation"), article("troop_deployment", title="<script>")], T0 - timedelta(hours=1))
+    add_articles(
+        store,
+        config,
+        [article("drone_cooperation"), article("troop_deployment", title="<script>")],
+        T0 - timedelta(hours=1),
+    )
     await Dispatcher(config, store).run(T0)
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["20261126T090000Z-files-digest.html", "20261126T090000Z-files-digest.txt"]
@@ -65,10 +71,24 @@ async def test_webhook_posts_json_items_with_an_idempotency_key(tmp_path, site, 
     hook = Endpoint(site, "/incoming")
     monkeypatch.setenv("TEST_HOOK_URL", hook.url)
     monkeypatch.setenv("TEST_HOOK_HEADERS", json.dumps({"Authorization": "Bearer t0ken"}))
-    config = make_config({"n8n": {"type": "webhook", "mode": "immediate", "url_env": "TEST_HOOK_URL", "headers_env": "TEST_HOOK_HEADERS"}})
+    config = make_config(
+        {
+            "n8n": {
+                "type": "webhook",
+                "mode": "immediate",
+                "url_env": "TEST_HOOK_URL",
+                "headers_env": "TEST_HOOK_HEADERS",
+            }
+        }
+    )
     store = open_store(tmp_path, config)
     hook.then(502, "bad gateway").then(200)
-    add_articles(store, config, [article("arms_transfers", title="Shells\r\nX-Evil: 1", url="javascript:x"), article("sanctions")], T0)
+    add_articles(
+        store,
+        config,
+        [article("arms_transfers", title="Shells\r\nX-Evil: 1", url="javascript:x"), article("sanctions")],
+        T0,
+    )
     dispatcher = Dispatcher(config, store)
     assert (await dispatcher.run(T0)).retried == 2
     await dispatcher.run(T0 + timedelta(minutes=1))

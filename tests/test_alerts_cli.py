@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import click
 import pytest
 from click.testing import CliRunner
-from alerts_support import (
+
+from tests.helpers.alerts_support import (
     add_articles,
     article,
     cli_obj,
@@ -16,8 +17,7 @@ from alerts_support import (
     open_store,
     statuses,
 )
-
-from watcher.alerts.cli import alerts, digest
+from watcher.cli.alerts import alerts, digest
 
 CHANNELS = {
     "out": {"type": "console", "mode": "digest", "schedule": "daily at 07:00", "topics": ["drone_cooperation"]},
@@ -30,7 +30,12 @@ def env(tmp_path):
     config = make_config(CHANNELS)
     now = datetime.now(UTC).replace(microsecond=0)
     store = open_store(tmp_path, config, now)
-    add_articles(store, config, [article("drone_cooperation", title="Drones <b>bold</b>"), article("troop_deployment")], now - timedelta(hours=1))
+    add_articles(
+        store,
+        config,
+        [article("drone_cooperation", title="Drones <b>bold</b>"), article("troop_deployment")],
+        now - timedelta(hours=1),
+    )
     add_articles(store, config, [article("arms_transfers", title="Old news")], now - timedelta(days=3))
     return config, store, cli_obj(config, store)
 
@@ -71,7 +76,9 @@ def test_alerts_test_reports_success_and_failure(env):
     ok = run(alerts, ["test", "--channel", "out"], obj)
     assert ok.exit_code == 0 and "out: test message sent" in ok.output
     failed = run(alerts, ["test", "--channel", "broken"], obj)
-    assert failed.exit_code == 1 and "broken: test message failed: webhook channel 'broken': ConnectError" in failed.output
+    assert (
+        failed.exit_code == 1 and "broken: test message failed: webhook channel 'broken': ConnectError" in failed.output
+    )
     assert statuses(store) == {"pending": 4}  # the outbox was not touched
 
 
@@ -80,7 +87,16 @@ def test_alerts_list_filters_and_prints_json(env):
     ids = [r["id"] for r in store.list_deliveries()]
     store.mark_dead(ids[:1], "HTTP 404 (no_service)")
     table = run(alerts, ["list"], obj).output
-    assert table.splitlines()[0].split() == ["id", "channel", "topic", "status", "attempts", "when", "title", "last_error"]
+    assert table.splitlines()[0].split() == [
+        "id",
+        "channel",
+        "topic",
+        "status",
+        "attempts",
+        "when",
+        "title",
+        "last_error",
+    ]
     assert len(table.splitlines()) == 5
     rows = [json.loads(line) for line in run(alerts, ["list", "--failed", "--json"], obj).output.splitlines()]
     assert [(r["id"], r["status"], r["last_error"]) for r in rows] == [(ids[0], "dead", "HTTP 404 (no_service)")]

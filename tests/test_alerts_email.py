@@ -8,8 +8,8 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from smtp_server import SmtpServer, free_port
-from alerts_support import (
+
+from tests.helpers.alerts_support import (
     T0,
     add_articles,
     article,
@@ -18,18 +18,29 @@ from alerts_support import (
     open_store,
     statuses,
 )
-
+from tests.helpers.smtp_server import SmtpServer, free_port
 from watcher.alerts import Dispatcher
-from watcher.alerts.cli import alerts
 from watcher.alerts.email import EmailChannel
+from watcher.cli.alerts import alerts
 
 HOSTILE_TITLE = "Северная Корея <!channel> <script>alert(1)</script>\r\nBcc: victim@example.com " + "Z" * 2000
 
 
 def email_channels(port: int, **options) -> dict:
-    return {"mail": {"type": "email", "mode": "digest", "schedule": "daily at 07:00", "host": "127.0.0.1", "port": port,
-                     "security": "none", "from": "watcher <watcher@example.org>", "to": ["analyst@example.org", "desk@example.org"],
-                     "timeout": "5s", **options}}
+    return {
+        "mail": {
+            "type": "email",
+            "mode": "digest",
+            "schedule": "daily at 07:00",
+            "host": "127.0.0.1",
+            "port": port,
+            "security": "none",
+            "from": "watcher <watcher@example.org>",
+            "to": ["analyst@example.org", "desk@example.org"],
+            "timeout": "5s",
+            **options,
+        }
+    }
 
 
 @pytest.fixture
@@ -49,13 +60,22 @@ def setup(tmp_path, port, **options):
 async def test_digest_with_three_topics_arrives_as_multipart_email(tmp_path, smtp):
     config, store, dispatcher = setup(tmp_path, smtp.port)
     published = datetime(2026, 11, 26, 6, 30, tzinfo=UTC)
-    add_articles(store, config, [
-        article("drone_cooperation", title="Russia and North Korea to build Shahed-type drones", published_at=published),
-        article("drone_cooperation", title="Drone plant at Alabuga hires North Koreans"),
-        article("troop_deployment", title="North Korean troops rotate out of Kursk", snippet="[[troops]] left [[Kursk]]"),
-        article("arms_transfers", title="Shell shipments continue", url="javascript:alert(document.cookie)"),
-        article("drone_cooperation", title=HOSTILE_TITLE),
-    ], T0 - timedelta(hours=2))
+    add_articles(
+        store,
+        config,
+        [
+            article(
+                "drone_cooperation", title="Russia and North Korea to build Shahed-type drones", published_at=published
+            ),
+            article("drone_cooperation", title="Drone plant at Alabuga hires North Koreans"),
+            article(
+                "troop_deployment", title="North Korean troops rotate out of Kursk", snippet="[[troops]] left [[Kursk]]"
+            ),
+            article("arms_transfers", title="Shell shipments continue", url="javascript:alert(document.cookie)"),
+            article("drone_cooperation", title=HOSTILE_TITLE),
+        ],
+        T0 - timedelta(hours=2),
+    )
     report = await dispatcher.run(T0)
     assert report.sent == 5 and report.messages == 1
     (received,) = smtp.messages
@@ -69,7 +89,11 @@ async def test_digest_with_three_topics_arrives_as_multipart_email(tmp_path, smt
     assert (text_part.get_content_type(), html_part.get_content_type()) == ("text/plain", "text/html")
     text, html = text_part.get_content(), html_part.get_content()
     # Grouped by topic in config order, with source, local time, terms and the marked snippet.
-    assert text.index("== drone_cooperation (3)") < text.index("== troop_deployment (1)") < text.index("== arms_transfers (1)")
+    assert (
+        text.index("== drone_cooperation (3)")
+        < text.index("== troop_deployment (1)")
+        < text.index("== arms_transfers (1)")
+    )
     assert "Reuters World · published 2026-11-26 07:30 CET" in text and "[troops] left [Kursk]" in text
     assert '<mark style="background:#fff3a0;color:#1f2328;font-weight:bold;">troops</mark>' in html
     hrefs = re.findall(r'href="([^"]*)"', html)
@@ -128,10 +152,28 @@ def certificate(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert, key)
@@ -143,7 +185,9 @@ async def test_starttls_verifies_the_certificate_and_logs_in(tmp_path, certifica
     server = SmtpServer(tls_context=server_context, login=("watcher", "s3cret")).start()
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret")
     try:
-        config = make_config(email_channels(server.port, security="starttls", username="watcher", password_env="TEST_SMTP_PASSWORD"))
+        config = make_config(
+            email_channels(server.port, security="starttls", username="watcher", password_env="TEST_SMTP_PASSWORD")
+        )
         store = open_store(tmp_path, config)
         add_articles(store, config, [article("sanctions")], T0)  # urgent: goes at once on a digest channel
         report = await Dispatcher(config, store).run(T0)  # the system's CAs do not know our certificate

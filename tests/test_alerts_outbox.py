@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from alerts_support import (
+
+from tests.helpers.alerts_support import (
     T0,
     Recorder,
     add_articles,
@@ -23,7 +24,6 @@ from alerts_support import (
     retryable,
     statuses,
 )
-
 from watcher.alerts import Dispatcher
 from watcher.alerts.outbox import LEASE
 from watcher.errors import PermanentDeliveryError
@@ -57,7 +57,12 @@ async def test_digest_waits_for_its_slot_then_sends_one_digest_grouped_by_topic(
     config, store, rec, dispatcher = setup(tmp_path, DIGEST, timezone="Asia/Seoul")
     # 07:00 in Seoul is 22:00 UTC the day before.
     store.set_last_digest_at("daily", datetime(2026, 11, 25, 22, 0, tzinfo=UTC))
-    add_articles(store, config, [article(t) for t in ("drone_cooperation", "troop_deployment", "arms_transfers", "drone_cooperation")], T0)
+    add_articles(
+        store,
+        config,
+        [article(t) for t in ("drone_cooperation", "troop_deployment", "arms_transfers", "drone_cooperation")],
+        T0,
+    )
     for hours in (0, 6, 12.9):
         report = await dispatcher.run(T0 + timedelta(hours=hours))
         assert report.outcomes == () and rec["daily"].messages == []
@@ -75,7 +80,9 @@ async def test_missed_slots_while_down_make_one_digest(tmp_path):
     config, store, rec, dispatcher = setup(tmp_path, DIGEST)
     store.set_last_digest_at("daily", datetime(2026, 11, 22, 7, 0, tzinfo=UTC))
     for day in range(4):  # matches stored over four days while no dispatcher ran
-        add_articles(store, config, [article("troop_deployment")], datetime(2026, 11, 22, 12, tzinfo=UTC) + timedelta(days=day))
+        add_articles(
+            store, config, [article("troop_deployment")], datetime(2026, 11, 22, 12, tzinfo=UTC) + timedelta(days=day)
+        )
     back = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
     await dispatcher.run(back)
     await dispatcher.run(back + timedelta(seconds=30))
@@ -256,7 +263,7 @@ CRASHING_SENDER = textwrap.dedent("""
     import asyncio, sys
     from datetime import datetime
     sys.path.insert(0, {tests!r})
-    from alerts_support import make_config
+    from tests.helpers.alerts_support import make_config
     from watcher.alerts import Dispatcher
     from watcher.alerts.webhook import WebhookChannel
     from watcher.store import Store
@@ -270,14 +277,16 @@ CRASHING_SENDER = textwrap.dedent("""
 
 async def test_sigkill_during_a_send_repeats_only_that_send(tmp_path, site):
     """The one duplicate the promise allows: a send in flight when the process was killed."""
-    from webhook_server import Endpoint
+    from tests.helpers.webhook_server import Endpoint
 
     hook = Endpoint(site, "/hook").then(hang=True)
     channels = {"hook": {"type": "webhook", "mode": "immediate", "url": hook.url}}
     config = make_config(channels)
     store = open_store(tmp_path, config)
     add_articles(store, config, [article("drone_cooperation") for _ in range(4)], T0)
-    script = CRASHING_SENDER.format(tests=str(Path(__file__).parent), url=hook.url, db=str(tmp_path / "w.db"), now=T0.isoformat())
+    script = CRASHING_SENDER.format(
+        tests=str(Path(__file__).parent.parent), url=hook.url, db=str(tmp_path / "w.db"), now=T0.isoformat()
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
     child = await asyncio.create_subprocess_exec(sys.executable, "-c", script, env=env)
     try:

@@ -24,32 +24,55 @@ from watcher.config import ChannelConfig
 from watcher.models import Delivery
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-SETTINGS = RenderSettings("Asia/Seoul", (("drone_cooperation", "Joint drone production"), ("troop_deployment", ""), ("arms_transfers", "")))
+SETTINGS = RenderSettings(
+    "Asia/Seoul", (("drone_cooperation", "Joint drone production"), ("troop_deployment", ""), ("arms_transfers", ""))
+)
 HOSTILE = (
     "<!channel> <@U123> <https://evil.example|click> @here <script>alert(1)</script>"
     "<img src=x onerror=alert(2)>\r\nBcc: victim@example.com\x1b[31m\u202eevil " + "A" * 2000
 )
 
 
-def delivery(i: int, topic: str = "drone_cooperation", *, title: str = "", url: str = "https://news.example.com/a",
-             published: datetime | None = None, snippet: str = "Pyongyang and [[Moscow]] build [[drones]]") -> Delivery:
-    return Delivery(id=i, article_id=i, topic=topic, channel="c", created_at=NOW, title=title or f"Story {i}", url=url,
-                    feeds=("Reuters World", "Yonhap"), published_at=published, terms=("Moscow", "drones"), snippet=snippet)
+def delivery(
+    i: int,
+    topic: str = "drone_cooperation",
+    *,
+    title: str = "",
+    url: str = "https://news.example.com/a",
+    published: datetime | None = None,
+    snippet: str = "Pyongyang and [[Moscow]] build [[drones]]",
+) -> Delivery:
+    return Delivery(
+        id=i,
+        article_id=i,
+        topic=topic,
+        channel="c",
+        created_at=NOW,
+        title=title or f"Story {i}",
+        url=url,
+        feeds=("Reuters World", "Yonhap"),
+        published_at=published,
+        terms=("Moscow", "drones"),
+        snippet=snippet,
+    )
 
 
 def message(deliveries, kind="digest"):
     return build_message(kind, "team", [item_from_delivery(d) for d in deliveries], NOW, SETTINGS)
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("Title\r\nBcc: x@y.z", "Title Bcc: x@y.z"),
-    ("a\x00b\x1b[31mc\x7f", "ab[31mc"),
-    ("tab\there  and   spaces", "tab here and spaces"),
-    ("bidi \u202eevil\u202c and zero\u200bwidth", "bidi evil and zerowidth"),
-    ("line\u2028sep\x85next", "line sep next"),
-    ("lone \udcff surrogate", "lone \ufffd surrogate"),
-    (None, ""),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Title\r\nBcc: x@y.z", "Title Bcc: x@y.z"),
+        ("a\x00b\x1b[31mc\x7f", "ab[31mc"),
+        ("tab\there  and   spaces", "tab here and spaces"),
+        ("bidi \u202eevil\u202c and zero\u200bwidth", "bidi evil and zerowidth"),
+        ("line\u2028sep\x85next", "line sep next"),
+        ("lone \udcff surrogate", "lone \ufffd surrogate"),
+        (None, ""),
+    ],
+)
 def test_clean_text(raw, expected):
     assert clean_text(raw) == expected
 
@@ -59,20 +82,23 @@ def test_clean_text_truncates_where_displayed():
     assert len(text) <= 300 and text.endswith("…")
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("https://news.example.com/a?b=1&c=2", "https://news.example.com/a?b=1&c=2"),
-    ("HTTP://Example.com/x", "HTTP://Example.com/x"),
-    ("javascript:alert(1)", None),
-    ("JaVaScRiPt:alert(1)", None),
-    ("data:text/html,<script>", None),
-    ("file:///etc/passwd", None),
-    ("//example.com/x", None),
-    ("https://", None),
-    ("https://example.com/a\r\nb", None),
-    ("https://example.com/a|b<c>", "https://example.com/a%7Cb%3Cc%3E"),
-    ("", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("https://news.example.com/a?b=1&c=2", "https://news.example.com/a?b=1&c=2"),
+        ("HTTP://Example.com/x", "HTTP://Example.com/x"),
+        ("javascript:alert(1)", None),
+        ("JaVaScRiPt:alert(1)", None),
+        ("data:text/html,<script>", None),
+        ("file:///etc/passwd", None),
+        ("//example.com/x", None),
+        ("https://", None),
+        ("https://example.com/a\r\nb", None),
+        ("https://example.com/a|b<c>", "https://example.com/a%7Cb%3Cc%3E"),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_safe_url_links_only_http(url, expected):
     assert safe_url(url) == expected
 
@@ -84,10 +110,15 @@ def test_split_marks():
 
 def test_digest_groups_by_topic_in_config_order_newest_first():
     old, new = NOW - timedelta(hours=5), NOW - timedelta(hours=1)
-    m = message([
-        delivery(1, "troop_deployment", published=old), delivery(2, "drone_cooperation", published=old),
-        delivery(3, "drone_cooperation", published=new), delivery(4, "arms_transfers"), delivery(5, "drone_cooperation"),
-    ])
+    m = message(
+        [
+            delivery(1, "troop_deployment", published=old),
+            delivery(2, "drone_cooperation", published=old),
+            delivery(3, "drone_cooperation", published=new),
+            delivery(4, "arms_transfers"),
+            delivery(5, "drone_cooperation"),
+        ]
+    )
     assert [g.topic for g in m.groups] == ["drone_cooperation", "troop_deployment", "arms_transfers"]
     assert [i.delivery_id for i in m.groups[0].items] == [5, 3, 2]  # 5 has no date: found now, the newest
     assert m.subject == "watcher: 5 new items — drone_cooperation (3), troop_deployment (1), arms_transfers (1)"
@@ -128,20 +159,29 @@ def test_email_headers_survive_a_hostile_title():
     assert all(line.isascii() for line in raw.split(b"\n")[:12])  # headers encoded (RFC 2047), not raw UTF-8
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("<!channel> hi", "&lt;!channel&gt; hi"),
-    ("<@U123>", "&lt;@U123&gt;"),
-    ("<https://evil|click>", "&lt;https:\u200b//evil|click&gt;"),
-    ("ping @here and @Channel and @everyone", "ping @\u200bhere and @\u200bChannel and @\u200beveryone"),
-    ("Tom & Jerry", "Tom &amp; Jerry"),
-    ("see https://evil.example now", "see https:\u200b//evil.example now"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("<!channel> hi", "&lt;!channel&gt; hi"),
+        ("<@U123>", "&lt;@U123&gt;"),
+        ("<https://evil|click>", "&lt;https:\u200b//evil|click&gt;"),
+        ("ping @here and @Channel and @everyone", "ping @\u200bhere and @\u200bChannel and @\u200beveryone"),
+        ("Tom & Jerry", "Tom &amp; Jerry"),
+        ("see https://evil.example now", "see https:\u200b//evil.example now"),
+    ],
+)
 def test_slack_escape(raw, expected):
     assert slack.escape(raw) == expected
 
 
 def test_slack_payload_is_inert_and_within_limits():
-    m = message([delivery(1, title=HOSTILE, url="javascript:x"), delivery(2, title="<@U123> ok"), delivery(3, snippet="[[" + "x" * 5000 + "]]")])
+    m = message(
+        [
+            delivery(1, title=HOSTILE, url="javascript:x"),
+            delivery(2, title="<@U123> ok"),
+            delivery(3, snippet="[[" + "x" * 5000 + "]]"),
+        ]
+    )
     payload = slack.render_payload(m)
     body = json.dumps(payload, ensure_ascii=False)
     for bad in ("<!channel>", "<@U123>", "<https://evil", "@here", "<script", "javascript:"):
@@ -153,7 +193,10 @@ def test_slack_payload_is_inert_and_within_limits():
 
 
 def test_slack_splits_a_large_batch_to_its_limits():
-    deliveries = [delivery(i, ("drone_cooperation", "troop_deployment", "arms_transfers")[i % 3], title=f"T{i} " + "é" * 250) for i in range(1, 131)]
+    deliveries = [
+        delivery(i, ("drone_cooperation", "troop_deployment", "arms_transfers")[i % 3], title=f"T{i} " + "é" * 250)
+        for i in range(1, 131)
+    ]
     m = message(deliveries)
     parts = slack.split(m)
     assert len(parts) >= 3
@@ -180,27 +223,39 @@ SLOT = NOW - timedelta(minutes=1)
 LAST = NOW - timedelta(days=1)
 
 
-@pytest.mark.parametrize("channel, pending, slot, last, expected", [
-    (IMMEDIATE, [_d(1), _d(2, "sanctions")], None, None, [("immediate", [1, 2])]),
-    (IMMEDIATE, [], None, None, []),
-    (DIGEST, [_d(1), _d(2)], None, LAST, []),  # waits for its slot
-    (DIGEST, [_d(1), _d(2)], SLOT, LAST, [("digest", [1, 2])]),
-    (DIGEST, [_d(1), _d(2, "sanctions")], None, LAST, [("immediate", [2])]),  # urgent goes at once
-    (NO_URGENT, [_d(1), _d(2, "sanctions")], None, LAST, []),
-    (DIGEST, [_d(1, attempts=2), _d(2)], None, LAST, [("digest", [1])]),  # a failed digest item is retried at once
-    (DIGEST, [_d(1, created=LAST - timedelta(hours=1)), _d(2)], None, LAST, [("digest", [1])]),  # missed its digest
-    (DIGEST, [], SLOT, LAST, []),  # empty digest skipped
-    (EMPTY_OK, [], SLOT, LAST, [("digest", [])]),
-])
+@pytest.mark.parametrize(
+    "channel, pending, slot, last, expected",
+    [
+        (IMMEDIATE, [_d(1), _d(2, "sanctions")], None, None, [("immediate", [1, 2])]),
+        (IMMEDIATE, [], None, None, []),
+        (DIGEST, [_d(1), _d(2)], None, LAST, []),  # waits for its slot
+        (DIGEST, [_d(1), _d(2)], SLOT, LAST, [("digest", [1, 2])]),
+        (DIGEST, [_d(1), _d(2, "sanctions")], None, LAST, [("immediate", [2])]),  # urgent goes at once
+        (NO_URGENT, [_d(1), _d(2, "sanctions")], None, LAST, []),
+        (DIGEST, [_d(1, attempts=2), _d(2)], None, LAST, [("digest", [1])]),  # a failed digest item is retried at once
+        (DIGEST, [_d(1, created=LAST - timedelta(hours=1)), _d(2)], None, LAST, [("digest", [1])]),  # missed its digest
+        (DIGEST, [], SLOT, LAST, []),  # empty digest skipped
+        (EMPTY_OK, [], SLOT, LAST, [("digest", [])]),
+    ],
+)
 def test_plan_batches(channel, pending, slot, last, expected):
     batches = plan_batches(channel, pending, urgent_topics={"sanctions"}, slot=slot, last_digest_at=last)
     assert [(b.kind, [d.id for d in b.deliveries]) for b in batches] == expected
     assert all(isinstance(b, Batch) for b in batches)
 
 
-@pytest.mark.parametrize("attempts, retry_after, minutes", [
-    (0, None, 1), (1, None, 2), (3, None, 8), (6, None, 60), (40, None, 60),
-    (0, timedelta(minutes=2), 2), (5, timedelta(seconds=10), 32), (0, timedelta(days=30), 24 * 60),
-])
+@pytest.mark.parametrize(
+    "attempts, retry_after, minutes",
+    [
+        (0, None, 1),
+        (1, None, 2),
+        (3, None, 8),
+        (6, None, 60),
+        (40, None, 60),
+        (0, timedelta(minutes=2), 2),
+        (5, timedelta(seconds=10), 32),
+        (0, timedelta(days=30), 24 * 60),
+    ],
+)
 def test_retry_delay(attempts, retry_after, minutes):
     assert retry_delay(attempts, retry_after) == timedelta(minutes=minutes)

@@ -8,7 +8,8 @@ import re
 from datetime import timedelta
 
 import pytest
-from alerts_support import (
+
+from tests.helpers.alerts_support import (
     T0,
     add_articles,
     article,
@@ -17,14 +18,16 @@ from alerts_support import (
     open_store,
     statuses,
 )
-from webhook_server import Endpoint
-
+from tests.helpers.webhook_server import Endpoint
 from watcher.alerts import Dispatcher
-from watcher.alerts.cli import alerts
 from watcher.alerts.http import Pacer, retry_after_from
 from watcher.alerts.slack import SlackChannel
+from watcher.cli.alerts import alerts
 
-HOSTILE = "<!channel> <!here> <@U123> <https://evil.example|click here> @here hello @channel & <script>x</script> " + "W" * 2000
+HOSTILE = (
+    "<!channel> <!here> <@U123> <https://evil.example|click here> @here hello @channel & <script>x</script> "
+    + "W" * 2000
+)
 
 
 @pytest.fixture
@@ -55,7 +58,9 @@ async def test_429_with_retry_after_then_200_delivers_once_after_the_wait(tmp_pa
     assert statuses(store) == {"sent": 3}
 
 
-@pytest.mark.parametrize("answer", [{"status": 500, "body": "server error"}, {"status": 503, "body": ""}, {"hang": True}])
+@pytest.mark.parametrize(
+    "answer", [{"status": 500, "body": "server error"}, {"status": 503, "body": ""}, {"hang": True}]
+)
 async def test_5xx_and_hangs_are_retried(tmp_path, hook, answer):
     config, store, dispatcher = setup(tmp_path, timeout_s=0.3)
     hook.then(**answer)
@@ -79,7 +84,9 @@ async def test_4xx_goes_to_dead_letter_and_alerts_retry_requeues_it(tmp_path, ho
     assert len(hook.requests) == 1 and statuses(store) == {"dead": 2}
     ids = [str(r["id"]) for r in store.list_deliveries(status="dead")]
     # The CLI runs its own event loop: call it from a thread, as a separate `watcher` process would.
-    result = await asyncio.to_thread(CliRunner().invoke, alerts, ["retry", "--send", ids[0]], obj=cli_obj(config, store))
+    result = await asyncio.to_thread(
+        CliRunner().invoke, alerts, ["retry", "--send", ids[0]], obj=cli_obj(config, store)
+    )
     assert result.exit_code == 0, result.output
     assert "1 failed alert(s) queued again" in result.output and "team: immediate of 1 item(s): sent" in result.output
     assert statuses(store) == {"sent": 1, "dead": 1}
@@ -87,17 +94,32 @@ async def test_4xx_goes_to_dead_letter_and_alerts_retry_requeues_it(tmp_path, ho
 
 async def test_hostile_feed_text_cannot_mention_or_link(tmp_path, hook):
     config, store, dispatcher = setup(tmp_path)
-    add_articles(store, config, [
-        article("drone_cooperation", title=HOSTILE, snippet="ping <!everyone> and [[<@U999>]] " + "x" * 4000),
-        article("drone_cooperation", title="javascript link", url="javascript:alert(1)"),
-        article("troop_deployment", title="Troops & tanks"),
-    ], T0)
+    add_articles(
+        store,
+        config,
+        [
+            article("drone_cooperation", title=HOSTILE, snippet="ping <!everyone> and [[<@U999>]] " + "x" * 4000),
+            article("drone_cooperation", title="javascript link", url="javascript:alert(1)"),
+            article("troop_deployment", title="Troops & tanks"),
+        ],
+        T0,
+    )
     await dispatcher.run(T0)
     (payload,) = hook.payloads
     raw = hook.requests[0].body.decode()
     texts = [payload["text"]] + [b["text"]["text"] for b in payload["blocks"] if b["type"] == "section"]
     for text in texts:
-        for bad in ("<!channel>", "<!here>", "<!everyone>", "<@U123>", "<@U999>", "<https://evil", "@here", "@channel", "<script"):
+        for bad in (
+            "<!channel>",
+            "<!here>",
+            "<!everyone>",
+            "<@U123>",
+            "<@U999>",
+            "<https://evil",
+            "@here",
+            "@channel",
+            "<script",
+        ):
             assert bad not in text
         assert len(text) <= 3000
         # The only links are the articles' own https URLs.
@@ -154,9 +176,17 @@ async def test_unset_webhook_variable_is_retried_with_a_clear_error(tmp_path, mo
     assert report.retried == 1 and "TEST_SLACK_WEBHOOK is not set" in report.outcomes[0].error
 
 
-@pytest.mark.parametrize("value, seconds", [
-    ("120", 120), ("0", 0), ("99999999", 86400), ("Thu, 26 Nov 2026 09:05:00 GMT", 300), ("soon", None), (None, None),
-])
+@pytest.mark.parametrize(
+    "value, seconds",
+    [
+        ("120", 120),
+        ("0", 0),
+        ("99999999", 86400),
+        ("Thu, 26 Nov 2026 09:05:00 GMT", 300),
+        ("soon", None),
+        (None, None),
+    ],
+)
 def test_retry_after_seconds_or_date_clamped_to_a_day(value, seconds):
     result = retry_after_from(value, T0)
     assert result == (None if seconds is None else timedelta(seconds=seconds))

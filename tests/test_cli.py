@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from test_pipeline import serve_site
+from tests.helpers.news import serve_site
 from watcher.cli import main
 
 
@@ -28,7 +28,9 @@ def test_init_writes_a_config_that_checks_and_never_overwrites(tmp_path):
 
 def test_check_lists_every_error_and_exits_2(tmp_path):
     path = tmp_path / "config.toml"
-    path.write_text('[schedule]\ninterval = "soon"\n\n[[feeds]]\nname = "x"\nurl = "gopher://x"\n\n[topics.t]\nrule = "a AND ("\n')
+    path.write_text(
+        '[schedule]\ninterval = "soon"\n\n[[feeds]]\nname = "x"\nurl = "gopher://x"\n\n[topics.t]\nrule = "a AND ("\n'
+    )
     result = invoke("--config", str(path), "check")
     assert result.exit_code == 2
     assert "schedule.interval" in result.output and "feeds[0].url" in result.output
@@ -53,10 +55,10 @@ allow_networks = ["127.0.0.0/8"]
 workers = 1
 [[feeds]]
 name = "world"
-url = "{site.url('/world.rss')}"
+url = "{site.url("/world.rss")}"
 [[feeds]]
 name = "broken"
-url = "{site.url('/error.xml')}"
+url = "{site.url("/error.xml")}"
 [topics.drones]
 rule = "drone* AND (produc* OR factory OR plant)"
 """)

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from watcher.cli import main
 from watcher.config import load_config
 from watcher.models import Article, Entry, FeedUpdate
+from watcher.rules import compile_topics, match_article
 from watcher.store import Store
-from watcher.topics import compile_topics, match_article
 
 CONFIG = """
 [[feeds]]
@@ -48,9 +48,18 @@ def env(tmp_path):
     topics = compile_topics(config.topics, config.terms)
     articles = []
     for i, (title, body) in enumerate(STORIES):
-        entry = Entry("https://desk.example/feed", f"e{i}", f"https://desk.example/{i}", f"https://desk.example/{i}", title)
+        entry = Entry(
+            "https://desk.example/feed", f"e{i}", f"https://desk.example/{i}", f"https://desk.example/{i}", title
+        )
         articles.append(Article(entry.url, title, body, "page", entry, matches=match_article(topics, title, body)))
-    update = FeedUpdate("https://desk.example/feed", now, now, "ok", seen_entry_ids=tuple(a.entry.entry_id for a in articles), articles=tuple(articles))
+    update = FeedUpdate(
+        "https://desk.example/feed",
+        now,
+        now,
+        "ok",
+        seen_entry_ids=tuple(a.entry.entry_id for a in articles),
+        articles=tuple(articles),
+    )
     store.apply_update(1, update, config.routes())
     store.close()
     return tmp_path
@@ -81,9 +90,11 @@ def test_rules_test_reports_a_bad_rule_with_its_position(env):
 
 def test_rules_test_on_an_html_file(env, tmp_path):
     page = tmp_path / "page.html"
-    page.write_text("<html><body><nav>Home News</nav><article><h1>Drones</h1>"
-                    + "<p>The new factory will produce drones for export to several countries, officials said.</p>" * 5
-                    + "</article></body></html>")
+    page.write_text(
+        "<html><body><nav>Home News</nav><article><h1>Drones</h1>"
+        + "<p>The new factory will produce drones for export to several countries, officials said.</p>" * 5
+        + "</article></body></html>"
+    )
     result = run(env, "rules", "test", "drones", "--file", str(page))
     assert result.exit_code == 0, result.output
 
@@ -93,7 +104,10 @@ def test_search_ranks_and_filters(env):
     rows = [json.loads(line) for line in result.output.splitlines()]
     assert {r["title"] for r in rows} == {STORIES[0][0], STORIES[2][0]}
     assert all("[[" in r["snippet"] for r in rows)
-    only_topic = [json.loads(line) for line in run(env, "search", "drones", "--topic", "drones", "--format", "json").output.splitlines()]
+    only_topic = [
+        json.loads(line)
+        for line in run(env, "search", "drones", "--topic", "drones", "--format", "json").output.splitlines()
+    ]
     assert [r["title"] for r in only_topic] == [STORIES[0][0]]
     assert run(env, "search", "drones", "--feed", "nope", "--format", "json").output == ""
 
@@ -123,8 +137,12 @@ def test_rematch_adds_new_matches_and_retracts_old_ones_without_deleting(env):
     assert "1 new matches, 1 retracted" in result.output
 
     store = Store.open(env / "watcher.db")
-    rows = {(r["topic"], r["title"]): r["retracted_at"] for r in store.db.query(
-        "SELECT m.topic, a.title, m.retracted_at FROM matches m JOIN articles a ON a.id = m.article_id")}
+    rows = {
+        (r["topic"], r["title"]): r["retracted_at"]
+        for r in store.db.query(
+            "SELECT m.topic, a.title, m.retracted_at FROM matches m JOIN articles a ON a.id = m.article_id"
+        )
+    }
     assert rows[("drones", STORIES[2][0])] is None  # the drone show now matches ...
     assert rows[("troops", STORIES[1][0])] is not None  # ... and the troop story is marked, still there
     pending = {d.title for d in store.pending_deliveries("inbox", datetime.now(UTC) + timedelta(minutes=1))}

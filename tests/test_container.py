@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from test_pipeline import serve_site
+from tests.helpers.news import serve_site
 
 ROOT = Path(__file__).parent.parent
 BIN = Path(sys.executable).parent  # where `watcher` is installed next to this Python
@@ -110,12 +110,18 @@ class Container:
     def __init__(self, data: Path, *, isolate_network: bool = False):
         self.data = data
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
-        self.env.update(WATCHER_CONFIG=str(data / "config.toml"), WATCHER_DB=str(data / "watcher.db"),
-                        PYTHONUNBUFFERED="1", PATH=f"{BIN}{os.pathsep}{self.env.get('PATH', '')}")
+        self.env.update(
+            WATCHER_CONFIG=str(data / "config.toml"),
+            WATCHER_DB=str(data / "watcher.db"),
+            PYTHONUNBUFFERED="1",
+            PATH=f"{BIN}{os.pathsep}{self.env.get('PATH', '')}",
+        )
         command = exec_form(instructions("CMD")[-1])
         if isolate_network:
             command = ["unshare", "--user", "--map-root-user", "--net", *command]
-        self.proc = subprocess.Popen(command, cwd=data, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            command, cwd=data, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
         threading.Thread(target=lambda: [self.lines.put(line) for line in self.proc.stdout], daemon=True).start()
@@ -126,7 +132,9 @@ class Container:
             try:
                 self.log.append(self.lines.get(timeout=max(0.05, deadline - time.monotonic())))
             except queue.Empty:
-                raise AssertionError(f"{text!r} x{count} not logged within {timeout} s:\n" + "".join(self.log)) from None
+                raise AssertionError(
+                    f"{text!r} x{count} not logged within {timeout} s:\n" + "".join(self.log)
+                ) from None
 
     def health_check(self) -> subprocess.CompletedProcess:
         command = exec_form(instructions("HEALTHCHECK")[0])
@@ -142,11 +150,15 @@ class Container:
 def _can_isolate_network() -> bool:
     if not shutil.which("unshare"):
         return False
-    return subprocess.run(["unshare", "--user", "--map-root-user", "--net", "true"], capture_output=True).returncode == 0
+    return (
+        subprocess.run(["unshare", "--user", "--map-root-user", "--net", "true"], capture_output=True).returncode == 0
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _can_isolate_network(), reason="needs unshare (user and network namespaces) to keep the default feeds offline")
+@pytest.mark.skipif(
+    not _can_isolate_network(), reason="needs unshare (user and network namespaces) to keep the default feeds offline"
+)
 def test_first_start_writes_the_default_config_runs_and_stops_on_sigterm(tmp_path):
     # The default config polls 28 public feeds: the entry command runs in a network namespace of its own (loopback
     # only), so nothing leaves this machine and every feed fails to resolve, as in a container cut off from the net.

@@ -41,8 +41,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
-from crash_support import DaemonRun, DbState, NewsSite, Receipt, Receivers, read_db
-from localsite import LocalSite
+
+from tests.helpers.crash_support import DaemonRun, DbState, NewsSite, Receipt, Receivers, read_db
+from tests.helpers.localsite import LocalSite
 
 pytestmark = pytest.mark.slow
 
@@ -124,9 +125,11 @@ class Scenario:
     def describe(self) -> str:
         kinds = Counter(self.kinds)
         cuts = Counter(c.channel for c in self.cuts)
-        return (f"seed {self.seed}: {len(self.kinds)} kills {dict(kinds)}; sends cut by a kill: {dict(cuts)}; "
-                f"{len(self.receipts)} messages received, {len(self.expected)} matches, items received twice: "
-                f"{ {ch: self.duplicates(ch) for ch in CHANNELS} }; timings {self.durations}")
+        return (
+            f"seed {self.seed}: {len(self.kinds)} kills {dict(kinds)}; sends cut by a kill: {dict(cuts)}; "
+            f"{len(self.receipts)} messages received, {len(self.expected)} matches, items received twice: "
+            f"{ {ch: self.duplicates(ch) for ch in CHANNELS} }; timings {self.durations}"
+        )
 
 
 def _now_text() -> str:
@@ -206,8 +209,12 @@ def scenario(tmp_path_factory) -> Scenario:
     site, hook_site = LocalSite().start(), LocalSite().start()
     receivers = Receivers(hook_site)
     news = NewsSite(site)
-    feeds = "".join(f'[[feeds]]\nname = "{name}"\nurl = "{site.url(path)}"\n' for name, (path, _) in NewsSite.FEEDS.items())
-    (workdir / "config.toml").write_text(CONFIG.format(feeds=feeds, smtp_port=receivers.smtp.port, hook_url=receivers.hook_url))
+    feeds = "".join(
+        f'[[feeds]]\nname = "{name}"\nurl = "{site.url(path)}"\n' for name, (path, _) in NewsSite.FEEDS.items()
+    )
+    (workdir / "config.toml").write_text(
+        CONFIG.format(feeds=feeds, smtp_port=receivers.smtp.port, hook_url=receivers.hook_url)
+    )
     daemon: DaemonRun | None = None
     try:
         plan = _plan(plan_rng)
@@ -251,7 +258,12 @@ def scenario(tmp_path_factory) -> Scenario:
         deadline = time.monotonic() + FINAL_DEADLINE_S
         while time.monotonic() < deadline and daemon.proc.poll() is None:
             db = read_db(db_path, len(CHANNELS))
-            if db and db.matches >= s.expected and db.deliveries and all(d[3] == "sent" for d in db.deliveries.values()):
+            if (
+                db
+                and db.matches >= s.expected
+                and db.deliveries
+                and all(d[3] == "sent" for d in db.deliveries.values())
+            ):
                 break
             time.sleep(0.2)  # polling the database for a condition, with a deadline
         s.durations["final_s"] = round(time.monotonic() - final_started, 1)
@@ -320,7 +332,9 @@ def test_an_item_comes_twice_only_after_a_send_cut_off_by_a_kill(scenario):
             assert all(r.seq in cut_seqs for r in received[:-1]), (channel, item, received, scenario.describe())
     # On the webhook each item carries its delivery id: a second copy is the same delivery sent again, never a
     # second delivery of the same (article, topic).
-    outbox_ids = {(url, topic): did for did, (ch, url, topic, _, _) in scenario.final.deliveries.items() if ch == "hook"}
+    outbox_ids = {
+        (url, topic): did for did, (ch, url, topic, _, _) in scenario.final.deliveries.items() if ch == "hook"
+    }
     for r in scenario.receipts:
         if r.channel == "hook":
             assert all(outbox_ids[item] == did for item, did in r.ids), r
@@ -342,17 +356,26 @@ def test_a_send_cut_off_by_a_kill_goes_again_at_the_next_pass(scenario):
         checked += 1
         assert cut.receipt.items <= later[0].items, (
             f"{cut.channel}: items cut off in run {cut.run} not in the next message (run {later[0].run}); "
-            f"claimed until {cut.retry_at}, killed at {cut.killed_at:%H:%M:%S}")
+            f"claimed until {cut.retry_at}, killed at {cut.killed_at:%H:%M:%S}"
+        )
     assert checked, "no cut send was followed by another send in a later run"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a resend is batched with whatever else is due, so it gets a new Message-ID / Idempotency-Key "
-    "(a hash of the batch's delivery ids) and a receiver cannot fold the twin"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "a resend is batched with whatever else is due, so it gets a new Message-ID / Idempotency-Key "
+        "(a hash of the batch's delivery ids) and a receiver cannot fold the twin"
+    ),
+)
 def test_a_resend_carries_the_key_of_the_message_it_repeats(scenario):
     resent = 0
     for cut in scenario.cuts:
-        again = [r for r in scenario.receipts if r.channel == cut.channel and r.seq > cut.receipt.seq and r.items & cut.receipt.items]
+        again = [
+            r
+            for r in scenario.receipts
+            if r.channel == cut.channel and r.seq > cut.receipt.seq and r.items & cut.receipt.items
+        ]
         if not again:
             continue  # the cut message never reached the receiver's records twice
         resent += 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from localsite import redirect_to
+from tests.helpers.localsite import redirect_to
 from watcher.config import FetchSettings
 from watcher.discover import COMMON_PATHS, FeedLink, discover_feed, find_feed_links, guess_paths
 from watcher.errors import FetchError, ParseError
@@ -50,21 +50,39 @@ def test_link_tags_are_found_in_page_order_resolved_and_deduplicated():
     [
         ('<link rel="alternate" type="application/rss+xml" href="/rss">', ["http://s.example/rss"]),
         ("<link rel=alternate type=application/atom+xml href=atom.xml>", ["http://s.example/dir/atom.xml"]),
-        ('<LINK REL="ALTERNATE" TYPE="Application/RSS+XML; charset=utf-8" HREF="//cdn.example/f">', ["http://cdn.example/f"]),
+        (
+            '<LINK REL="ALTERNATE" TYPE="Application/RSS+XML; charset=utf-8" HREF="//cdn.example/f">',
+            ["http://cdn.example/f"],
+        ),
         ('<link rel="feed" href="/all">', ["http://s.example/all"]),
         ('<link rel="alternate" type="application/json" href="/feed.json">', ["http://s.example/feed.json"]),
         ('<link rel="alternate" type="text/html" href="/print">', []),
         ('<link rel="alternate" type="application/rss+xml">', []),
         ('<link rel="alternate" type="application/rss+xml" href="javascript:alert(1)">', []),
         ('<link rel="alternate" type="application/rss+xml" href="file:///etc/passwd">', []),
-        ('<base href="https://other.example/x/"><link rel="alternate" type="application/rss+xml" href="f.xml">',
-         ["https://other.example/x/f.xml"]),
+        (
+            '<base href="https://other.example/x/"><link rel="alternate" type="application/rss+xml" href="f.xml">',
+            ["https://other.example/x/f.xml"],
+        ),
         ('<link rel="alternate" type="application/rss+xml" href=" /spaced \n">', ["http://s.example/spaced"]),
         ("<html><head><link rel='alternate' type='application/rss+xml' href='/a'", []),  # cut off mid-tag
         ("\x00\xff<<<>>>", []),
     ],
-    ids=["absolute-path", "unquoted", "upper-case-params-protocol-relative", "rel-feed", "json", "html-alternate",
-         "no-href", "javascript", "file", "base-href", "whitespace", "truncated", "garbage"],
+    ids=[
+        "absolute-path",
+        "unquoted",
+        "upper-case-params-protocol-relative",
+        "rel-feed",
+        "json",
+        "html-alternate",
+        "no-href",
+        "javascript",
+        "file",
+        "base-href",
+        "whitespace",
+        "truncated",
+        "garbage",
+    ],
 )
 def test_link_tag_cases(markup, expected):
     links = find_feed_links(markup.encode("utf-8", "surrogateescape"), "http://s.example/dir/page.html")
@@ -101,11 +119,20 @@ async def test_a_page_leads_to_the_first_feed_it_announces_with_relative_links_r
     serve(site, "/feed.json", "feed.json", "application/feed+json")
     found = await discover(page)
     assert (found.url, found.found_by, found.title) == (site.url("/feeds/world.rss"), "link", "Test World Desk")
-    assert [link.url for link in found.links] == [site.url("/feeds/world.rss"), site.url("/blog/asia.atom"), site.url("/feed.json")]
-    assert [r.path for r in site.requests] == ["/blog/index.html", "/feeds/world.rss"]  # the others are listed, not fetched
+    assert [link.url for link in found.links] == [
+        site.url("/feeds/world.rss"),
+        site.url("/blog/asia.atom"),
+        site.url("/feed.json"),
+    ]
+    assert [r.path for r in site.requests] == [
+        "/blog/index.html",
+        "/feeds/world.rss",
+    ]  # the others are listed, not fetched
 
 
-@pytest.mark.parametrize("pick, path, title", [(2, "/blog/asia.atom", "Test Asia Desk"), (3, "/feed.json", "Test JSON Desk")])
+@pytest.mark.parametrize(
+    "pick, path, title", [(2, "/blog/asia.atom", "Test Asia Desk"), (3, "/feed.json", "Test JSON Desk")]
+)
 async def test_pick_chooses_another_feed_of_the_page(site, pick, path, title):
     page = serve(site, "/blog/index.html", "links.html", "text/html")
     serve(site, "/blog/asia.atom", "asia.atom", "application/atom+xml")
@@ -146,7 +173,9 @@ async def test_a_page_without_link_tags_falls_back_to_the_usual_paths(site, feed
 
 async def test_html_at_a_usual_path_is_not_mistaken_for_a_feed(site):
     page = serve(site, "/hello.html", "nolinks.html", "text/html")
-    site.add("/feed", (PAGES / "nolinks.html").read_bytes(), content_type="text/html")  # a CMS answering 200 with a page
+    site.add(
+        "/feed", (PAGES / "nolinks.html").read_bytes(), content_type="text/html"
+    )  # a CMS answering 200 with a page
     site.add("/rss.xml", feed_body(site, "world.rss"), content_type="text/xml")
     found = await discover(page)
     assert found.url == site.url("/rss.xml")

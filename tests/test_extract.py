@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from misbehaving_extract import crashes_the_worker, runs_away_on_marked_pages
 
+from tests.helpers.misbehaving_extract import crashes_the_worker, runs_away_on_marked_pages
 from watcher.errors import ExtractError
 from watcher.extract import extract_text
 from watcher.models import FetchedPage
@@ -43,7 +43,9 @@ async def test_a_runaway_page_is_stopped_at_its_time_limit_and_the_pool_recovers
         assert "attack drones" in (await extractor.extract(good)).text  # the pool is warm
         started = time.monotonic()
         with pytest.raises(ExtractError, match="longer than 1 s"):
-            await extractor.extract(FetchedPage("https://news.example/bad", ARTICLE.replace("Drone plant opens", "RUNAWAY").encode()))
+            await extractor.extract(
+                FetchedPage("https://news.example/bad", ARTICLE.replace("Drone plant opens", "RUNAWAY").encode())
+            )
         assert time.monotonic() - started < 10  # bounded by the limit, not by the page
         # The stuck worker was killed and replaced: the next page is extracted normally.
         assert "attack drones" in (await extractor.extract(good)).text

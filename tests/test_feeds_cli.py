@@ -73,8 +73,11 @@ def default_config(tmp_path) -> Path:
 def local(site, tmp_path) -> Path:
     """A config that may fetch from the local site, which serves two feeds and pages that announce them."""
     base = site.url("")
-    for path, name, ctype in (("/feeds/world.rss", "world.rss", "application/rss+xml"), ("/blog/asia.atom", "asia.atom", "application/atom+xml"),
-                              ("/feed.json", "feed.json", "application/feed+json")):
+    for path, name, ctype in (
+        ("/feeds/world.rss", "world.rss", "application/rss+xml"),
+        ("/blog/asia.atom", "asia.atom", "application/atom+xml"),
+        ("/feed.json", "feed.json", "application/feed+json"),
+    ):
         site.add(path, (FIXTURES / "site" / name).read_bytes().replace(b"{base}", base.encode()), content_type=ctype)
     site.add("/blog/index.html", (FIXTURES / "discovery" / "links.html").read_bytes(), content_type="text/html")
     config = tmp_path / "config.toml"
@@ -87,15 +90,26 @@ def local(site, tmp_path) -> Path:
 
 def test_add_a_site_page_writes_its_feed_after_the_last_one_and_keeps_every_comment(local, site):
     before = local.read_text()
-    result = run(local, "feeds", "add", site.url("/blog/index.html"), "--name", "asia desk", "--pick", "2", "--interval", "30m")
+    result = run(
+        local, "feeds", "add", site.url("/blog/index.html"), "--name", "asia desk", "--pick", "2", "--interval", "30m"
+    )
     assert result.exit_code == 0, result.output
     assert f"added 'asia desk': {site.url('/blog/asia.atom')} (announced by the page; 2 entries now)" in result.output
     after = local.read_text()
-    assert assert_only_added(before, after) == ["[[feeds]]", 'name = "asia desk"', f'url = "{site.url("/blog/asia.atom")}"', 'interval = "30m"', ""]
+    assert assert_only_added(before, after) == [
+        "[[feeds]]",
+        'name = "asia desk"',
+        f'url = "{site.url("/blog/asia.atom")}"',
+        'interval = "30m"',
+        "",
+    ]
     # The new table sits after the last feed, before the comment that opens the next section.
     assert after.index('name = "asia desk"') < after.index("# --- Topics ---")
     config = load_config(local)
-    assert [(f.name, f.interval.total_seconds() if f.interval else None) for f in config.feeds] == [("world", None), ("asia desk", 1800.0)]
+    assert [(f.name, f.interval.total_seconds() if f.interval else None) for f in config.feeds] == [
+        ("world", None),
+        ("asia desk", 1800.0),
+    ]
 
 
 def test_add_names_the_feed_after_its_title_and_lists_the_page_s_other_feeds(local, site):
@@ -198,7 +212,12 @@ def test_import_makes_names_unique(local, tmp_path):
         '<outline text="world" xmlUrl="https://b.example/rss"/><outline text="world" xmlUrl="https://a.example/other"/></body></opml>'
     )
     assert run(local, "feeds", "import", str(opml)).exit_code == 0
-    assert [f.name for f in load_config(local).feeds] == ["world", "world (a.example)", "world (b.example)", "world (2)"]
+    assert [f.name for f in load_config(local).feeds] == [
+        "world",
+        "world (a.example)",
+        "world (b.example)",
+        "world (2)",
+    ]
 
 
 def test_import_dry_run_changes_nothing(default_config):
@@ -232,7 +251,7 @@ def test_an_opml_round_trip_through_two_configs_keeps_every_feed(tmp_path):
     exported_path = tmp_path / "export.opml"
     exported_path.write_text(exported, encoding="utf-8")
     assert run(second, "feeds", "import", str(exported_path)).exit_code == 0
-    feeds = lambda path: [(f.name, f.url) for f in load_config(path).feeds]  # noqa: E731
+    feeds = lambda path: [(f.name, f.url) for f in load_config(path).feeds]
     assert feeds(first) == feeds(second)
     assert {(f.name, f.url) for f in read_opml(exported.encode())} == set(feeds(first))
     assert len(feeds(first)) == 7  # eight outlines, one a duplicate; the file: URL was never read
@@ -306,10 +325,18 @@ def test_a_change_made_meanwhile_is_not_overwritten(local):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("[watcher]\ndatabase = 'w.db'\n", '[watcher]\ndatabase = \'w.db\'\n\n[[feeds]]\nname = "x"\nurl = "https://x.example/rss"\n'),
-        ("feeds = [{name = 'a', url = 'https://a.example/f'}]\n",
-         "feeds = [{name = 'a', url = 'https://a.example/f'}, {name = \"x\", url = \"https://x.example/rss\"}]\n"),
-        ("[[feeds]]\nname = 'a'\nurl = 'https://a.example/f'", "[[feeds]]\nname = 'a'\nurl = 'https://a.example/f'\n\n[[feeds]]\nname = \"x\"\nurl = \"https://x.example/rss\"\n"),
+        (
+            "[watcher]\ndatabase = 'w.db'\n",
+            '[watcher]\ndatabase = \'w.db\'\n\n[[feeds]]\nname = "x"\nurl = "https://x.example/rss"\n',
+        ),
+        (
+            "feeds = [{name = 'a', url = 'https://a.example/f'}]\n",
+            "feeds = [{name = 'a', url = 'https://a.example/f'}, {name = \"x\", url = \"https://x.example/rss\"}]\n",
+        ),
+        (
+            "[[feeds]]\nname = 'a'\nurl = 'https://a.example/f'",
+            "[[feeds]]\nname = 'a'\nurl = 'https://a.example/f'\n\n[[feeds]]\nname = \"x\"\nurl = \"https://x.example/rss\"\n",
+        ),
     ],
     ids=["no-feeds-yet", "inline-array", "no-final-newline"],
 )
@@ -322,7 +349,9 @@ def test_add_to_configs_of_other_shapes(tmp_path, text, expected):
 
 def test_removing_the_last_feed_keeps_the_comments_around_it(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text("[watcher]\ndatabase = 'w.db'\n\n# Feeds\n[[feeds]]\nname = 'a'\nurl = 'https://a.example/f'\n\n# Topics next\n")
+    path.write_text(
+        "[watcher]\ndatabase = 'w.db'\n\n# Feeds\n[[feeds]]\nname = 'a'\nurl = 'https://a.example/f'\n\n# Topics next\n"
+    )
     remove_feed(path, "a")
     assert path.read_text() == "[watcher]\ndatabase = 'w.db'\n\n# Feeds\n\n# Topics next\n"
     assert load_config(path).feeds == ()
@@ -334,7 +363,7 @@ def test_version():
 
 
 def test_every_feeds_command_has_an_example_in_its_help():
-    from watcher.cli_feeds import feeds, serve
+    from watcher.cli.feeds import feeds, serve
 
     for name, command in [*feeds.commands.items(), ("serve", serve), ("feeds", feeds)]:
         assert "Example:" in (command.help or ""), name

@@ -16,13 +16,13 @@ import ssl
 import time
 import tracemalloc
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
 import pytest
 
-from localsite import InFlight, LocalSite, drip, hang, make_tls_files, redirect_to, reply, stream_forever
+from tests.helpers.localsite import InFlight, LocalSite, drip, hang, make_tls_files, redirect_to, reply, stream_forever
 from watcher import guard
 from watcher.config import FetchSettings
 from watcher.errors import BlockedAddressError, FetchError
@@ -32,7 +32,7 @@ from watcher.models import FeedState, FetchedFeed, FetchedPage, NotModified
 
 LOOPBACK = ("127.0.0.0/8",)
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
-NOW = datetime(2026, 11, 25, 10, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
 
 
 def settings(**overrides) -> FetchSettings:
@@ -288,7 +288,15 @@ async def test_page_cap_is_separate_from_the_feed_cap(site):
 
 @pytest.mark.parametrize(
     "statuses, permanent",
-    [([301], True), ([308], True), ([301, 308, 301], True), ([302], False), ([307], False), ([303], False), ([301, 302], False)],
+    [
+        ([301], True),
+        ([308], True),
+        ([301, 308, 301], True),
+        ([302], False),
+        ([307], False),
+        ([303], False),
+        ([301, 302], False),
+    ],
 )
 async def test_redirect_chain_followed_and_permanence_recorded(site, statuses, permanent):
     final = site.add("/final.xml", FEED)
@@ -335,7 +343,13 @@ async def test_redirect_loop_stops(site):
 
 @pytest.mark.parametrize(
     "location",
-    ["file:///etc/passwd", "javascript:alert(1)", "data:text/xml,<rss/>", "gopher://127.0.0.1:70/", "ftp://127.0.0.1/x"],
+    [
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "data:text/xml,<rss/>",
+        "gopher://127.0.0.1:70/",
+        "ftp://127.0.0.1/x",
+    ],
 )
 async def test_redirect_to_another_scheme_refused(site, location):
     url = site.add("/feed.xml", handler=redirect_to(location, 301))
@@ -375,7 +389,7 @@ async def test_http_errors(site, status, kind, message):
 
 
 def _http_date(delta: timedelta) -> str:
-    return format_datetime(datetime.now(timezone.utc) + delta, usegmt=True)
+    return format_datetime(datetime.now(UTC) + delta, usegmt=True)
 
 
 @pytest.mark.parametrize("status", [429, 503])
@@ -532,8 +546,23 @@ async def test_proxy_environment_used_when_configured(site, proxy_env):
 
 @pytest.mark.parametrize(
     "host",
-    ["127.0.0.1", "127.1", "0x7f.1", "2130706433", "0177.0.0.1", "0x7f000001", "127.0.0.1.", "[::ffff:127.0.0.1]",
-     "[::ffff:7f00:1]", "[::1]", "localhost", "LOCALHOST.", "feeds.localhost", "١٢٧.٠.٠.١", "１２７.０.０.１"],
+    [
+        "127.0.0.1",
+        "127.1",
+        "0x7f.1",
+        "2130706433",
+        "0177.0.0.1",
+        "0x7f000001",
+        "127.0.0.1.",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:1]",
+        "[::1]",
+        "localhost",
+        "LOCALHOST.",
+        "feeds.localhost",
+        "١٢٧.٠.٠.١",
+        "１２７.０.０.１",
+    ],
 )
 async def test_loopback_refused_without_an_allow_list_and_the_server_sees_nothing(site, host):
     site.add("/feed.xml", FEED)
@@ -565,7 +594,15 @@ async def test_a_redirect_to_a_refused_address_is_refused_at_that_hop(site):
         other.stop()
 
 
-@pytest.mark.parametrize("location", ["http://localhost:{port}/x", "http://[::1]:{port}/x", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/"])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://localhost:{port}/x",
+        "http://[::1]:{port}/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+    ],
+)
 async def test_redirects_into_refused_space(site, location):
     url = site.add("/feed.xml", handler=redirect_to(location.format(port=site.port), 302))
     error = await feed_error(url, allow_networks=("127.0.0.1/32",))

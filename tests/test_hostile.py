@@ -8,13 +8,14 @@ import tracemalloc
 
 import pytest
 
-import faultsite
-from test_daemon import Daemon
-from test_pipeline import make_config, poll_all, serve_site
+import tests.helpers.faultsite as faultsite
+from tests.helpers.daemon_runner import Daemon
+from tests.helpers.news import make_config, poll_all, serve_site
+
 
 def _cases():
     # Names and paths do not depend on the port: build them once against a throwaway site for the ids.
-    from localsite import LocalSite
+    from tests.helpers.localsite import LocalSite
 
     s = LocalSite()
     try:
@@ -75,7 +76,7 @@ max_feed_mb = 2
 workers = 1
 [[feeds]]
 name = "world"
-url = "{site.url('/world.rss')}"
+url = "{site.url("/world.rss")}"
 {feeds}
 [topics.drone_cooperation]
 rule = "drone* AND (produc* OR factory OR plant)"

@@ -15,8 +15,14 @@ from watcher.logs import JsonFormatter, RedactingFilter, redact, setup_logging
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("GET https://u:p4ss@feeds.example/rss?token=abc&x=1 200", "GET https://***@feeds.example/rss?token=***&x=*** 200"),
-        ("posting to https://hooks.slack.example/services/T0/B0/s3cr3t", "posting to https://hooks.slack.example/services/T0/B0/***"),
+        (
+            "GET https://u:p4ss@feeds.example/rss?token=abc&x=1 200",
+            "GET https://***@feeds.example/rss?token=***&x=*** 200",
+        ),
+        (
+            "posting to https://hooks.slack.example/services/T0/B0/s3cr3t",
+            "posting to https://hooks.slack.example/services/T0/B0/***",
+        ),
         ("no url here", "no url here"),
     ],
 )

@@ -13,7 +13,14 @@ NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
 
 def outcome(host: str, status: str = "error", kind: str | None = "connect") -> FeedUpdate:
-    return FeedUpdate(f"https://{host}/feed", NOW, NOW + timedelta(hours=2), status, error="refused", error_kind=kind if status == "error" else None)
+    return FeedUpdate(
+        f"https://{host}/feed",
+        NOW,
+        NOW + timedelta(hours=2),
+        status,
+        error="refused",
+        error_kind=kind if status == "error" else None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -24,12 +31,24 @@ def outcome(host: str, status: str = "error", kind: str | None = "connect") -> F
         # the same host failing again does not make the network look down
         ([("a", "error", "dns"), ("a", "error", "dns"), ("a", "error", "dns")], ["error", "error", "error"]),
         # a success anywhere in between resets the count
-        ([("a", "error", "dns"), ("b", "error", "dns"), ("c", "ok", None), ("d", "error", "dns")], ["error", "error", "ok", "error"]),
+        (
+            [("a", "error", "dns"), ("b", "error", "dns"), ("c", "ok", None), ("d", "error", "dns")],
+            ["error", "error", "ok", "error"],
+        ),
         # HTTP errors and timeouts are the feeds' own problems
         ([("a", "error", "http"), ("b", "error", "timeout"), ("c", "error", "parse")], ["error", "error", "error"]),
         # offline ends with the first success, and later failures count again
-        ([("a", "error", "dns"), ("b", "error", "dns"), ("c", "error", "dns"), ("d", "error", "dns"), ("e", "ok", None), ("f", "error", "dns")],
-         ["error", "error", "offline", "offline", "ok", "error"]),
+        (
+            [
+                ("a", "error", "dns"),
+                ("b", "error", "dns"),
+                ("c", "error", "dns"),
+                ("d", "error", "dns"),
+                ("e", "ok", None),
+                ("f", "error", "dns"),
+            ],
+            ["error", "error", "offline", "offline", "ok", "error"],
+        ),
     ],
 )
 def test_offline_is_recognised_from_the_pattern(sequence, expected):

@@ -45,7 +45,10 @@ def test_the_fixture_round_trips_with_its_nesting():
     [
         (),
         (OpmlFeed("A & B <news>", "https://a.example/feed?x=1&y=2"),),
-        (OpmlFeed('Quotes "and" \'apostrophes\'', "https://q.example/rss"), OpmlFeed("Кириллица 한국어", "https://k.example/atom.xml")),
+        (
+            OpmlFeed("Quotes \"and\" 'apostrophes'", "https://q.example/rss"),
+            OpmlFeed("Кириллица 한국어", "https://k.example/atom.xml"),
+        ),
         (
             OpmlFeed("deep", "https://d.example/1", "a/b/c"),
             OpmlFeed("top", "https://d.example/2"),
@@ -64,7 +67,10 @@ def test_write_then_read_gives_the_same_feeds(feeds):
 
 def test_folders_become_nested_outlines():
     text = write_opml([OpmlFeed("x", "https://x.example/f", "News/Korea")], title="t", now=NOW)
-    assert '<outline text="News" title="News">\n      <outline text="Korea" title="Korea">\n        <outline type="rss"' in text
+    assert (
+        '<outline text="News" title="News">\n      <outline text="Korea" title="Korea">\n        <outline type="rss"'
+        in text
+    )
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,18 @@ from click.testing import CliRunner
 from watcher.alerts.outbox import DispatchReport, SendOutcome
 from watcher.cli import main
 from watcher.config import config_from_dict
-from watcher.models import Article, Entry, FeedRecord, FeedUpdate, Match
 from watcher.metrics import METRICS_CONTENT_TYPE, POLL_BUCKETS, Metrics, Sample, gauges
-from watcher.ops import Health, HealthFacts, OpsServer, Response, assess_health, gather_facts, health_verdict, parse_address
+from watcher.models import Article, Entry, FeedRecord, FeedUpdate, Match
+from watcher.ops import (
+    Health,
+    HealthFacts,
+    OpsServer,
+    Response,
+    assess_health,
+    gather_facts,
+    health_verdict,
+    parse_address,
+)
 from watcher.pipeline import FeedOutcome
 from watcher.store import Store
 
@@ -63,9 +72,14 @@ def article(n: int, topics=("drones",), source="page") -> Article:
 
 def poll_result(store, name, now=NOW, *, status="ok", kind=None, articles=(), routes=None) -> None:
     update = FeedUpdate(
-        f"https://{name}.example/feed", now, now + timedelta(minutes=15), status,
-        error="it failed" if status == "error" else None, error_kind=kind,
-        seen_entry_ids=tuple(a.entry.entry_id for a in articles), articles=tuple(articles),
+        f"https://{name}.example/feed",
+        now,
+        now + timedelta(minutes=15),
+        status,
+        error="it failed" if status == "error" else None,
+        error_kind=kind,
+        seen_entry_ids=tuple(a.entry.entry_id for a in articles),
+        articles=tuple(articles),
     )
     store.apply_update(feed_id(store, name), update, routes or {})
 
@@ -79,20 +93,46 @@ def poll_result(store, name, now=NOW, *, status="ok", kind=None, articles=(), ro
         (HealthFacts(), "ok", None),
         (HealthFacts(feeds_enabled=10, feeds_failing=2), "ok", "2 of 10 feeds failing"),
         (HealthFacts(feeds_enabled=10, feeds_failing=6), "degraded", "6 of 10 feeds failing"),
-        (HealthFacts(feeds_enabled=4, offline=True, feeds_unreachable=4), "degraded", "offline: 4 of 4 feeds unreachable"),
+        (
+            HealthFacts(feeds_enabled=4, offline=True, feeds_unreachable=4),
+            "degraded",
+            "offline: 4 of 4 feeds unreachable",
+        ),
         (HealthFacts(feeds_enabled=4, feeds_failing=4), "failing", "4 of 4 feeds failing"),
         (HealthFacts(database_error="database is locked"), "failing", "database not writable: database is locked"),
         (HealthFacts(tick_age_s=200, tick_limit_s=90), "failing", "scheduler stalled: last tick 200 s ago"),
         (HealthFacts(tick_age_s=30, tick_limit_s=90), "ok", None),
-        (HealthFacts(feeds_overdue=3, most_overdue_s=1500), "failing", "3 feed(s) overdue by up to 25 min (is the daemon running?)"),
+        (
+            HealthFacts(feeds_overdue=3, most_overdue_s=1500),
+            "failing",
+            "3 feed(s) overdue by up to 25 min (is the daemon running?)",
+        ),
         (HealthFacts(feeds_overdue=3, most_overdue_s=1500, last_poll_age_s=700), "failing", "overdue"),
         (HealthFacts(feeds_overdue=1, most_overdue_s=1500, last_poll_age_s=30), "ok", None),
         (HealthFacts(late_alerts=2), "degraded", "2 alert(s) late"),
         (HealthFacts(dead_alerts=1), "degraded", "1 alert(s) failed for good"),
-        (HealthFacts(config_error="2 problem(s)"), "degraded", "config file not loaded, the previous one is in use: 2 problem(s)"),
+        (
+            HealthFacts(config_error="2 problem(s)"),
+            "degraded",
+            "config file not loaded, the previous one is in use: 2 problem(s)",
+        ),
     ],
-    ids=["quiet", "a-few-failing", "most-failing", "offline", "all-failing", "database", "tick-stalled", "tick-fine",
-         "overdue", "overdue-and-idle", "overdue-but-polling", "late-alerts", "dead-alerts", "config-error"],
+    ids=[
+        "quiet",
+        "a-few-failing",
+        "most-failing",
+        "offline",
+        "all-failing",
+        "database",
+        "tick-stalled",
+        "tick-fine",
+        "overdue",
+        "overdue-and-idle",
+        "overdue-but-polling",
+        "late-alerts",
+        "dead-alerts",
+        "config-error",
+    ],
 )
 def test_health_verdict(facts, status, reason):
     health = health_verdict(facts)
@@ -105,7 +145,9 @@ def test_health_verdict(facts, status, reason):
 
 
 def test_reasons_put_what_fails_first():
-    health = health_verdict(HealthFacts(feeds_enabled=3, feeds_failing=1, dead_alerts=2, database_error="disk I/O error"))
+    health = health_verdict(
+        HealthFacts(feeds_enabled=3, feeds_failing=1, dead_alerts=2, database_error="disk I/O error")
+    )
     assert health.status == "failing"
     assert [r.split(":")[0].split(" ")[0] for r in health.reasons] == ["database", "2", "1"]
     assert health.line().startswith("failing: database not writable: disk I/O error; 2 alert(s)")
@@ -157,15 +199,24 @@ def test_feeds_long_overdue_with_no_poll_finishing_mean_no_scheduler(tmp_path):
 
 
 def test_only_alerts_that_should_have_gone_count_as_late(tmp_path):
-    config = make_config({"now": {"type": "console", "mode": "immediate"}, "daily": {"type": "console", "mode": "digest"}})
+    config = make_config(
+        {"now": {"type": "console", "mode": "immediate"}, "daily": {"type": "console", "mode": "digest"}}
+    )
     created = NOW - timedelta(hours=1)
     store = open_store(tmp_path / "w.db", config, created)
-    poll_result(store, "a", created, articles=[article(1, ("drones",)), article(2, ("troops",))],
-                routes={"drones": ["now", "daily"], "troops": ["now", "daily"]})
+    poll_result(
+        store,
+        "a",
+        created,
+        articles=[article(1, ("drones",)), article(2, ("troops",))],
+        routes={"drones": ["now", "daily"], "troops": ["now", "daily"]},
+    )
     facts = gather_facts(store, config, NOW)
     # now/drones, now/troops: immediate; daily/troops: urgent, so immediate too; daily/drones waits for its digest.
     assert facts.late_alerts == 3
-    waiting = store.db.conn.execute("SELECT id FROM deliveries WHERE channel = 'daily' AND topic = 'drones'").fetchone()[0]
+    waiting = store.db.conn.execute(
+        "SELECT id FROM deliveries WHERE channel = 'daily' AND topic = 'drones'"
+    ).fetchone()[0]
     store.mark_retry([waiting], "SMTP 451", NOW)  # its digest went and failed: now it is late too
     assert gather_facts(store, config, NOW).late_alerts == 4
     assert gather_facts(store, config, created + timedelta(minutes=10)).late_alerts == 0  # too young to be late
@@ -188,13 +239,17 @@ def test_a_database_locked_by_another_writer_is_not_writable(tmp_path):
 
 
 def check(tmp_path, *args):
-    return CliRunner().invoke(main, ["--config", str(tmp_path / "config.toml"), "--db", str(tmp_path / "w.db"),
-                                     "status", "--check", *args], env={"WATCHER_CONFIG": None, "WATCHER_DB": None})
+    return CliRunner().invoke(
+        main,
+        ["--config", str(tmp_path / "config.toml"), "--db", str(tmp_path / "w.db"), "status", "--check", *args],
+        env={"WATCHER_CONFIG": None, "WATCHER_DB": None},
+    )
 
 
 def test_status_check_exit_codes_follow_the_verdict(tmp_path):
-    (tmp_path / "config.toml").write_text("[[feeds]]\nname = 'a'\nurl = 'https://a.example/feed'\n"
-                                          "[[feeds]]\nname = 'b'\nurl = 'https://b.example/feed'\n")
+    (tmp_path / "config.toml").write_text(
+        "[[feeds]]\nname = 'a'\nurl = 'https://a.example/feed'\n[[feeds]]\nname = 'b'\nurl = 'https://b.example/feed'\n"
+    )
     config = make_config(feeds=("a", "b"))
     store = open_store(tmp_path / "w.db", config)
     poll_result(store, "a")
@@ -220,7 +275,9 @@ def test_status_check_with_a_broken_config_still_answers(tmp_path):
 
 # --- metrics -----------------------------------------------------------------------------------------------------
 
-_LINE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>[^}]*)\})? (?P<value>[-+]?(\d+(\.\d+)?([eE][-+]?\d+)?|Inf))$')
+_LINE = re.compile(
+    r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>[^}]*)\})? (?P<value>[-+]?(\d+(\.\d+)?([eE][-+]?\d+)?|Inf))$"
+)
 _LABEL = re.compile(r'(?P<k>[a-zA-Z_][a-zA-Z0-9_]*)="(?P<v>(?:[^"\\]|\\.)*)"')
 
 
@@ -244,7 +301,9 @@ def parse_exposition(text: str) -> dict[tuple[str, frozenset], float]:
         m = _LINE.match(line)
         assert m, f"not a sample line: {line!r}"
         name = m["name"]
-        family = re.sub(r"_(bucket|sum|count)$", "", name) if re.sub(r"_(bucket|sum|count)$", "", name) in typed else name
+        family = (
+            re.sub(r"_(bucket|sum|count)$", "", name) if re.sub(r"_(bucket|sum|count)$", "", name) in typed else name
+        )
         assert family in typed and family == current and family not in finished, line
         labels = frozenset((k, v) for k, v in _LABEL.findall(m["labels"] or ""))
         value = float(m["value"].replace("Inf", "inf"))
@@ -259,8 +318,17 @@ def value(samples, name, **labels):
 
 def outcome(status="ok", *, articles=(), duration=0.3, kind=None, entries=5, queued=0) -> FeedOutcome:
     feed = FeedRecord(1, "a", "https://a.example/feed", timedelta(minutes=15))
-    update = FeedUpdate(feed.url, NOW, NOW, status, error_kind=kind, seen_entry_ids=tuple(a.entry.entry_id for a in articles),
-                        articles=tuple(articles), duration_s=duration, entries_in_feed=entries)
+    update = FeedUpdate(
+        feed.url,
+        NOW,
+        NOW,
+        status,
+        error_kind=kind,
+        seen_entry_ids=tuple(a.entry.entry_id for a in articles),
+        articles=tuple(articles),
+        duration_s=duration,
+        entries_in_feed=entries,
+    )
     return FeedOutcome(feed, update, queued)
 
 
@@ -271,23 +339,38 @@ def test_metrics_count_what_the_daemon_did(tmp_path):
     metrics.record_feed(outcome(articles=[article(1, ("drones", "troops")), article(2, (), "feed-summary")], queued=2))
     metrics.record_feed(outcome("not-modified", duration=0.01, entries=0))
     metrics.record_feed(outcome("error", kind="timeout", duration=30.5, entries=0))
-    metrics.record_dispatch(DispatchReport((SendOutcome("mail", "digest", 3, "sent"), SendOutcome("mail", "immediate", 1, "retry", "451"))))
+    metrics.record_dispatch(
+        DispatchReport((SendOutcome("mail", "digest", 3, "sent"), SendOutcome("mail", "immediate", 1, "retry", "451")))
+    )
     store = open_store(tmp_path / "w.db", config)
     poll_result(store, "a", status="error", kind="dns")
     store.sync_feeds(config.feeds[:2], config.schedule.interval, NOW)
     s = parse_exposition(metrics.render(gauges(store, in_flight=1, last_tick_at=NOW)))
 
-    assert [value(s, "watcher_feed_polls_total", status=st) for st in ("ok", "not-modified", "error", "offline")] == [1, 1, 1, 0]
+    assert [value(s, "watcher_feed_polls_total", status=st) for st in ("ok", "not-modified", "error", "offline")] == [
+        1,
+        1,
+        1,
+        0,
+    ]
     assert value(s, "watcher_feed_errors_total", kind="timeout") == 1
     assert value(s, "watcher_feed_entries_total") == 5 and value(s, "watcher_new_entries_total") == 2
     assert value(s, "watcher_articles_total", body_source="page") == 1
     assert value(s, "watcher_articles_total", body_source="feed-summary") == 1
-    assert (value(s, "watcher_matches_total", topic="drones"), value(s, "watcher_matches_total", topic="troops")) == (1, 1)
+    assert (value(s, "watcher_matches_total", topic="drones"), value(s, "watcher_matches_total", topic="troops")) == (
+        1,
+        1,
+    )
     assert value(s, "watcher_alerts_queued_total") == 2
     assert value(s, "watcher_deliveries_total", channel="mail", status="sent") == 3
     assert value(s, "watcher_deliveries_total", channel="mail", status="retry") == 1
-    assert value(s, "watcher_deliveries_total", channel="mail", status="dead") == 0  # seeded: rate() works from the start
-    buckets = {b: value(s, "watcher_poll_duration_seconds_bucket", le=str(int(b)) if b == int(b) else str(b)) for b in POLL_BUCKETS}
+    assert (
+        value(s, "watcher_deliveries_total", channel="mail", status="dead") == 0
+    )  # seeded: rate() works from the start
+    buckets = {
+        b: value(s, "watcher_poll_duration_seconds_bucket", le=str(int(b)) if b == int(b) else str(b))
+        for b in POLL_BUCKETS
+    }
     # Cumulative counts of the three polls: 0.01 s, 0.3 s and 30.5 s.
     assert buckets == {0.05: 1, 0.1: 1, 0.25: 1, 0.5: 2, 1.0: 2, 2.5: 2, 5.0: 2, 10.0: 2, 30.0: 2, 60.0: 3, 120.0: 3}
     assert value(s, "watcher_poll_duration_seconds_bucket", le="+Inf") == 3
@@ -361,7 +444,11 @@ async def endpoint():
 async def test_healthz_answers_json_with_200_or_503(endpoint):
     _, url, health = endpoint
     status, headers, body = await asyncio.to_thread(http_get, url + "/healthz")
-    assert (status, headers["content-type"], json.loads(body)) == (200, "application/json", {"status": "ok", "reasons": []})
+    assert (status, headers["content-type"], json.loads(body)) == (
+        200,
+        "application/json",
+        {"status": "ok", "reasons": []},
+    )
     health["value"] = Health("failing", ("database not writable: disk I/O error",))
     status, _, body = await asyncio.to_thread(http_get, url + "/healthz?verbose=1")
     assert (status, json.loads(body)["reasons"]) == (503, ["database not writable: disk I/O error"])
@@ -407,8 +494,12 @@ async def test_a_client_that_sends_nothing_does_not_block_others(endpoint):
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("127.0.0.1:9108", ("127.0.0.1", 9108)), ("localhost:0", ("localhost", 0)), ("[::1]:9108", ("::1", 9108)),
-     ("0.0.0.0:80", ("0.0.0.0", 80))],
+    [
+        ("127.0.0.1:9108", ("127.0.0.1", 9108)),
+        ("localhost:0", ("localhost", 0)),
+        ("[::1]:9108", ("::1", 9108)),
+        ("0.0.0.0:80", ("0.0.0.0", 80)),
+    ],
 )
 def test_parse_address(text, expected):
     assert parse_address(text) == expected
@@ -431,12 +522,14 @@ def test_the_config_key_is_checked_like_the_option():
 
 @pytest.mark.slow
 def test_the_daemon_serves_healthz_and_metrics(site, tmp_path):
-    from test_daemon import CONFIG, Daemon
-    from test_pipeline import serve_site
+    from tests.helpers.daemon_runner import CONFIG, Daemon
+    from tests.helpers.news import serve_site
 
     serve_site(site)
     site.add("/error.xml", "no", status=500, content_type="text/plain")
-    config = CONFIG.replace("{base}", site.url("")).replace('database = "watcher.db"', 'database = "watcher.db"\nhttp = "127.0.0.1:0"')
+    config = CONFIG.replace("{base}", site.url("")).replace(
+        'database = "watcher.db"', 'database = "watcher.db"\nhttp = "127.0.0.1:0"'
+    )
     (tmp_path / "config.toml").write_text(config)
     daemon = Daemon(tmp_path)
     try:
@@ -471,8 +564,22 @@ def test_a_busy_port_stops_the_start_with_a_clear_error(tmp_path):
     port = taken.getsockname()[1]
     (tmp_path / "config.toml").write_text("[extract]\nenabled = false\n")
     try:
-        result = subprocess.run([sys.executable, "-m", "watcher", "--config", str(tmp_path / "config.toml"), "run",
-                                 "--http", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "watcher",
+                "--config",
+                str(tmp_path / "config.toml"),
+                "run",
+                "--http",
+                f"127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
     finally:
         taken.close()
     assert result.returncode == 2
@@ -485,9 +592,20 @@ def test_a_busy_port_stops_the_start_with_a_clear_error(tmp_path):
 def sample_store(path: Path) -> Store:
     config = make_config({"mail": {"type": "console"}})
     store = open_store(path, config)
-    poll_result(store, "a", articles=[article(1, ("drones",)), article(2, ("drones", "troops"))], routes={"drones": ["mail"], "troops": ["mail"]})
+    poll_result(
+        store,
+        "a",
+        articles=[article(1, ("drones",)), article(2, ("drones", "troops"))],
+        routes={"drones": ["mail"], "troops": ["mail"]},
+    )
     # The same story carried by a second feed:
-    store.apply_update(feed_id(store, "b"), FeedUpdate("https://b.example/feed", NOW, NOW, "ok", also_seen_at=(("https://news.example/1", article(1).entry),)), {})
+    store.apply_update(
+        feed_id(store, "b"),
+        FeedUpdate(
+            "https://b.example/feed", NOW, NOW, "ok", also_seen_at=(("https://news.example/1", article(1).entry),)
+        ),
+        {},
+    )
     store.mark_sent([1], NOW)
     store.mark_dead([2], "refused")
     poll_result(store, "c", status="error", kind="http")
@@ -524,10 +642,16 @@ def test_canned_queries_run_and_find_the_sample_data(tmp_path, name):
 def test_views_answer_the_common_questions(tmp_path):
     store = sample_store(tmp_path / "w.db")
     log = list(store.db.query("SELECT id, channel, topic, status, title, url FROM delivery_log"))
-    assert [(r["id"], r["status"], r["title"]) for r in log] == [(3, "pending", "Drone story 2"), (2, "dead", "Drone story 2"), (1, "sent", "Drone story 1")]
+    assert [(r["id"], r["status"], r["title"]) for r in log] == [
+        (3, "pending", "Drone story 2"),
+        (2, "dead", "Drone story 2"),
+        (1, "sent", "Drone story 1"),
+    ]
     day = NOW.strftime("%Y-%m-%d")
     assert list(store.db.query("SELECT * FROM topic_daily")) == [
-        {"topic": "drones", "day": day, "matches": 2}, {"topic": "troops", "day": day, "matches": 1}]
+        {"topic": "drones", "day": day, "matches": 2},
+        {"topic": "troops", "day": day, "matches": 1},
+    ]
     articles = {r["title"]: r for r in store.db.query("SELECT * FROM matched_articles")}
     assert articles["Drone story 2"]["topics"] == "drones, troops"
     assert sorted(articles["Drone story 1"]["feeds"].split(", ")) == ["a", "b"]
@@ -547,10 +671,12 @@ def test_a_reader_sees_the_views_while_a_write_is_open(tmp_path):
 
 
 def test_serve_without_datasette_says_how_to_install_it(tmp_path, monkeypatch):
-    import watcher.cli_feeds
+    import watcher.cli.feeds
 
-    real = watcher.cli_feeds.importlib.util.find_spec
-    monkeypatch.setattr(watcher.cli_feeds.importlib.util, "find_spec", lambda name, *a: None if name == "datasette" else real(name, *a))
+    real = watcher.cli.feeds.importlib.util.find_spec
+    monkeypatch.setattr(
+        watcher.cli.feeds.importlib.util, "find_spec", lambda name, *a: None if name == "datasette" else real(name, *a)
+    )
     (tmp_path / "config.toml").write_text("")
     result = CliRunner().invoke(main, ["--config", str(tmp_path / "config.toml"), "serve"], env={"WATCHER_DB": None})
     assert result.exit_code == 2
@@ -564,7 +690,10 @@ def test_serve_runs_datasette_with_the_metadata_beside_a_writer(tmp_path):
     (tmp_path / "config.toml").write_text("[watcher]\ndatabase = 'news.db'\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "watcher", "--config", str(tmp_path / "config.toml"), "serve", "--port", "0"],
-        cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
     )
     try:
         base = None

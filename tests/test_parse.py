@@ -10,7 +10,7 @@ import tracemalloc
 import types
 import xml.sax
 from dataclasses import fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,7 @@ def rss(items: str, *, head: str = '<?xml version="1.0" encoding="utf-8"?>', ext
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -82,9 +82,12 @@ def test_fixture_yields_entries(name, headers, count, title, link, warned):
     assert all(e.feed_url == FEED_URL for e in feed.entries)
 
 
-ARTILLERY_HASH = "hash:" + hashlib.sha256(
-    "Artillery shell shipments continue, says intelligence service\x1f2024-09-02T06:00:00+00:00".encode()
-).hexdigest()
+ARTILLERY_HASH = (
+    "hash:"
+    + hashlib.sha256(
+        b"Artillery shell shipments continue, says intelligence service\x1f2024-09-02T06:00:00+00:00"
+    ).hexdigest()
+)
 
 ENTRIES = [
     # fixture, index, entry_id, title, link, url, published_at
@@ -288,7 +291,7 @@ def test_every_string_is_valid_unicode_without_controls():
         values += [getattr(e, f.name) for e in feed.entries for f in fields(e)]
         for v in (v for v in values if isinstance(v, str)):
             v.encode("utf-8")  # raises on a lone surrogate
-            assert not any(ord(c) < 32 and c not in "\n\t" or 0x7F <= ord(c) <= 0x9F for c in v), repr(v)
+            assert not any((ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F for c in v), repr(v)
 
 
 # --- bounds ---------------------------------------------------------------------------------------------------
@@ -296,7 +299,9 @@ def test_every_string_is_valid_unicode_without_controls():
 
 def test_huge_fields_are_truncated_quickly():
     title = "Drones " * 300_000  # ~2 MB
-    body = rss(f"<item><guid>h1</guid><title>{title}</title><description><![CDATA[<p>{title}</p>]]></description></item>")
+    body = rss(
+        f"<item><guid>h1</guid><title>{title}</title><description><![CDATA[<p>{title}</p>]]></description></item>"
+    )
     started = time.perf_counter()
     e = parse(body, max_field_chars=5000).entries[0]
     assert time.perf_counter() - started < 5
@@ -310,7 +315,7 @@ def _dated_items(n: int, dated: bool = True) -> str:
     date = "<pubDate>{}</pubDate>"
     return "".join(
         f"<item><guid>g{i}</guid><title>Item {i}</title>"
-        + (date.format(datetime.fromtimestamp(1_700_000_000 + ((i * 7) % n) * 86400, timezone.utc)
+        + (date.format(datetime.fromtimestamp(1_700_000_000 + ((i * 7) % n) * 86400, UTC)
                        .strftime("%a, %d %b %Y %H:%M:%S +0000")) if dated else "")
         + "</item>"
         for i in range(n)
@@ -360,7 +365,11 @@ def test_json_feed_1_0_author_and_numeric_id():
             b' "date_published": "2024-05-01T10:00:00Z"}, "not an item"]}')  # fmt: skip
     (e,) = parse(body, url="https://json.example.org/feed.json", headers={"content-type": "application/json"}).entries
     assert (e.entry_id, e.link, e.author, e.published_at) == (
-        "id:17", "https://json.example.org/p/17", "Desk", utc(2024, 5, 1, 10, 0))
+        "id:17",
+        "https://json.example.org/p/17",
+        "Desk",
+        utc(2024, 5, 1, 10, 0),
+    )
 
 
 def test_rss091_doctype_on_the_declaration_line_still_parses():
@@ -378,7 +387,9 @@ BIG_ENTITY = ('<!DOCTYPE rss [\n<!ENTITY big "' + "A" * 3000 + '">\n]>\n<rss ver
               "<title>t & t</title><item><title>x</title><description>" + "&big;" * 6000
               + "</description></item></channel></rss>")  # fmt: skip
 LOL = "".join(f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10}">\n' for i in range(1, 10))
-LOL_FEED = f'<!DOCTYPE rss [\n<!ENTITY lol0 "lol">\n{LOL}]>\n<rss version="2.0"><channel><title>&lol9;</title></channel></rss>'
+LOL_FEED = (
+    f'<!DOCTYPE rss [\n<!ENTITY lol0 "lol">\n{LOL}]>\n<rss version="2.0"><channel><title>&lol9;</title></channel></rss>'
+)
 HOSTILE = {
     "billion laughs": (FEEDS / "billion_laughs.xml").read_bytes(),
     "external entities": (FEEDS / "external_entity.xml").read_bytes(),

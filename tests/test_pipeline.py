@@ -7,93 +7,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from localsite import hang
-
+from tests.helpers.localsite import hang
+from tests.helpers.news import FEEDS, SITE, articles, make_config, poll_all, serve_site
 from watcher.config import config_from_dict
 from watcher.fetch import Fetcher
 from watcher.pipeline import Pipeline, poll
 from watcher.workers import Workers
-
-SITE = Path(__file__).parent / "fixtures" / "site"
-
-PAGES = {
-    "drone-plant": (
-        "North Korea and Russia to co-produce attack drones",
-        [
-            "North Korea and Russia have agreed to build a factory that will produce attack drones, officials in Seoul said on Wednesday.",
-            "The plant, near the Russian city of Yelabuga, is expected to turn out several thousand drones a year with North Korean workers.",
-            "Analysts said the joint production deal deepens military cooperation between the two countries since their 2024 treaty.",
-        ],
-    ),
-    "troops-kursk": (
-        "Pyongyang sends thousands more troops to Russia",
-        [
-            "North Korea has sent thousands more troops to Russia's Kursk region, South Korea's spy agency said.",
-            "The new deployment follows the return of some units that had fought on the front line earlier this year.",
-        ],
-    ),
-    "snow": ("Seoul braces for snow", ["Forecasters expect the first snow of the winter to reach ten centimetres by Friday in the capital."]),
-    "markets": ("Tokyo stocks close higher", ["Exporters led the gains on the Nikkei as the yen weakened against the dollar."]),
-    "iran-drones": (
-        "Iran and Russia expand joint drone production",
-        ["Iran will supply engines for drones produced in Russia under an expanded cooperation agreement, the two governments said."],
-    ),
-    "latin": ("Troops deployed to the border", ["Troops were deployed to the border town overnight, the ministry said in a statement."]),
-    "broken-item": ("Russia sends drone engineers", ["Russian engineers will help North Korea produce drones, and more troops were sent."]),
-}
-
-FEEDS = {
-    "world": ("/world.rss", "application/rss+xml"),
-    "asia": ("/asia.atom", "application/atom+xml"),
-    "defence": ("/defence.rdf", "application/rdf+xml"),
-    "json": ("/feed.json", "application/feed+json"),
-    "latin": ("/latin1.xml", "application/xml"),
-    "broken": ("/broken.xml", "application/xml"),
-}
-
-
-def serve_site(site) -> None:
-    base = f"http://127.0.0.1:{site.port}"
-    for name, (path, ctype) in FEEDS.items():
-        raw = (SITE / path.lstrip("/")).read_bytes()
-        site.add(path, raw.replace(b"{base}", base.encode()), content_type=ctype)
-    template = (SITE / "article.html").read_text(encoding="utf-8")
-    for slug, (title, paragraphs) in PAGES.items():
-        html = template.replace("{title}", title).replace("{paragraphs}", "\n".join(f"<p>{p}</p>" for p in paragraphs))
-        site.add(f"/articles/{slug}.html", html, content_type="text/html; charset=utf-8")
-    # /articles/gone.html is not added: it answers 404.
-
-
-def make_config(site, feeds=FEEDS, **extra):
-    data = {
-        "fetch": {"allow_networks": ["127.0.0.0/8"], "timeout": "3s", "read_timeout": "2s", "connect_timeout": "2s"},
-        "extract": {"workers": 1, "timeout": "20s"},
-        "feeds": [{"name": name, "url": site.url(FEEDS[name][0] if name in FEEDS else feeds[name])} for name in feeds],
-        "topics": {
-            "drone_cooperation": {"rule": "drone* AND (produc* OR factory OR plant OR supply)"},
-            "troop_deployment": {"rule": "troop* AND (deploy* OR send* OR sent OR withdraw* OR pulled)"},
-        },
-        "channels": {"inbox": {"type": "console", "mode": "immediate"}},
-    }
-    for section, values in extra.items():
-        data.setdefault(section, {}).update(values) if isinstance(values, dict) else data.__setitem__(section, values)
-    return config_from_dict(data, "test-config.toml")
-
-
-async def poll_all(config, store, extractor, now=None, names=None):
-    now = now or datetime.now(UTC)
-    store.sync_feeds(config.feeds, config.schedule.interval, now)
-    async with Fetcher(config.fetch) as fetcher:
-        pipeline = Pipeline.build(config, store, fetcher, extractor)
-        pipeline.clock = lambda: now
-        feeds = store.due_feeds(now, names=names or [f.name for f in config.feeds])
-        return {o.feed.name: o for o in await poll(pipeline, feeds)}
-
-
-def articles(store):
-    return {r["title"]: r for r in store.db.query("SELECT * FROM articles WHERE matched = 1")}
 
 
 async def test_first_poll_stores_exactly_the_matching_articles_with_their_bodies(site, store, extractor):
@@ -101,10 +21,12 @@ async def test_first_poll_stores_exactly_the_matching_articles_with_their_bodies
     config = make_config(site)
     outcomes = await poll_all(config, store, extractor)
 
-    assert {name: o.update.status for name, o in outcomes.items()} == {name: "ok" for name in FEEDS}
+    assert {name: o.update.status for name, o in outcomes.items()} == dict.fromkeys(FEEDS, "ok")
     stored = articles(store)
     # The drone-plant story is carried by two feeds under two titles; whichever feed came first names it.
-    plant_title = store.db.execute("SELECT title FROM articles WHERE url = ?", [site.url("/articles/drone-plant.html")]).fetchone()[0]
+    plant_title = store.db.execute(
+        "SELECT title FROM articles WHERE url = ?", [site.url("/articles/drone-plant.html")]
+    ).fetchone()[0]
     assert set(stored) == {
         plant_title,
         "Pyongyang sends thousands more troops to Russia's Kursk front",
@@ -127,10 +49,17 @@ async def test_first_poll_stores_exactly_the_matching_articles_with_their_bodies
     latin = stored["Troops deployed to the border, says ministère"]
     assert latin["body_source"] == "page"
 
-    matches = {(r["title"], r["topic"]) for r in store.db.query("SELECT a.title, m.topic FROM matches m JOIN articles a ON a.id = m.article_id")}
+    matches = {
+        (r["title"], r["topic"])
+        for r in store.db.query("SELECT a.title, m.topic FROM matches m JOIN articles a ON a.id = m.article_id")
+    }
     assert ("Russia sends drone engineers & troops to Pyongyang", "drone_cooperation") in matches
     assert ("Russia sends drone engineers & troops to Pyongyang", "troop_deployment") in matches
-    terms = json.loads(store.db.execute("SELECT terms FROM matches m JOIN articles a ON a.id = m.article_id WHERE a.title LIKE 'Iran%'").fetchone()[0])
+    terms = json.loads(
+        store.db.execute(
+            "SELECT terms FROM matches m JOIN articles a ON a.id = m.article_id WHERE a.title LIKE 'Iran%'"
+        ).fetchone()[0]
+    )
     assert terms and all(isinstance(t, str) for t in terms)
 
     # Unmatched articles are not kept as matches, but every entry id is remembered.
@@ -175,9 +104,13 @@ async def test_duplicate_across_feeds_and_moved_item_are_stored_once(site, store
     serve_site(site)
     config = make_config(site, feeds={"world": "/world.rss", "asia": "/asia.atom"})
     await poll_all(config, store, extractor)
-    rows = list(store.db.query(
-        "SELECT a.id, count(s.feed_id) AS sources FROM articles a JOIN article_sources s ON s.article_id = a.id"
-        " WHERE a.url = ? GROUP BY a.id", [site.url("/articles/drone-plant.html")]))
+    rows = list(
+        store.db.query(
+            "SELECT a.id, count(s.feed_id) AS sources FROM articles a JOIN article_sources s ON s.article_id = a.id"
+            " WHERE a.url = ? GROUP BY a.id",
+            [site.url("/articles/drone-plant.html")],
+        )
+    )
     assert len(rows) == 1 and rows[0]["sources"] == 2
     assert len(site.requests_to("/articles/drone-plant.html")) == 1  # fetched once, not once per feed
 
@@ -220,8 +153,12 @@ async def test_a_feed_without_extraction_uses_its_own_text(site, store, extracto
     serve_site(site)
     data_feeds = {"json": "/feed.json"}
     config = make_config(site, feeds=data_feeds)
-    config = config.__class__(**{**{f: getattr(config, f) for f in config.__dataclass_fields__},
-                                 "feeds": (config.feeds[0].__class__(config.feeds[0].name, config.feeds[0].url, extract=False),)})
+    config = config.__class__(
+        **{
+            **{f: getattr(config, f) for f in config.__dataclass_fields__},
+            "feeds": (config.feeds[0].__class__(config.feeds[0].name, config.feeds[0].url, extract=False),),
+        }
+    )
     await poll_all(config, store, extractor)
     [row] = articles(store).values()
     assert row["body_source"] == "feed-content"
@@ -279,11 +216,13 @@ async def test_a_private_feed_is_polled_with_its_token_which_is_never_stored(sit
 
 
 async def test_a_runaway_page_is_stopped_and_the_item_keeps_the_feeds_text(site, store):
-    from misbehaving_extract import runs_away_on_marked_pages
+    from tests.helpers.misbehaving_extract import runs_away_on_marked_pages
 
     serve_site(site)
     page = site.routes["/articles/drone-plant.html"]
-    site.add("/articles/drone-plant.html", page.body.replace(b"<article>", b"<article>RUNAWAY"), content_type="text/html")
+    site.add(
+        "/articles/drone-plant.html", page.body.replace(b"<article>", b"<article>RUNAWAY"), content_type="text/html"
+    )
     config = make_config(site, feeds={"world": "/world.rss"})
     extractor = Workers(workers=1, timeout_s=1.0, function=runs_away_on_marked_pages)
     try:
@@ -301,7 +240,11 @@ async def test_a_full_disk_loses_nothing_and_recovers_when_space_returns(site, s
     serve_site(site)
     long_story = "<p>" + "North Korean engineers are helping Russia produce drones at the new factory. " * 800 + "</p>"
     page = site.routes["/articles/drone-plant.html"]
-    site.add("/articles/drone-plant.html", page.body.replace(b"<article>", b"<article>" + long_story.encode()), content_type="text/html")
+    site.add(
+        "/articles/drone-plant.html",
+        page.body.replace(b"<article>", b"<article>" + long_story.encode()),
+        content_type="text/html",
+    )
     config = make_config(site, feeds={"world": "/world.rss"})
     store.sync_feeds(config.feeds, config.schedule.interval, datetime.now(UTC))
     # SQLite's own "database or disk is full" (SQLITE_FULL), as on a full disk: no page may be added.
@@ -325,13 +268,19 @@ async def test_a_feed_that_drops_all_its_items_deletes_nothing(site, store, extr
     serve_site(site)
     config = make_config(site, feeds={"world": "/world.rss"})
     await poll_all(config, store, extractor)
-    site.add("/world.rss", "<rss version='2.0'><channel><title>Test World Desk</title></channel></rss>", content_type="application/rss+xml")
+    site.add(
+        "/world.rss",
+        "<rss version='2.0'><channel><title>Test World Desk</title></channel></rss>",
+        content_type="application/rss+xml",
+    )
     outcome = (await poll_all(config, store, extractor))["world"]
     assert outcome.update.status == "ok" and outcome.update.entries_in_feed == 0
     assert store.counts()["matches"] == 2  # an empty response is not "everything was deleted"
 
 
-async def test_feeds_in_flight_are_capped_so_memory_does_not_grow_with_the_feed_count(site, store, extractor, monkeypatch):
+async def test_feeds_in_flight_are_capped_so_memory_does_not_grow_with_the_feed_count(
+    site, store, extractor, monkeypatch
+):
     import watcher.pipeline as pipeline_module
 
     serve_site(site)

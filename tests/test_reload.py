@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from test_daemon import Daemon
-from test_pipeline import serve_site
+from tests.helpers.daemon_runner import Daemon
+from tests.helpers.news import serve_site
 from watcher.cli import main
 from watcher.config_edit import NewFeed, add_feeds
 
@@ -87,8 +87,11 @@ def feeds_in_db(workdir: Path) -> dict[str, int]:
 
 def test_feeds_add_reaches_the_running_daemon_without_a_restart(daemon, site, tmp_path):
     mark = daemon.mark()
-    result = CliRunner().invoke(main, ["--config", str(tmp_path / "config.toml"), "feeds", "add", site.url("/asia.atom"), "--name", "asia"],
-                                env={"WATCHER_CONFIG": None, "WATCHER_DB": None})
+    result = CliRunner().invoke(
+        main,
+        ["--config", str(tmp_path / "config.toml"), "feeds", "add", site.url("/asia.atom"), "--name", "asia"],
+        env={"WATCHER_CONFIG": None, "WATCHER_DB": None},
+    )
     assert result.exit_code == 0, result.output
     assert "config reloaded (file changed): 2 feeds (+1, -0)" in daemon.wait_after(mark, "config reloaded")
     daemon.wait_after(mark, "feed asia: ok")
@@ -113,28 +116,42 @@ def test_a_broken_edit_is_logged_and_the_daemon_keeps_its_config(daemon, site, t
     config = tmp_path / "config.toml"
     good = config.read_text()
     mark = daemon.mark()
-    config.write_text(good.replace('interval = "15m"', 'interval = "soon"') + '\n[topics.broken]\nrule = "drone AND ("\n')
+    config.write_text(
+        good.replace('interval = "15m"', 'interval = "soon"') + '\n[topics.broken]\nrule = "drone AND ("\n'
+    )
     daemon.wait_after(mark, "config not reloaded (file changed)")
     daemon.wait_after(mark, 'schedule.interval: expected a duration such as "90s", "15m", "6h" or "2d", found \'soon\'')
-    health = json.loads(urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url + "/healthz", timeout=10).read())
+    health = json.loads(
+        urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url + "/healthz", timeout=10).read()
+    )
     assert health["status"] == "degraded" and "config file not loaded" in health["reasons"][0]
 
     # Fixed, with a new topic and a new feed: both take effect, and the new topic matches the new feed's items.
     mark = daemon.mark()
-    config.write_text(good.replace("[channels.console]", '[topics.troops]\nrule = "troop*"\n\n[channels.console]')
-                      + f'\n[[feeds]]\nname = "asia"\nurl = "{site.url("/asia.atom")}"\n')
+    config.write_text(
+        good.replace("[channels.console]", '[topics.troops]\nrule = "troop*"\n\n[channels.console]')
+        + f'\n[[feeds]]\nname = "asia"\nurl = "{site.url("/asia.atom")}"\n'
+    )
     daemon.wait_after(mark, "config reloaded (file changed): 2 feeds (+1, -0), 2 topics")
     daemon.wait_after(mark, "feed asia: ok")
-    metrics = urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url + "/metrics", timeout=10).read().decode()
-    assert 'watcher_config_reloads_total{result="error"} 1' in metrics and 'watcher_config_reloads_total{result="ok"} 1' in metrics
+    metrics = (
+        urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url + "/metrics", timeout=10).read().decode()
+    )
+    assert (
+        'watcher_config_reloads_total{result="error"} 1' in metrics
+        and 'watcher_config_reloads_total{result="ok"} 1' in metrics
+    )
 
 
 def test_removing_a_feed_disables_it_and_keeps_its_rows(daemon, site, tmp_path):
     add_feeds(tmp_path / "config.toml", [NewFeed("asia", site.url("/asia.atom"))])
     daemon.wait_for("feed asia: ok")
     mark = daemon.mark()
-    result = CliRunner().invoke(main, ["--config", str(tmp_path / "config.toml"), "feeds", "remove", "world"],
-                                env={"WATCHER_CONFIG": None, "WATCHER_DB": None})
+    result = CliRunner().invoke(
+        main,
+        ["--config", str(tmp_path / "config.toml"), "feeds", "remove", "world"],
+        env={"WATCHER_CONFIG": None, "WATCHER_DB": None},
+    )
     assert result.exit_code == 0, result.output
     daemon.wait_after(mark, "config reloaded (file changed): 1 feeds (+0, -1)")
     assert feeds_in_db(tmp_path) == {"world": 0, "asia": 1}

@@ -20,12 +20,24 @@ QUERIES = re.findall(r"```sql\n(.*?)```", DOC, re.S)
 def store(tmp_path_factory):
     store = Store.open(tmp_path_factory.mktemp("schema") / "w.db")
     now = datetime.now(UTC)
-    store.sync_feeds([FeedConfig("a", "https://a.example/f"), FeedConfig("b", "https://b.example/f")], timedelta(minutes=15), now)
+    store.sync_feeds(
+        [FeedConfig("a", "https://a.example/f"), FeedConfig("b", "https://b.example/f")], timedelta(minutes=15), now
+    )
     for feed_id, name in enumerate("ab", start=1):
         entry = Entry(f"https://{name}.example/f", "e1", "https://n.example/1", "https://n.example/1", "Drone factory")
-        art = Article("https://n.example/1", "Drone factory", "a drone factory", "page", entry,
-                      matches=(Match("troop_deployment", 1.0, ("drone",), "[[drone]] factory"),))
-        store.apply_update(feed_id, FeedUpdate(entry.feed_url, now, now, "ok", seen_entry_ids=("e1",), articles=(art,)), {"troop_deployment": ("mail",)})
+        art = Article(
+            "https://n.example/1",
+            "Drone factory",
+            "a drone factory",
+            "page",
+            entry,
+            matches=(Match("troop_deployment", 1.0, ("drone",), "[[drone]] factory"),),
+        )
+        store.apply_update(
+            feed_id,
+            FeedUpdate(entry.feed_url, now, now, "ok", seen_entry_ids=("e1",), articles=(art,)),
+            {"troop_deployment": ("mail",)},
+        )
     failing = FeedUpdate("https://b.example/f", now, now, "error", error="HTTP 500", error_kind="http")
     store.apply_update(2, failing, {})
     return store

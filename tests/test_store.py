@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from watcher.config import FeedConfig
-from watcher.migrations import MIGRATIONS
 from watcher.models import Article, Entry, FeedUpdate, Match
 from watcher.store import Store
+from watcher.store.migrations import MIGRATIONS
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -19,7 +19,11 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def store(tmp_path):
     s = Store.open(tmp_path / "watcher.db")
-    s.sync_feeds([FeedConfig("a", "https://a.example/feed"), FeedConfig("b", "https://b.example/feed")], timedelta(minutes=15), NOW)
+    s.sync_feeds(
+        [FeedConfig("a", "https://a.example/feed"), FeedConfig("b", "https://b.example/feed")],
+        timedelta(minutes=15),
+        NOW,
+    )
     yield s
     s.close()
 
@@ -62,7 +66,9 @@ def test_reopening_does_not_migrate_twice(tmp_path):
 
 
 def test_sync_feeds_adds_updates_and_disables(store):
-    store.sync_feeds([FeedConfig("a", "https://a.example/new", interval=timedelta(hours=1))], timedelta(minutes=15), NOW)
+    store.sync_feeds(
+        [FeedConfig("a", "https://a.example/new", interval=timedelta(hours=1))], timedelta(minutes=15), NOW
+    )
     rows = {r["name"]: r for r in store.feed_status()}
     assert rows["a"]["url"] == "https://a.example/new"
     assert rows["b"]["enabled"] == 0  # removed from the config: kept, but not polled
@@ -128,7 +134,9 @@ def test_a_second_writer_waits_instead_of_failing(store, tmp_path):
         done = threading.Event()
 
         def write_from_other():
-            other.apply_update(feed_id(other, "b"), update([article(url="https://news.example/x", entry_id="x")], seen=("x",)), {})
+            other.apply_update(
+                feed_id(other, "b"), update([article(url="https://news.example/x", entry_id="x")], seen=("x",)), {}
+            )
             done.set()
 
         thread = threading.Thread(target=write_from_other)
@@ -159,7 +167,11 @@ def test_outbox_lifecycle(store):
 
 
 def test_purge_unmatched_keeps_matched(store):
-    store.apply_update(feed_id(store, "a"), update([article(), article(url="https://news.example/u", topics=(), entry_id="u")], seen=("e1", "u")), {})
+    store.apply_update(
+        feed_id(store, "a"),
+        update([article(), article(url="https://news.example/u", topics=(), entry_id="u")], seen=("e1", "u")),
+        {},
+    )
     assert store.purge_unmatched(NOW + timedelta(days=4)) == 1
     assert store.counts()["articles"] == 1
     assert store.seen_entry_ids(feed_id(store, "a"), ["u"]) == {"u"}  # still seen: never fetched again
@@ -170,7 +182,10 @@ def test_purge_unmatched_keeps_matched(store):
     [
         ("https://user:pa55@feeds.example/private.xml", "https://feeds.example/private.xml"),
         ("https://feeds.example/rss?token=abc123&cat=world", "https://feeds.example/rss?token=***&cat=world"),
-        ("https://feeds.example/rss?api_key=k&access-token=t&page=2", "https://feeds.example/rss?api_key=***&access-token=***&page=2"),
+        (
+            "https://feeds.example/rss?api_key=k&access-token=t&page=2",
+            "https://feeds.example/rss?api_key=***&access-token=***&page=2",
+        ),
         ("https://feeds.example/rss?category=keys", "https://feeds.example/rss?category=keys"),
     ],
 )

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from watcher.config import TopicConfig, config_from_dict
+from watcher.config import config_from_dict
 from watcher.errors import RuleError
 from watcher.models import Match
-from watcher.topics import CompiledTopic, compile_topic, compile_topics, explain, match_article
+from watcher.rules import CompiledTopic, TopicConfig, compile_topic, compile_topics, explain, match_article
 
 TERMS = {
     "dprk": '"North Korea" OR "North Korean" OR DPRK OR Pyongyang OR "Kim Jong Un" OR 북한 OR КНДР',

@@ -15,17 +15,19 @@ import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import __version__
 from .config_reader import Table, parse_duration
 from .errors import ConfigError, ConfigProblem, RuleError
+from .rules import CompiledTopic, TopicConfig, compile_topic
 
-__all__ = ["Config", "load_config", "config_from_dict", "parse_duration", "resolve_secret"]
+__all__ = ["Config", "config_from_dict", "load_config", "parse_duration", "resolve_secret"]
 
 PROJECT_URL = "https://github.com/watcher-news/watcher"
 DEFAULT_USER_AGENT = f"watcher/{__version__} (+{PROJECT_URL})"
@@ -77,15 +79,6 @@ class FeedConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class TopicConfig:
-    name: str
-    rule: str
-    description: str = ""
-    min_score: float = 1.0
-    urgent: bool = False  # urgent topics go out immediately on channels that take immediate alerts
-
-
-@dataclass(frozen=True, slots=True)
 class ChannelConfig:
     name: str
     type: str  # one of CHANNEL_TYPES
@@ -112,15 +105,15 @@ class Config:
     terms: dict[str, str] = field(default_factory=dict)
     topics: tuple[TopicConfig, ...] = ()
     channels: tuple[ChannelConfig, ...] = ()
+    # The topics' rules, compiled once when the file is loaded (config_from_dict); empty with compile_rules=False.
+    compiled_topics: tuple[CompiledTopic, ...] = field(default=(), compare=False, repr=False)
 
     def feed_interval(self, feed: FeedConfig) -> timedelta:
         return feed.interval or self.schedule.interval
 
     def routes(self) -> dict[str, tuple[str, ...]]:
         """topic -> the channels that alert on it (a channel with no `topics` takes every topic)."""
-        return {
-            t.name: tuple(c.name for c in self.channels if not c.topics or t.name in c.topics) for t in self.topics
-        }
+        return {t.name: tuple(c.name for c in self.channels if not c.topics or t.name in c.topics) for t in self.topics}
 
 
 # --- reading ----------------------------------------------------------------------------------------------
@@ -190,8 +183,11 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
         topics=topics,
         channels=channels,
     )
-    if compile_rules and not problems:
-        problems += _rule_problems(config)
+    if compile_rules:
+        # Compiled even when other keys have problems, so `watcher check` lists a broken rule beside the typos.
+        compiled, rule_problems = _compile_rules(topics, terms)
+        problems += rule_problems
+        config = replace(config, compiled_topics=compiled)
     if problems:
         raise ConfigError(file, problems)
     return config
@@ -205,7 +201,9 @@ def _read_fetch(t: Table) -> FetchSettings:
         try:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
-            t.problems.append(ConfigProblem(f"{t.key('allow_networks')}[{i}]", 'a network such as "10.0.0.0/8"', repr(net)))
+            t.problems.append(
+                ConfigProblem(f"{t.key('allow_networks')}[{i}]", 'a network such as "10.0.0.0/8"', repr(net))
+            )
     settings = FetchSettings(
         timeout=t.duration("timeout", d.timeout),
         connect_timeout=t.duration("connect_timeout", d.connect_timeout),
@@ -374,11 +372,17 @@ def _read_channels(t: Table, topic_names: set[str]) -> tuple[ChannelConfig, ...]
         try:
             parse_schedule(schedule)
         except ValueError as e:
-            sub.problem("schedule", '"hourly", "daily at 07:00", "weekly on monday at 07:00" or a cron line', f"{schedule!r} ({e})")
+            sub.problem(
+                "schedule",
+                '"hourly", "daily at 07:00", "weekly on monday at 07:00" or a cron line',
+                f"{schedule!r} ({e})",
+            )
         topics = sub.strings("topics")
         for i, topic in enumerate(topics):
             if topic not in topic_names:
-                sub.problems.append(ConfigProblem(f"{sub.key('topics')}[{i}]", "the name of a topic in [topics]", repr(topic)))
+                sub.problems.append(
+                    ConfigProblem(f"{sub.key('topics')}[{i}]", "the name of a topic in [topics]", repr(topic))
+                )
         options = {key: read(sub, key) for key, read in _CHANNEL_KEYS[ctype].items()}
         for key in _REQUIRED.get(ctype, ()):
             if options.get(key) in (None, ()):
@@ -401,22 +405,26 @@ def _read_channels(t: Table, topic_names: set[str]) -> tuple[ChannelConfig, ...]
     return tuple(channels)
 
 
-def _rule_problems(config: Config) -> list[ConfigProblem]:
+def _compile_rules(
+    topics: tuple[TopicConfig, ...], terms: dict[str, str]
+) -> tuple[tuple[CompiledTopic, ...], list[ConfigProblem]]:
     """Compile every topic's rule; each rule that does not compile is one problem, with its position."""
-    from .topics import compile_topic
-
-    problems = []
-    for topic in config.topics:
+    compiled, problems = [], []
+    for topic in topics:
         try:
-            compile_topic(topic, config.terms)
+            compiled.append(compile_topic(topic, terms))
         except RuleError as e:
-            problems.append(ConfigProblem(f"topics.{topic.name}.rule", "a valid rule (see docs/rules.md)", e.describe()))
-    return problems
+            problems.append(
+                ConfigProblem(f"topics.{topic.name}.rule", "a valid rule (see docs/rules.md)", e.describe())
+            )
+    return tuple(compiled), problems
 
 
 def resolve_secret(env_name: str, *, what: str) -> str:
     """Read a secret from the environment at the moment it is needed."""
     value = os.environ.get(env_name, "")
     if not value:
-        raise ConfigError("(environment)", [ConfigProblem(env_name, f"an environment variable holding {what}", "it unset")])
+        raise ConfigError(
+            "(environment)", [ConfigProblem(env_name, f"an environment variable holding {what}", "it unset")]
+        )
     return value

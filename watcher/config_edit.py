@@ -24,7 +24,7 @@ from pathlib import Path
 
 import tomlkit
 import tomlkit.exceptions
-from tomlkit.items import AoT, Array, Comment, Table, Whitespace
+from tomlkit.items import AoT, Array, Comment, Item, Table, Whitespace
 from tomlkit.toml_document import TOMLDocument
 
 from .config import Config, config_from_dict
@@ -59,7 +59,7 @@ def remove_feed(path: str | os.PathLike[str], name: str) -> Config:
         index = names.index(name)
         if isinstance(feeds, AoT):
             _remove_table(doc, feeds, index)
-        else:
+        elif isinstance(feeds, Array):
             del feeds[index]
 
     return edit_config(path, change)
@@ -85,7 +85,9 @@ def edit_config(path: str | os.PathLike[str], change: Callable[[TOMLDocument], N
     # Checked with the same reader the daemon uses: never write a file the daemon would refuse.
     config = config_from_dict(tomllib.loads(text), shown)
     if target.read_bytes() != original:
-        raise ConfigError(shown, [ConfigProblem("(file)", "no other change while editing", "the file changed; run the command again")])
+        raise ConfigError(
+            shown, [ConfigProblem("(file)", "no other change while editing", "the file changed; run the command again")]
+        )
     _write_atomically(target, text.encode("utf-8"))
     return config
 
@@ -153,7 +155,9 @@ def _append_feed(doc: TOMLDocument, feed: NewFeed) -> None:
         feeds.append(inline)
         return
     if not isinstance(feeds, AoT):
-        raise ConfigError("(config)", [ConfigProblem("feeds", "an array of tables: [[feeds]] with name and url", "something else")])
+        raise ConfigError(
+            "(config)", [ConfigProblem("feeds", "an array of tables: [[feeds]] with name and url", "something else")]
+        )
     if len(feeds):
         last = feeds[-1]
         trailing = _take_trailing_trivia(last)
@@ -184,7 +188,7 @@ def _remove_table(doc: TOMLDocument, feeds: AoT, index: int) -> None:
         del doc["feeds"]
 
 
-def _take_trailing_trivia(table: Table) -> list[Comment | Whitespace]:
+def _take_trailing_trivia(table: Table) -> list[Item]:
     """Detach the comments and blank lines after a table's last key, and return them in order."""
     body = table.value.body
     start = len(body)

@@ -87,7 +87,10 @@ class Daemon:
                 scheduler.start()
                 log.info(
                     "watcher started: %d feeds, %d topics, %d channels, database %s",
-                    len(config.feeds), len(config.topics), len(config.channels), store.path,
+                    len(config.feeds),
+                    len(config.topics),
+                    len(config.channels),
+                    store.path,
                 )
                 self._report_database()
                 await self.stopping.wait()
@@ -109,10 +112,17 @@ class Daemon:
         h = self.store.health()
         log.info(
             "database: journal %s, synchronous %s, busy_timeout %d ms, foreign keys %s, schema %d",
-            h.journal_mode, h.synchronous, h.busy_timeout_ms, "on" if h.foreign_keys else "off", h.schema_version,
+            h.journal_mode,
+            h.synchronous,
+            h.busy_timeout_ms,
+            "on" if h.foreign_keys else "off",
+            h.schema_version,
         )
         if h.journal_mode.lower() != "wal":
-            log.warning("database is not in WAL mode (%s): readers may block the daemon; is it on a network file system?", h.journal_mode)
+            log.warning(
+                "database is not in WAL mode (%s): readers may block the daemon; is it on a network file system?",
+                h.journal_mode,
+            )
 
     def _scheduler(self) -> AsyncIOScheduler:
         scheduler = AsyncIOScheduler(timezone=self.config.timezone)
@@ -125,7 +135,9 @@ class Daemon:
             (self.watch_config, CONFIG_WATCH_EVERY, now + CONFIG_WATCH_EVERY),
         )
         for func, every, first in jobs:
-            job = scheduler.add_job(func, IntervalTrigger(seconds=every.total_seconds()), next_run_time=first, **defaults)
+            job = scheduler.add_job(
+                func, IntervalTrigger(seconds=every.total_seconds()), next_run_time=first, **defaults
+            )
             if func == self.tick:
                 self._tick_job = job  # a reload that changes [schedule] tick reschedules it
         return scheduler
@@ -165,7 +177,7 @@ class Daemon:
         tasks = list(self.in_flight.values())
         if not tasks:
             return
-        done, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+        _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
         for task in pending:
             task.cancel()  # nothing is lost: a feed's update is written in one transaction, or not at all
         if pending:
@@ -198,7 +210,12 @@ class Daemon:
                     problems = [ConfigProblem("(config)", "a config that applies", f"{type(e).__name__}: {e}")]
                 self.config_error = f"{len(problems)} problem(s); see the log"
                 self.metrics.inc("watcher_config_reloads_total", result="error")
-                log.error("config not reloaded (%s): %s has %d problem(s); keeping the current config", trigger, path, len(problems))
+                log.error(
+                    "config not reloaded (%s): %s has %d problem(s); keeping the current config",
+                    trigger,
+                    path,
+                    len(problems),
+                )
                 for problem in problems:
                     log.error("  %s: %s", path, problem)
                 return False
@@ -224,7 +241,12 @@ class Daemon:
         before, after = {f.name for f in old.feeds}, {f.name for f in new.feeds}
         log.info(
             "config reloaded (%s): %d feeds (+%d, -%d), %d topics, %d channels",
-            trigger, len(new.feeds), len(after - before), len(before - after), len(new.topics), len(new.channels),
+            trigger,
+            len(new.feeds),
+            len(after - before),
+            len(before - after),
+            len(new.topics),
+            len(new.channels),
         )
         for setting in _restart_only_changes(old, new):
             log.warning("config: %s changed; that takes effect when watcher restarts", setting)
@@ -245,7 +267,10 @@ class Daemon:
             url = await server.start()
         except (ValueError, OSError) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            raise ConfigError(self.config.path, [ConfigProblem("watcher.http", "an address watcher can listen on", f"{self.http!r} ({reason})")]) from e
+            raise ConfigError(
+                self.config.path,
+                [ConfigProblem("watcher.http", "an address watcher can listen on", f"{self.http!r} ({reason})")],
+            ) from e
         log.info("ops endpoint listening on %s (/healthz, /metrics)", url)
         return server
 
@@ -253,7 +278,12 @@ class Daemon:
         database_error = await asyncio.to_thread(self.store.probe_write)  # its own connection: safe in a thread
         tick_age = time.monotonic() - self._last_tick_mono if self._last_tick_mono is not None else None
         return assess_health(
-            self.store, self.config, utcnow(), database_error=database_error, tick_age_s=tick_age, config_error=self.config_error
+            self.store,
+            self.config,
+            utcnow(),
+            database_error=database_error,
+            tick_age_s=tick_age,
+            config_error=self.config_error,
         )
 
     async def _healthz(self) -> Response:

@@ -37,7 +37,17 @@ FEED_TYPES = (
     "text/xml",
 )
 # Where blogs and CMSs put their feeds when the page does not say: WordPress, Ghost, Hugo, Jekyll, Blogger, ...
-COMMON_PATHS = ("feed", "rss", "rss.xml", "atom.xml", "feed.xml", "index.xml", "feed/", "feeds/posts/default", "index.rss")
+COMMON_PATHS = (
+    "feed",
+    "rss",
+    "rss.xml",
+    "atom.xml",
+    "feed.xml",
+    "index.xml",
+    "feed/",
+    "feeds/posts/default",
+    "index.rss",
+)
 MAX_LINKS = 50  # a page announcing more feeds than this is not one to trust with our requests
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
 
@@ -99,7 +109,9 @@ async def discover_feed(fetcher: Fetcher, url: str, *, pick: int | None = None) 
     elif links:
         why = f"the page announces {len(links)} feed(s) but none parses, nor does any of {paths} usual paths"
     else:
-        why = f"the page announces no feed, and none of {paths} usual paths (/feed, /rss.xml, /atom.xml, ...) serves one"
+        why = (
+            f"the page announces no feed, and none of {paths} usual paths (/feed, /rss.xml, /atom.xml, ...) serves one"
+        )
     raise ParseError(f"no feed found for {redact_url(url)}: {why}")
 
 

@@ -24,13 +24,13 @@ def extract_text(content: bytes, url: str) -> Extracted | None:
     document = trafilatura.bare_extraction(
         content, url=url, include_comments=False, include_tables=False, with_metadata=True, fast=True
     )
-    if document is None or len((document.text or "").strip()) < MIN_TEXT_CHARS:
-        return None
+    if document is None or isinstance(document, dict) or len((document.text or "").strip()) < MIN_TEXT_CHARS:
+        return None  # bare_extraction returns a dict only with as_dict=True, which we never ask for
     lang = document.language or ""
     if not lang and (m := _LANG_RE.search(content[:4096])):
         lang = m.group(1).decode("ascii").lower()
     return Extracted(
-        text=document.text.strip(),
+        text=(document.text or "").strip(),
         title=(document.title or "").strip(),
         author=(document.author or "").strip(),
         published_at=_parse_date(document.date),

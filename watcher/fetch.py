@@ -20,11 +20,10 @@ import math
 import re
 import ssl
 import zlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Iterator
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpcore
@@ -82,7 +81,7 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)  # RFC 9110 dates are GMT; "-0000" parses as naive
+        when = when.replace(tzinfo=UTC)  # RFC 9110 dates are GMT; "-0000" parses as naive
     return min(max(when - now, timedelta(0)), MAX_HINT)
 
 
@@ -98,7 +97,11 @@ def parse_max_age(cache_control: str | None) -> timedelta | None:
 
 def cache_hint(headers: Mapping[str, str], now: datetime) -> timedelta | None:
     """The longer of Retry-After and max-age on a 200/304: the earliest the server wants to be asked again."""
-    hints = [h for h in (parse_retry_after(headers.get("retry-after"), now), parse_max_age(headers.get("cache-control"))) if h is not None]
+    hints = [
+        h
+        for h in (parse_retry_after(headers.get("retry-after"), now), parse_max_age(headers.get("cache-control")))
+        if h is not None
+    ]
     return max(hints) if hints else None
 
 
@@ -106,9 +109,9 @@ def _server_now(headers: Mapping[str, str]) -> datetime:
     """The server's clock (its Date header) when it has one: a Retry-After date is relative to it."""
     try:
         when = email.utils.parsedate_to_datetime(headers.get("date", ""))
-        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
     except (TypeError, ValueError, IndexError, OverflowError):
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 def _size(n: int) -> str:
@@ -241,7 +244,9 @@ class Fetcher:
     async def __aenter__(self) -> Fetcher:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -255,7 +260,9 @@ class Fetcher:
             headers["if-none-match"] = state.etag
         if state.last_modified:
             headers["if-modified-since"] = state.last_modified
-        url, response, body, permanent = await self._get(state.url, headers, self._settings.max_feed_bytes, conditional=True)
+        url, response, body, permanent = await self._get(
+            state.url, headers, self._settings.max_feed_bytes, conditional=True
+        )
         hint = cache_hint(response.headers, _server_now(response.headers))
         if response.status_code == 304:
             # RFC 9110 15.4.5: a 304 may omit validators; then the ones we sent are still the current ones.
@@ -267,7 +274,11 @@ class Fetcher:
                 permanent_redirect=url if permanent else None,
             )
         # The body is decoded already: drop the headers that describe the encoded form, lest a parser decode twice.
-        kept = {k: v for k, v in response.headers.items() if k not in ("content-encoding", "content-length", "transfer-encoding")}
+        kept = {
+            k: v
+            for k, v in response.headers.items()
+            if k not in ("content-encoding", "content-length", "transfer-encoding")
+        }
         return FetchedFeed(
             url=url,
             content=body,
@@ -280,7 +291,9 @@ class Fetcher:
 
     async def fetch_page(self, url: str) -> FetchedPage:
         """GET an article page (capped at max_page_bytes). Raises FetchError."""
-        final, response, body, _ = await self._get(url, {"accept": _PAGE_ACCEPT}, self._settings.max_page_bytes, conditional=False)
+        final, response, body, _ = await self._get(
+            url, {"accept": _PAGE_ACCEPT}, self._settings.max_page_bytes, conditional=False
+        )
         return FetchedPage(url=final, content=body, content_type=response.headers.get("content-type", ""))
 
     async def _get(
@@ -298,7 +311,9 @@ class Fetcher:
             if status in _REDIRECTS:
                 location = response.headers.get(_LOCATION)
                 if not location:
-                    raise FetchError(redact_url(current), f"HTTP {status} without a Location header", kind="http", status=status)
+                    raise FetchError(
+                        redact_url(current), f"HTTP {status} without a Location header", kind="http", status=status
+                    )
                 statuses.append(status)
                 current = urljoin(str(target), location.strip())
                 continue
@@ -377,7 +392,9 @@ class Fetcher:
 async def _read_body(response: httpx.Response, cap: int, url: str) -> bytes:
     length = response.headers.get("content-length", "")
     if length.isascii() and length.isdigit() and int(length) > cap:
-        raise FetchError(redact_url(url), f"body of {_size(int(length))} is over the {_size(cap)} cap", kind="too-large")
+        raise FetchError(
+            redact_url(url), f"body of {_size(int(length))} is over the {_size(cap)} cap", kind="too-large"
+        )
     decoder = _BodyDecoder(response.headers.get("content-encoding", ""), cap, redact_url(url))
     async for chunk in response.aiter_raw():  # raw: httpx's own decoding has no output bound
         decoder.feed(chunk)
@@ -392,7 +409,9 @@ def _status_error(url: str, response: httpx.Response) -> FetchError:
         phrase = ""
     retry_after = parse_retry_after(response.headers.get("retry-after"), _server_now(response.headers))
     kind = "rate-limited" if status == 429 else "http"
-    return FetchError(redact_url(url), f"HTTP {status} {phrase}".strip(), kind=kind, status=status, retry_after=retry_after)
+    return FetchError(
+        redact_url(url), f"HTTP {status} {phrase}".strip(), kind=kind, status=status, retry_after=retry_after
+    )
 
 
 @contextmanager
@@ -405,9 +424,13 @@ def _translated(url: str, settings: FetchSettings) -> Iterator[None]:
         e.url = shown
         raise
     except TimeoutError as e:  # asyncio.timeout: the total deadline
-        raise FetchError(shown, f"no complete answer within {settings.timeout.total_seconds():g} s", kind="timeout") from e
+        raise FetchError(
+            shown, f"no complete answer within {settings.timeout.total_seconds():g} s", kind="timeout"
+        ) from e
     except httpx.ConnectTimeout as e:
-        raise FetchError(shown, f"no connection within {settings.connect_timeout.total_seconds():g} s", kind="timeout") from e
+        raise FetchError(
+            shown, f"no connection within {settings.connect_timeout.total_seconds():g} s", kind="timeout"
+        ) from e
     except httpx.PoolTimeout as e:
         raise FetchError(shown, "no free connection in time", kind="timeout") from e
     except httpx.TimeoutException as e:

@@ -176,12 +176,14 @@ def check_host(host: str, allow: Sequence[IPNetwork] = ()) -> None:
     if address is not None:
         reason = refusal(address, allow)
         if reason:
-            raise BlockedAddressError(host, f"{host} is {reason}" if str(address) == h else f"{host} is {address}, {reason}")
+            raise BlockedAddressError(
+                host, f"{host} is {reason}" if str(address) == h else f"{host} is {address}, {reason}"
+            )
 
 
 async def _system_resolve(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):

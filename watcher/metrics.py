@@ -119,7 +119,10 @@ class Metrics:
             lines += [f"# HELP {name} {_COUNTERS[name]}", f"# TYPE {name} counter"]
             lines += [_sample_line(name, labels, value) for labels, value in sorted(series.items())]
         h = _POLL_HISTOGRAM
-        lines += [f"# HELP {h} Time to poll one feed: fetch, parse, pages, extraction, matching.", f"# TYPE {h} histogram"]
+        lines += [
+            f"# HELP {h} Time to poll one feed: fetch, parse, pages, extraction, matching.",
+            f"# TYPE {h} histogram",
+        ]
         lines += [_sample_line(f"{h}_bucket", (("le", _number(b)),), n) for b, n in zip(POLL_BUCKETS, self._buckets)]
         lines += [
             _sample_line(f"{h}_bucket", (("le", "+Inf"),), self._poll_count),
@@ -142,7 +145,9 @@ def gauges(store: Store, *, in_flight: int = 0, last_tick_at: datetime | None = 
     ]
     for row in store.outbox_by_channel():
         if row["status"] in ("pending", "dead"):
-            samples.append(Sample("watcher_outbox_deliveries", row["n"], (("channel", row["channel"]), ("status", row["status"]))))
+            samples.append(
+                Sample("watcher_outbox_deliveries", row["n"], (("channel", row["channel"]), ("status", row["status"])))
+            )
     if last_tick_at is not None:
         samples.append(Sample("watcher_last_tick_timestamp_seconds", round(last_tick_at.timestamp(), 3)))
     return samples

@@ -2,7 +2,7 @@
 
 Names follow the boundary they cross: fetch.py turns a FeedState into a FetchedFeed (or NotModified),
 parse.py turns a FetchedFeed into a ParsedFeed of Entry values, extract.py turns a FetchedPage into an
-Extracted body, topics.py turns an article's text into Match values, and pipeline.py gathers the outcome
+Extracted body, rules/ turns an article's text into Match values, and pipeline.py gathers the outcome
 of one feed into a FeedUpdate that the store writes in one transaction.
 """
 

@@ -53,7 +53,9 @@ class NetworkWatch:
                 len(self.unreachable),
             )
         next_check = normal_next_check.next_check_at if normal_next_check else update.next_check_at
-        return replace(update, status="offline", error_kind="offline", error=f"offline: {update.error}", next_check_at=next_check)
+        return replace(
+            update, status="offline", error_kind="offline", error=f"offline: {update.error}", next_check_at=next_check
+        )
 
 
 def _host(url: str) -> str:

@@ -62,7 +62,9 @@ def _walk(element: ET.Element, folders: tuple[str, ...], out: list[OpmlFeed]) ->
         if url:
             # An outline with a feed URL is a subscription even if (against the spec) it has children.
             if _HTTP.match(url):
-                out.append(OpmlFeed(label or (urlsplit(url).hostname or url), url, "/".join(folders), attrs.get("htmlurl", "")))
+                out.append(
+                    OpmlFeed(label or (urlsplit(url).hostname or url), url, "/".join(folders), attrs.get("htmlurl", ""))
+                )
             _walk(outline, folders, out)
         else:
             _walk(outline, folders + ((label or "untitled").replace("/", "-"),), out)

@@ -103,7 +103,9 @@ def health_verdict(f: HealthFacts) -> Health:
         else:
             notes.append(share)
     if f.late_alerts:
-        degraded.append(f"{f.late_alerts} alert(s) late: due over {_span(LATE_ALERTS_AFTER.total_seconds())} ago and not sent")
+        degraded.append(
+            f"{f.late_alerts} alert(s) late: due over {_span(LATE_ALERTS_AFTER.total_seconds())} ago and not sent"
+        )
     if f.dead_alerts:
         degraded.append(f"{f.dead_alerts} alert(s) failed for good (`watcher alerts list --failed`)")
     if f.config_error:
@@ -113,7 +115,13 @@ def health_verdict(f: HealthFacts) -> Health:
 
 
 def _span(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+    return (
+        f"{seconds:.0f} s"
+        if seconds < 120
+        else f"{seconds / 60:.0f} min"
+        if seconds < 7200
+        else f"{seconds / 3600:.1f} h"
+    )
 
 
 # --- the facts (read from the store) --------------------------------------------------------------------------
@@ -134,10 +142,16 @@ def gather_facts(
     enabled = [f for f in store.feed_facts() if f["enabled"]]
     # Offline when a poll recorded "offline" after the newest success anywhere (network.py: the first success
     # ends an offline spell); then the feeds' own network failures are the network's, not theirs.
-    newest = lambda rows: max((r["last_checked_at"] or "" for r in rows), default="")  # noqa: E731
+    newest = lambda rows: max((r["last_checked_at"] or "" for r in rows), default="")
     newest_offline = newest([f for f in enabled if f["last_status"] == "offline"])
-    offline = bool(newest_offline) and newest_offline >= newest([f for f in enabled if f["last_status"] in ("ok", "not-modified")])
-    unreachable = {f["name"] for f in enabled if f["last_status"] == "offline" or (f["error_count"] and f["last_error_kind"] in NETWORK_ERROR_KINDS)}
+    offline = bool(newest_offline) and newest_offline >= newest(
+        [f for f in enabled if f["last_status"] in ("ok", "not-modified")]
+    )
+    unreachable = {
+        f["name"]
+        for f in enabled
+        if f["last_status"] == "offline" or (f["error_count"] and f["last_error_kind"] in NETWORK_ERROR_KINDS)
+    }
     failing = [f for f in enabled if f["error_count"] > 0 and not (offline and f["name"] in unreachable)]
     overdue = [
         (now - due).total_seconds()
@@ -196,7 +210,7 @@ _READ_TIMEOUT_S = 5.0
 def parse_address(text: str) -> tuple[str, int]:
     """'127.0.0.1:9108', 'localhost:9108', '[::1]:9108' -> (host, port). Raises ValueError."""
     m = _ADDRESS.fullmatch(text.strip())
-    port = int((m.group("p6") or m.group("port"))) if m else -1
+    port = int(m.group("p6") or m.group("port")) if m else -1
     if not m or not 0 <= port <= 65535:
         raise ValueError(f'expected an address such as "127.0.0.1:9108" or "[::1]:9108", found {text!r}')
     return (m.group("v6") or m.group("host")), port
@@ -210,11 +224,20 @@ class Response:
 
 
 Handler = Callable[[], Awaitable[Response]]
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 def health_response(health: Health) -> Response:
-    return Response(health.http_status, "application/json", json.dumps(health.as_dict(), ensure_ascii=False).encode() + b"\n")
+    return Response(
+        health.http_status, "application/json", json.dumps(health.as_dict(), ensure_ascii=False).encode() + b"\n"
+    )
 
 
 class OpsServer:

@@ -14,7 +14,7 @@ import re
 import time
 import xml.sax
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import feedparser
 import feedparser.api
@@ -215,7 +215,7 @@ def _sha256(text: str) -> str:
 def _from_struct(st: time.struct_time | None) -> datetime | None:
     # feedparser's *_parsed values are struct_time already converted to UTC (its datetimes/ handlers).
     try:
-        return _bounded(datetime(*st[:6], tzinfo=timezone.utc)) if st else None
+        return _bounded(datetime(*st[:6], tzinfo=UTC)) if st else None
     except (TypeError, ValueError, OverflowError):
         return None
 
@@ -285,8 +285,8 @@ def _check_char_ref(m: re.Match) -> bytes:
 def _declared_charset(content: bytes, headers: dict[str, str]) -> str:
     if m := _CHARSET_PARAM.search(headers.get("content-type", "")):  # RFC 3023: the HTTP charset wins
         return m.group(1).lower()
-    m = _XML_DECL_ENCODING.match(content.removeprefix(b"\xef\xbb\xbf")[:300])
-    return m.group(1).decode("ascii").lower() if m else ""
+    declared = _XML_DECL_ENCODING.match(content.removeprefix(b"\xef\xbb\xbf")[:300])
+    return declared.group(1).decode("ascii").lower() if declared else ""
 
 
 # The prolog: XML declaration, processing instructions, comments, whitespace, then maybe a DOCTYPE.

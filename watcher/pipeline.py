@@ -21,9 +21,9 @@ from .errors import ExtractError, FetchError, ParseError, StoreError, WatcherErr
 from .fetch import Fetcher, redact_url
 from .models import Article, Entry, FeedRecord, FeedUpdate, NotModified
 from .network import NetworkWatch
+from .rules import CompiledTopic, compile_topics, match_article
 from .schedules import next_check_at
 from .store import Store
-from .topics import CompiledTopic, compile_topics, match_article
 from .workers import Workers
 
 log = logging.getLogger("watcher.poll")
@@ -84,7 +84,9 @@ class FeedOutcome:
     queued: int
 
 
-async def poll(pipeline: Pipeline, feeds: Sequence[FeedRecord], on_done: Callable[[FeedOutcome], None] | None = None) -> list[FeedOutcome]:
+async def poll(
+    pipeline: Pipeline, feeds: Sequence[FeedRecord], on_done: Callable[[FeedOutcome], None] | None = None
+) -> list[FeedOutcome]:
     """Poll feeds concurrently (the fetcher enforces the global and per-host limits) and write each outcome."""
 
     async def one(feed: FeedRecord) -> FeedOutcome:
@@ -248,7 +250,13 @@ def _unique_by_id(entries: Sequence[Entry]) -> list[Entry]:
 def _next_check(pipeline: Pipeline, feed: FeedRecord, now: datetime, *, errors: int = 0, hint=None) -> datetime:
     s = pipeline.config.schedule
     return next_check_at(
-        now, feed.interval, errors=errors, server_hint=hint, max_backoff=s.max_backoff, jitter=s.jitter, rng=pipeline.rng
+        now,
+        feed.interval,
+        errors=errors,
+        server_hint=hint,
+        max_backoff=s.max_backoff,
+        jitter=s.jitter,
+        rng=pipeline.rng,
     )
 
 
@@ -289,8 +297,23 @@ def _log_outcome(o: FeedOutcome) -> None:
     if u.status in ("error", "offline"):
         extra["error"] = u.error
         level = logging.WARNING if u.status == "error" else logging.INFO
-        log.log(level, "feed %s: %s (%s) %s; next try %s", o.feed.name, u.status, u.error_kind, u.error, u.next_check_at.strftime("%H:%M:%S"), extra=extra)
+        log.log(
+            level,
+            "feed %s: %s (%s) %s; next try %s",
+            o.feed.name,
+            u.status,
+            u.error_kind,
+            u.error,
+            u.next_check_at.strftime("%H:%M:%S"),
+            extra=extra,
+        )
     else:
         log.info(
-            "feed %s: %s, %d new, %d matched, %.2f s", o.feed.name, u.status, len(u.seen_entry_ids), matched, u.duration_s, extra=extra
+            "feed %s: %s, %d new, %d matched, %.2f s",
+            o.feed.name,
+            u.status,
+            len(u.seen_entry_ids),
+            matched,
+            u.duration_s,
+            extra=extra,
         )

@@ -97,11 +97,11 @@ def next_check_at(
     capped at `max_backoff`, or the server's Retry-After when longer: a feed is never given up for good. Either
     way +-`jitter` of the delay, so feeds added together do not stay in lock-step.
     """
-    rng = rng or random
+    uniform = (rng or random).uniform
     delay = interval
     if errors > 0:
         delay = min(interval * (2 ** min(errors - 1, 20)), max(max_backoff, interval))
     if server_hint is not None:
         delay = max(delay, min(server_hint, timedelta(days=1)))
     spread = delay.total_seconds() * jitter
-    return now + delay + timedelta(seconds=rng.uniform(-spread, spread))
+    return now + delay + timedelta(seconds=uniform(-spread, spread))

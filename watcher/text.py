@@ -189,7 +189,9 @@ def _html_to_text(html_text: str, limit: int | None) -> str:
 
 
 # Query parameters that carry credentials in real feed URLs (private feeds, paid APIs, signed links).
-_SECRET_PARAM = re.compile(r"(?i)^(?:.*[_-])?(?:token|key|apikey|secret|password|passwd|pass|pwd|auth|sig|signature|session|sid|hash)$")
+_SECRET_PARAM = re.compile(
+    r"(?i)^(?:.*[_-])?(?:token|key|apikey|secret|password|passwd|pass|pwd|auth|sig|signature|session|sid|hash)$"
+)
 
 
 def hide_credentials(url: str) -> str:

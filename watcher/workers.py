@@ -121,7 +121,8 @@ class Workers:
             self._pool = pool
         pool = self._pool
         try:
-            await asyncio.shield(self._warming)
+            if self._warming is not None:
+                await asyncio.shield(self._warming)
         except BrokenProcessPool:
             pass  # reported by the call's own submission below
         return pool

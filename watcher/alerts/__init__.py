@@ -1,7 +1,7 @@
 """Alerts: the outbox dispatcher, the channels, and digest rendering.
 
-    dispatcher = Dispatcher(config, store)        # channels built from config
-    report = await dispatcher.run(now)            # every ~20-30 s from the daemon
+dispatcher = Dispatcher(config, store)        # channels built from config
+report = await dispatcher.run(now)            # every ~20-30 s from the daemon
 """
 
 from .digest import AlertItem, Message, RenderSettings, TopicGroup

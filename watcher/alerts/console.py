@@ -53,7 +53,9 @@ class FileChannel:
         try:
             await asyncio.to_thread(self.write, message)
         except OSError as e:  # disk full, permissions: retried later like any failed send
-            raise DeliveryError(f"file channel {self.name!r}: cannot write to {self.directory}: {e.strerror or e}") from e
+            raise DeliveryError(
+                f"file channel {self.name!r}: cannot write to {self.directory}: {e.strerror or e}"
+            ) from e
 
     def write(self, message: Message) -> Path:
         """Write the message; returns the .txt path. Files are written to a temporary name, then renamed."""

@@ -319,4 +319,3 @@ def _environment() -> jinja2.Environment:
     env.filters["meta"] = item_meta
     env.filters["plural"] = plural
     return env
-

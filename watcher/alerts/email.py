@@ -112,7 +112,9 @@ class EmailChannel:
         try:
             return resolve_secret(self.password_env, what=f"the SMTP password of channel {self.name!r}")
         except ConfigError as e:  # retryable: set the variable, restart, and the queue drains
-            raise DeliveryError(f"email channel {self.name!r}: environment variable {self.password_env} is not set") from e
+            raise DeliveryError(
+                f"email channel {self.name!r}: environment variable {self.password_env} is not set"
+            ) from e
 
     async def send(self, message: Message) -> None:
         password = self._password()

@@ -62,7 +62,7 @@ CLAIM_OWNER = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
 def claim_holder_is_alive(owner: str) -> bool:
     """Whether the process that took a claim may still be sending it. Unknown or foreign owners count as alive."""
     host, _, rest = owner.partition("/")
-    pid_text, _, token = rest.partition("/")
+    pid_text, _, _token = rest.partition("/")
     if host != socket.gethostname() or not pid_text.isdigit():
         return True  # another machine's process: let its lease run out
     if owner == CLAIM_OWNER:
@@ -135,7 +135,9 @@ def plan_batches(
     for d in pending:
         if channel.urgent_immediately and d.topic in urgent_topics:
             urgent.append(d)
-        elif d.attempts > 0 or (last_digest_at is not None and d.created_at is not None and d.created_at <= last_digest_at):
+        elif d.attempts > 0 or (
+            last_digest_at is not None and d.created_at is not None and d.created_at <= last_digest_at
+        ):
             overdue.append(d)  # its digest already went (or failed): do not make it wait for the next slot
         else:
             waiting.append(d)
@@ -244,7 +246,9 @@ class Dispatcher:
             if ch.name == name:
                 return ch
         known = ", ".join(c.name for c in self.config.channels) or "none"
-        raise ConfigError(self.config.path, [ConfigProblem(f"channels.{name}", f"a configured channel ({known})", "no such channel")])
+        raise ConfigError(
+            self.config.path, [ConfigProblem(f"channels.{name}", f"a configured channel ({known})", "no such channel")]
+        )
 
     async def run(self, now: datetime) -> DispatchReport:
         """One pass over every channel, concurrently: a slow SMTP server does not hold up Slack."""
@@ -252,7 +256,9 @@ class Dispatcher:
         released = self.store.release_claims(now, claim_holder_is_alive)
         if released:
             log.info("alerts: %d deliveries claimed by a process that is gone are due again", released)
-        await asyncio.gather(*(self._guarded(ch, now, state) for ch in self.config.channels if ch.name in self.channels))
+        await asyncio.gather(
+            *(self._guarded(ch, now, state) for ch in self.config.channels if ch.name in self.channels)
+        )
         return state.report()
 
     async def send_digest_now(self, channel: str, now: datetime) -> DispatchReport:
@@ -342,9 +348,13 @@ class Dispatcher:
         parts = list(split(message)) if split else [message]
         attempts = {d.id: d.attempts for d in deliveries}
         for part in parts:
-            await self._send_part(channel, part, max((attempts.get(i, 0) for i in part.delivery_ids), default=0), now, state)
+            await self._send_part(
+                channel, part, max((attempts.get(i, 0) for i in part.delivery_ids), default=0), now, state
+            )
 
-    def _render(self, kind: str, ch: ChannelConfig, deliveries: list[Delivery], now: datetime, state: _Pass) -> Message | None:
+    def _render(
+        self, kind: str, ch: ChannelConfig, deliveries: list[Delivery], now: datetime, state: _Pass
+    ) -> Message | None:
         """Render the batch. Should an item break rendering (a bug), isolate it as a dead letter and send the rest."""
         try:
             return build_message(kind, ch.name, [item_from_delivery(d) for d in deliveries], now, self.settings)
@@ -355,7 +365,7 @@ class Dispatcher:
             try:
                 build_message(kind, ch.name, [item_from_delivery(d)], now, self.settings)
                 good.append(d)
-            except Exception as e:  # noqa: BLE001 - the bug was logged above with its traceback
+            except Exception as e:
                 self.store.mark_dead([d.id], f"could not render: {type(e).__name__}: {e}")
                 state.outcomes.append(SendOutcome(ch.name, kind, 1, "dead", f"could not render: {e}"))
         if not good:
@@ -383,7 +393,9 @@ class Dispatcher:
             error = DeliveryError(f"channel {name!r}: {type(e).__name__}: {e}")
         if error is not None:
             retry_at = now + retry_delay(attempts, error.retry_after)
-            log.warning("alerts: %s of %d item(s) to %r failed, retry at %s: %s", kind, count, name, retry_at.isoformat(), error)
+            log.warning(
+                "alerts: %s of %d item(s) to %r failed, retry at %s: %s", kind, count, name, retry_at.isoformat(), error
+            )
             if ids:
                 self.store.mark_retry(ids, str(error), retry_at)
             state.outcomes.append(SendOutcome(name, kind, count, "retry" if ids else "failed", str(error), retry_at))
@@ -397,7 +409,13 @@ class Dispatcher:
 def describe(report: DispatchReport) -> list[dict[str, Any]]:
     """The report as rows, for the CLI and logs."""
     return [
-        {"channel": o.channel, "kind": o.kind, "items": o.items, "status": o.status, "error": o.error,
-         "retry_at": o.retry_at.isoformat() if o.retry_at else None}
+        {
+            "channel": o.channel,
+            "kind": o.kind,
+            "items": o.items,
+            "status": o.status,
+            "error": o.error,
+            "retry_at": o.retry_at.isoformat() if o.retry_at else None,
+        }
         for o in report.outcomes
     ]

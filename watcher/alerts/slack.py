@@ -100,10 +100,20 @@ def render_payload(message: Message) -> dict[str, Any]:
     if not message.groups:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "No new items."}})
     for group in message.groups:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _topic_text(group.topic, group.description, len(group.items))}})
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _topic_text(group.topic, group.description, len(group.items))},
+            }
+        )
         for item in group.items:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": item_text(item, message.timezone)}})
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"watcher · channel {escape(message.channel, 100)}"}]})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"watcher · channel {escape(message.channel, 100)}"}],
+        }
+    )
     return {"text": escape(message.subject, 500), "blocks": blocks}
 
 
@@ -149,7 +159,12 @@ class SlackChannel:
 
     @classmethod
     def from_config(cls, channel: ChannelConfig, config: Config, *, pacer: Pacer | None = None) -> SlackChannel:
-        return cls(channel.name, webhook_url_env=channel.options["webhook_url_env"], pacer=pacer, trust_env=config.fetch.use_env_proxy)
+        return cls(
+            channel.name,
+            webhook_url_env=channel.options["webhook_url_env"],
+            pacer=pacer,
+            trust_env=config.fetch.use_env_proxy,
+        )
 
     def split(self, message: Message) -> Sequence[Message]:
         return split(message)
@@ -159,7 +174,11 @@ class SlackChannel:
             url = resolve_secret(self.webhook_url_env, what=f"the Slack webhook URL of channel {self.name!r}")
         except ConfigError as e:
             # Retryable: once the variable is set and the daemon restarted, the queued alerts go out.
-            raise DeliveryError(f"slack channel {self.name!r}: environment variable {self.webhook_url_env} is not set") from e
+            raise DeliveryError(
+                f"slack channel {self.name!r}: environment variable {self.webhook_url_env} is not set"
+            ) from e
         payload = render_payload(message)
         await self.pacer.wait(url)
-        await post_json(url, payload, what=f"slack channel {self.name!r}", timeout_s=self.timeout_s, trust_env=self.trust_env)
+        await post_json(
+            url, payload, what=f"slack channel {self.name!r}", timeout_s=self.timeout_s, trust_env=self.trust_env
+        )

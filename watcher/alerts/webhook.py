@@ -81,7 +81,13 @@ class WebhookChannel:
     @classmethod
     def from_config(cls, channel: ChannelConfig, config: Config) -> WebhookChannel:
         o = channel.options
-        return cls(channel.name, url=o.get("url"), url_env=o.get("url_env"), headers_env=o.get("headers_env") or "", trust_env=config.fetch.use_env_proxy)
+        return cls(
+            channel.name,
+            url=o.get("url"),
+            url_env=o.get("url_env"),
+            headers_env=o.get("headers_env") or "",
+            trust_env=config.fetch.use_env_proxy,
+        )
 
     def split(self, message: Message) -> Sequence[Message]:
         return split_by_count(message, MAX_ITEMS_PER_POST)
@@ -108,4 +114,11 @@ class WebhookChannel:
     async def send(self, message: Message) -> None:
         url = self.url or self._secret(self.url_env or "", f"the webhook URL of channel {self.name!r}")
         headers = {**self._headers(), "idempotency-key": idempotency_key(message)}
-        await post_json(url, render_body(message), what=f"webhook channel {self.name!r}", headers=headers, timeout_s=self.timeout_s, trust_env=self.trust_env)
+        await post_json(
+            url,
+            render_body(message),
+            what=f"webhook channel {self.name!r}",
+            headers=headers,
+            timeout_s=self.timeout_s,
+            trust_env=self.trust_env,
+        )

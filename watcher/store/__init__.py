@@ -1,9 +1,9 @@
 """The store: the only code that speaks SQL, over one SQLite file that users also read.
 
-    base.py      opening (WAL, busy_timeout, foreign keys), migrations, BEGIN IMMEDIATE transactions
-    feeds.py     feeds and their schedule; one poll's writes in one transaction; rematch verdicts
-    articles.py  rematch batches, full-text search, export
-    outbox.py    the alert outbox: due deliveries, leases, outcomes, dead letters, digest slots
+base.py      opening (WAL, busy_timeout, foreign keys), migrations, BEGIN IMMEDIATE transactions
+feeds.py     feeds and their schedule; one poll's writes in one transaction; rematch verdicts
+articles.py  rematch batches, full-text search, export
+outbox.py    the alert outbox: due deliveries, leases, outcomes, dead letters, digest slots
 """
 
 from __future__ import annotations

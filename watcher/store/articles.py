@@ -14,6 +14,10 @@ from .base import FEED_NAMES_TEXT, Connection, to_db_time
 class ArticleQueries(Connection):
     # --- rematch, search, export ------------------------------------------------------------------------
 
+    def count_articles(self) -> int:
+        """Every stored article, matched or kept unmatched for rematch."""
+        return int(self.db.execute("SELECT count(*) FROM articles").fetchone()[0])
+
     def articles_to_rematch(self, batch: int = 500) -> Iterator[list[dict[str, Any]]]:
         """Every stored article (matched ones, and unmatched ones still in the keep window), in id batches."""
         last = 0
@@ -36,10 +40,14 @@ class ArticleQueries(Connection):
         """Full-text search (FTS5 syntax) over stored articles, best first, with a snippet around the hits."""
         where, params = ["articles_fts MATCH ?"], [query]
         if topic:
-            where.append("EXISTS (SELECT 1 FROM matches m WHERE m.article_id = a.id AND m.topic = ? AND m.retracted_at IS NULL)")
+            where.append(
+                "EXISTS (SELECT 1 FROM matches m WHERE m.article_id = a.id AND m.topic = ? AND m.retracted_at IS NULL)"
+            )
             params.append(topic)
         if feed:
-            where.append("EXISTS (SELECT 1 FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id AND f.name = ?)")
+            where.append(
+                "EXISTS (SELECT 1 FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id AND f.name = ?)"
+            )
             params.append(feed)
         if since:
             where.append("coalesce(a.published_at, a.fetched_at) >= ?")
@@ -55,7 +63,9 @@ class ArticleQueries(Connection):
         try:
             return self._query(sql, [*params, limit])
         except sqlite3.OperationalError as e:
-            raise StoreError(f"cannot search for {query!r}: {e} (FTS5 query syntax: words, \"phrases\", AND, OR, NOT, prefix*)") from e
+            raise StoreError(
+                f'cannot search for {query!r}: {e} (FTS5 query syntax: words, "phrases", AND, OR, NOT, prefix*)'
+            ) from e
 
     def export_matches(self, *, topic: str | None = None, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         where, params = ["m.retracted_at IS NULL"], []

@@ -14,35 +14,37 @@ SQLite's date functions read.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, overload
 
 import sqlite_utils
 
 from ..errors import StoreError
-from ..migrations import MIGRATIONS
+from .migrations import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 15_000
 
 # The names of the feeds that carried article `a`, as a JSON list or as "A, B" text: several queries show them.
-FEED_NAMES_JSON = (
-    "(SELECT json_group_array(f.name) FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id)"
-)
-FEED_NAMES_TEXT = (
-    "(SELECT group_concat(f.name, ', ') FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id)"
-)
+FEED_NAMES_JSON = "(SELECT json_group_array(f.name) FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id)"
+FEED_NAMES_TEXT = "(SELECT group_concat(f.name, ', ') FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id)"
 
 
 def placeholders(values: Sequence[Any]) -> str:
     """`?,?,?` for an `IN (...)` over `values`."""
     return ",".join("?" * len(values))
+
+
 _SQLITE_FULL = ("database or disk is full", "disk i/o error")
 
 
+@overload
+def to_db_time(value: datetime) -> str: ...
+@overload
+def to_db_time(value: None) -> None: ...
 def to_db_time(value: datetime | None) -> str | None:
     if value is None:
         return None
@@ -113,7 +115,7 @@ class Connection:
                 raise StoreError(f"database write failed{hint}: {e}") from e
             raise
 
-    def _query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[dict[str, Any]]:
+    def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         return list(self.db.query(sql, params))
 
     def schema_version(self) -> int:

@@ -43,7 +43,11 @@ class FeedQueries(Connection):
                     url_changed = row[1] != url
                     conn.execute(
                         "UPDATE feeds SET url = ?, enabled = ?, extract = ?, interval_s = ?"
-                        + (", etag = NULL, last_modified = NULL, next_check_at = ?, moved_to = NULL" if url_changed else "")
+                        + (
+                            ", etag = NULL, last_modified = NULL, next_check_at = ?, moved_to = NULL"
+                            if url_changed
+                            else ""
+                        )
                         + " WHERE id = ?",
                         (url, int(feed.enabled), int(feed.extract), interval)
                         + ((stamp,) if url_changed else ())
@@ -52,7 +56,9 @@ class FeedQueries(Connection):
             placeholders = ",".join("?" * len(names))
             conn.execute(f"UPDATE feeds SET enabled = 0 WHERE name NOT IN ({placeholders})", names)
 
-    def due_feeds(self, now: datetime, *, names: Sequence[str] | None = None, limit: int | None = None) -> list[FeedRecord]:
+    def due_feeds(
+        self, now: datetime, *, names: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[FeedRecord]:
         """Enabled feeds whose next check is due, most overdue first; with `names`, those feeds whatever their time."""
         if names is not None:
             where = f"enabled = 1 AND name IN ({placeholders(names)})"
@@ -113,8 +119,15 @@ class FeedQueries(Connection):
             conn.execute(
                 "UPDATE feeds SET last_checked_at = ?, next_check_at = ?, error_count = error_count + ?,"
                 " last_error = ?, last_error_kind = ?, last_status = ? WHERE id = ?",
-                (to_db_time(u.checked_at), to_db_time(u.next_check_at), int(u.status == "error"), u.error,
-                 u.error_kind, u.status, feed_id),
+                (
+                    to_db_time(u.checked_at),
+                    to_db_time(u.next_check_at),
+                    int(u.status == "error"),
+                    u.error,
+                    u.error_kind,
+                    u.status,
+                    feed_id,
+                ),
             )
             return
         conn.execute(
@@ -141,22 +154,43 @@ class FeedQueries(Connection):
             "INSERT INTO articles (url, title, body, body_source, author, language, published_at, fetched_at, matched)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET matched = max(matched, excluded.matched)"
             " RETURNING id",
-            (a.url, a.title, a.body, a.body_source, a.author, a.language, to_db_time(a.published_at), now, int(bool(a.matches))),
+            (
+                a.url,
+                a.title,
+                a.body,
+                a.body_source,
+                a.author,
+                a.language,
+                to_db_time(a.published_at),
+                now,
+                int(bool(a.matches)),
+            ),
         ).fetchone()
         return row[0]
 
-    def _add_source(self, conn: sqlite3.Connection, article_id: int, feed_id: int, entry_id: str, link: str | None, now: str) -> None:
+    def _add_source(
+        self, conn: sqlite3.Connection, article_id: int, feed_id: int, entry_id: str, link: str | None, now: str
+    ) -> None:
         conn.execute(
             "INSERT OR IGNORE INTO article_sources (article_id, feed_id, entry_id, link, seen_at) VALUES (?, ?, ?, ?, ?)",
             (article_id, feed_id, entry_id, link, now),
         )
 
-    def _insert_match(self, conn: sqlite3.Connection, article_id: int, match: Any, now: str, routes: Mapping[str, Sequence[str]]) -> int:
+    def _insert_match(
+        self, conn: sqlite3.Connection, article_id: int, match: Any, now: str, routes: Mapping[str, Sequence[str]]
+    ) -> int:
         cursor = conn.execute(
             "INSERT INTO matches (article_id, topic, score, terms, snippet, matched_at) VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(article_id, topic) DO UPDATE SET retracted_at = NULL, score = excluded.score,"
             " terms = excluded.terms, snippet = excluded.snippet",
-            (article_id, match.topic, match.score, json.dumps(list(match.terms), ensure_ascii=False), match.snippet, now),
+            (
+                article_id,
+                match.topic,
+                match.score,
+                json.dumps(list(match.terms), ensure_ascii=False),
+                match.snippet,
+                now,
+            ),
         )
         queued = 0
         for channel in routes.get(match.topic, ()):
@@ -168,7 +202,11 @@ class FeedQueries(Connection):
         return queued
 
     def apply_rematch(
-        self, results: Sequence[tuple[int, Sequence[Any]]], topics: Sequence[str], routes: Mapping[str, Sequence[str]], now: datetime
+        self,
+        results: Sequence[tuple[int, Sequence[Any]]],
+        topics: Sequence[str],
+        routes: Mapping[str, Sequence[str]],
+        now: datetime,
     ) -> tuple[int, int, int]:
         """Write new rules' verdicts for a batch of articles: (added, retracted, queued).
 
@@ -182,7 +220,9 @@ class FeedQueries(Connection):
             for article_id, matches in results:
                 current = {
                     row[0]: row[1]
-                    for row in conn.execute("SELECT topic, retracted_at FROM matches WHERE article_id = ?", (article_id,))
+                    for row in conn.execute(
+                        "SELECT topic, retracted_at FROM matches WHERE article_id = ?", (article_id,)
+                    )
                 }
                 matched_now = {m.topic for m in matches}
                 for match in matches:
@@ -192,7 +232,8 @@ class FeedQueries(Connection):
                 for topic in topics:
                     if topic in current and current[topic] is None and topic not in matched_now:
                         conn.execute(
-                            "UPDATE matches SET retracted_at = ? WHERE article_id = ? AND topic = ?", (stamp, article_id, topic)
+                            "UPDATE matches SET retracted_at = ? WHERE article_id = ? AND topic = ?",
+                            (stamp, article_id, topic),
                         )
                         # Alerts not yet sent for a retracted match are not sent.
                         conn.execute(

@@ -26,8 +26,9 @@ class OutboxQueries(Connection):
             f" m.terms, m.snippet, {FEED_NAMES_JSON} AS feeds"
             " FROM deliveries d JOIN articles a ON a.id = d.article_id"
             " LEFT JOIN matches m ON m.article_id = d.article_id AND m.topic = d.topic"
-            " WHERE d.channel = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND m.retracted_at IS NULL" + topic_filter +
-            " ORDER BY d.created_at, d.id",
+            " WHERE d.channel = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND m.retracted_at IS NULL"
+            + topic_filter
+            + " ORDER BY d.created_at, d.id",
             params,
         )
         return [_delivery(r) for r in rows]
@@ -39,13 +40,25 @@ class OutboxQueries(Connection):
         return from_db_time(row[0])
 
     def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
-        self._set_status(ids, "UPDATE deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL, claimed_by = NULL", [to_db_time(now)])
+        self._set_status(
+            ids,
+            "UPDATE deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL, claimed_by = NULL",
+            [to_db_time(now)],
+        )
 
     def mark_retry(self, ids: Sequence[int], error: str, retry_at: datetime) -> None:
-        self._set_status(ids, "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, claimed_by = NULL", [error[:500], to_db_time(retry_at)])
+        self._set_status(
+            ids,
+            "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, claimed_by = NULL",
+            [error[:500], to_db_time(retry_at)],
+        )
 
     def mark_dead(self, ids: Sequence[int], error: str) -> None:
-        self._set_status(ids, "UPDATE deliveries SET status = 'dead', attempts = attempts + 1, last_error = ?, claimed_by = NULL", [error[:500]])
+        self._set_status(
+            ids,
+            "UPDATE deliveries SET status = 'dead', attempts = attempts + 1, last_error = ?, claimed_by = NULL",
+            [error[:500]],
+        )
 
     def mark_skipped(self, ids: Sequence[int], reason: str) -> None:
         """For deliveries that will never be sent on purpose (a retracted match, a removed channel)."""
@@ -58,7 +71,8 @@ class OutboxQueries(Connection):
 
     def retry_dead(self, now: datetime, *, channel: str | None = None, ids: Sequence[int] = ()) -> int:
         """Put dead letters back in the queue (`watcher alerts retry`)."""
-        sql, params = "UPDATE deliveries SET status = 'pending', next_attempt_at = ? WHERE status = 'dead'", [to_db_time(now)]
+        sql = "UPDATE deliveries SET status = 'pending', next_attempt_at = ? WHERE status = 'dead'"
+        params: list[Any] = [to_db_time(now)]
         if channel:
             sql, params = sql + " AND channel = ?", params + [channel]
         if ids:
@@ -66,7 +80,9 @@ class OutboxQueries(Connection):
         with self._write() as conn:
             return conn.execute(sql, params).rowcount
 
-    def list_deliveries(self, *, status: str | None = None, channel: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def list_deliveries(
+        self, *, status: str | None = None, channel: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
         where, params = ["1=1"], []
         if status:
             where.append("d.status = ?")
@@ -95,7 +111,9 @@ class OutboxQueries(Connection):
 
     # Used by watcher/alerts/outbox.py (claim) and `watcher digest preview` (recent_matches).
 
-    def claim_deliveries(self, ids: Sequence[int], now: datetime, until: datetime, owner: str | None = None) -> list[int]:
+    def claim_deliveries(
+        self, ids: Sequence[int], now: datetime, until: datetime, owner: str | None = None
+    ) -> list[int]:
         """Take due pending deliveries for one send: their next attempt moves to `until` (a lease), so a second
         pass or process reading the outbox meanwhile skips them. Returns the ids this call claimed; a send's
         outcome (mark_sent/mark_retry/mark_dead) replaces the lease. A crash leaves the claim with its `owner`,
@@ -131,7 +149,9 @@ class OutboxQueries(Connection):
                 ).rowcount
         return released
 
-    def recent_matches(self, since: datetime, *, topics: Sequence[str] | None = None, limit: int = 1000) -> list[Delivery]:
+    def recent_matches(
+        self, since: datetime, *, topics: Sequence[str] | None = None, limit: int = 1000
+    ) -> list[Delivery]:
         """Matches (not retracted) made since `since`, newest first, as Delivery values with id 0 and no channel."""
         params: list[Any] = [to_db_time(since)]
         topic_filter = ""
@@ -142,8 +162,9 @@ class OutboxQueries(Connection):
             "SELECT 0 AS id, m.article_id, m.topic, '' AS channel, m.matched_at AS created_at, 0 AS attempts, a.title,"
             f" a.url, a.published_at, m.terms, m.snippet, {FEED_NAMES_JSON} AS feeds"
             " FROM matches m JOIN articles a ON a.id = m.article_id"
-            " WHERE m.retracted_at IS NULL AND m.matched_at >= ?" + topic_filter +
-            " ORDER BY m.matched_at DESC LIMIT ?",
+            " WHERE m.retracted_at IS NULL AND m.matched_at >= ?"
+            + topic_filter
+            + " ORDER BY m.matched_at DESC LIMIT ?",
             [*params, limit],
         )
         return [_delivery(r) for r in rows]
@@ -158,7 +179,9 @@ class OutboxQueries(Connection):
 
     def outbox_by_channel(self) -> list[dict[str, Any]]:
         """Deliveries per channel and status (pending, sent, dead, skipped)."""
-        return self._query("SELECT channel, status, count(*) AS n FROM deliveries GROUP BY channel, status ORDER BY channel, status")
+        return self._query(
+            "SELECT channel, status, count(*) AS n FROM deliveries GROUP BY channel, status ORDER BY channel, status"
+        )
 
 
 def _delivery(row: Mapping[str, Any]) -> Delivery:
@@ -167,7 +190,7 @@ def _delivery(row: Mapping[str, Any]) -> Delivery:
         article_id=row["article_id"],
         topic=row["topic"],
         channel=row["channel"],
-        created_at=from_db_time(row["created_at"]),
+        created_at=datetime.fromisoformat(row["created_at"]),  # NOT NULL in the schema
         attempts=row["attempts"],
         title=row["title"],
         url=row["url"],

@@ -1,4 +1,4 @@
-"""The `watcher` command: a thin click layer over the library. Each command's help ends with an example."""
+"""The daemon's commands and the first-hour ones: run, poll, check, status, init."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import sys
-from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -14,84 +13,13 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .config import Config, load_config
-from .errors import ConfigError, WatcherError
-from .store import Store, from_db_time
-
-DEFAULT_CONFIG = "config.toml"
-
-
-@dataclass
-class App:
-    """What every command may need, opened on first use: `ctx.obj.config`, `ctx.obj.store`."""
-
-    config_path: str
-    db_override: str | None
-    _config: Config | None = None
-    _store: Store | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def config(self) -> Config:
-        if self._config is None:
-            self._config = load_config(self.config_path)
-        return self._config
-
-    @property
-    def db_path(self) -> str:
-        if self.db_override:
-            return self.db_override
-        database = Path(self.config.database)
-        # A relative database path is relative to the config file, so the daemon finds it whatever its cwd.
-        return str(database if database.is_absolute() else Path(self.config_path).resolve().parent / database)
-
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            self._store = Store.open(self.db_path)
-        return self._store
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-
-
-class WatcherGroup(click.Group):
-    """Turns watcher's expected errors into a clear message and exit status 2, with no traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except WatcherError as e:
-            click.echo(f"error: {e}", err=True)
-            ctx.exit(2)
-
-
-@click.group(cls=WatcherGroup)
-@click.option("--config", "config_path", envvar="WATCHER_CONFIG", default=DEFAULT_CONFIG, show_default=True,
-              help="Config file (or WATCHER_CONFIG).")
-@click.option("--db", "db_path", envvar="WATCHER_DB", default=None, help="SQLite file (or WATCHER_DB); default: [watcher] database.")
-@click.option("--log-format", envvar="WATCHER_LOG_FORMAT", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Log lines as text or JSON (or WATCHER_LOG_FORMAT).")
-@click.option("--log-level", envvar="WATCHER_LOG_LEVEL", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
-              help="Overrides [watcher] log_level (or WATCHER_LOG_LEVEL).")
-@click.version_option(__version__, prog_name="watcher")
-@click.pass_context
-def main(ctx: click.Context, config_path: str, db_path: str | None, log_format: str, log_level: str | None) -> None:
-    """watcher: polls news feeds, keeps the articles that match your topics in SQLite, and alerts you.
-
-    \b
-    Example:
-        watcher --config config.toml run
-    """
-    ctx.obj = App(config_path, db_path)
-    ctx.obj.extras.update(log_format=log_format, log_level=log_level)
-    ctx.call_on_close(ctx.obj.close)
+from ..config import Config
+from ..errors import ConfigError
+from .app import DEFAULT_CONFIG, App, ago, echo_table
 
 
 def _setup_logging(app: App) -> None:
-    from .logs import setup_logging
+    from ..logs import setup_logging
 
     # The values of the secrets the config names (SMTP password, webhook URLs) are masked in every log line.
     secrets = tuple(
@@ -103,9 +31,15 @@ def _setup_logging(app: App) -> None:
     setup_logging(app.extras["log_level"] or app.config.log_level, app.extras["log_format"], secrets=secrets)
 
 
-@main.command()
-@click.option("--http", "http", envvar="WATCHER_HTTP", metavar="HOST:PORT", default=None,
-              help="Serve /healthz and /metrics here (or WATCHER_HTTP); overrides [watcher] http.")
+@click.command()
+@click.option(
+    "--http",
+    "http",
+    envvar="WATCHER_HTTP",
+    metavar="HOST:PORT",
+    default=None,
+    help="Serve /healthz and /metrics here (or WATCHER_HTTP); overrides [watcher] http.",
+)
 @click.pass_obj
 def run(app: App, http: str | None) -> None:
     """Run the daemon: poll due feeds, extract, match, store, alert; stop with Ctrl-C or SIGTERM.
@@ -116,13 +50,13 @@ def run(app: App, http: str | None) -> None:
     Example:
         watcher --config config.toml --db watcher.db run --http 127.0.0.1:9108
     """
-    from .daemon import run_daemon
+    from ..daemon import run_daemon
 
     _setup_logging(app)
     run_daemon(app.config, app.store, http=http)
 
 
-@main.command()
+@click.command()
 @click.option("--feed", "feed_names", multiple=True, help="Poll only this feed (by name); repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON lines.")
 @click.pass_obj
@@ -133,10 +67,10 @@ def poll(app: App, feed_names: tuple[str, ...], as_json: bool) -> None:
     Example:
         watcher poll --feed "Yonhap (English)"
     """
-    from .fetch import Fetcher
-    from .pipeline import Pipeline, utcnow
-    from .pipeline import poll as poll_feeds
-    from .workers import Workers
+    from ..fetch import Fetcher
+    from ..pipeline import Pipeline, utcnow
+    from ..pipeline import poll as poll_feeds
+    from ..workers import Workers
 
     _setup_logging(app)
     config, store = app.config, app.store
@@ -144,7 +78,9 @@ def poll(app: App, feed_names: tuple[str, ...], as_json: bool) -> None:
     known = {f.name for f in config.feeds}
     unknown = [n for n in feed_names if n not in known]
     if unknown:
-        raise click.BadParameter(f"no feed named {', '.join(map(repr, unknown))}; see `watcher status`", param_hint="--feed")
+        raise click.BadParameter(
+            f"no feed named {', '.join(map(repr, unknown))}; see `watcher status`", param_hint="--feed"
+        )
     feeds = store.due_feeds(utcnow(), names=list(feed_names) or [f.name for f in config.feeds if f.enabled])
 
     async def go():
@@ -178,7 +114,7 @@ def poll(app: App, feed_names: tuple[str, ...], as_json: bool) -> None:
             click.echo(json.dumps(row, ensure_ascii=False))
         return
     echo_table(rows)
-    total = lambda key: sum(r[key] for r in rows)  # noqa: E731
+    total = lambda key: sum(r[key] for r in rows)
     failed = sum(1 for r in rows if r["status"] in ("error", "offline"))
     click.echo(
         f"{len(rows)} feeds ({failed} failed), {total('entries')} entries, {total('new')} new, "
@@ -187,7 +123,7 @@ def poll(app: App, feed_names: tuple[str, ...], as_json: bool) -> None:
     )
 
 
-@main.command()
+@click.command()
 @click.pass_obj
 def check(app: App) -> None:
     """Check the config file: every error at once, with its key path; exit status 2 when there are errors.
@@ -214,8 +150,10 @@ def _secret_warnings(config: Config) -> list[str]:
     return warnings
 
 
-@main.command()
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per feed (with --check: the verdict as /healthz gives it).")
+@click.command()
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per feed (with --check: the verdict as /healthz gives it)."
+)
 @click.option("--check", is_flag=True, help="Print only a verdict; exit 1 when watcher is failing (for health checks).")
 @click.pass_obj
 def status(app: App, as_json: bool, check: bool) -> None:
@@ -241,8 +179,8 @@ def status(app: App, as_json: bool, check: bool) -> None:
     table = [
         {
             "feed": r["name"] + ("" if r["enabled"] else " (disabled)"),
-            "last success": _ago(r["last_success_at"], now),
-            "next check": _ago(r["next_check_at"], now),
+            "last success": ago(r["last_success_at"], now),
+            "next check": ago(r["next_check_at"], now),
             "errors": r["error_count"],
             "matches": r["matches"],
             "last error": (r["last_error"] or "")[:60] + (f"  (moved to {r['moved_to']})" if r["moved_to"] else ""),
@@ -265,7 +203,7 @@ def status(app: App, as_json: bool, check: bool) -> None:
 
 def _health_check(app: App) -> Any:
     """The same verdict as /healthz (ops.py), from the database; a config that does not load is a reason, not a crash."""
-    from .ops import assess_health
+    from ..ops import assess_health
 
     config, config_error = None, None
     try:
@@ -275,7 +213,7 @@ def _health_check(app: App) -> Any:
     return assess_health(app.store, config, datetime.now().astimezone(), config_error=config_error)
 
 
-@main.command()
+@click.command()
 @click.argument("path", default=DEFAULT_CONFIG, type=click.Path(dir_okay=False))
 def init(path: str) -> None:
     """Write a starter config file (the default feeds and topics); never overwrites an existing file.
@@ -293,45 +231,3 @@ def init(path: str) -> None:
 
 def default_config_text() -> str:
     return resources.files("watcher").joinpath("default_config.toml").read_text(encoding="utf-8")
-
-
-# --- output helpers ---------------------------------------------------------------------------------------
-
-
-def _ago(value: str | None, now: datetime) -> str:
-    when = from_db_time(value)
-    if when is None:
-        return "never"
-    seconds = (when - now).total_seconds()
-    span = abs(seconds)
-    text = f"{span:.0f}s" if span < 90 else f"{span / 60:.0f}m" if span < 5400 else f"{span / 3600:.1f}h" if span < 172800 else f"{span / 86400:.0f}d"
-    return f"in {text}" if seconds > 0 else f"{text} ago"
-
-
-def echo_table(rows: list[dict[str, Any]]) -> None:
-    """A plain aligned table; colour for the status column when the terminal has it."""
-    if not rows:
-        click.echo("(nothing)")
-        return
-    headers = list(rows[0])
-    cells = [[str(row[h]) for h in headers] for row in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    click.echo("  ".join(click.style(h.ljust(w) if i < len(headers) - 1 else h, bold=True) for i, (h, w) in enumerate(zip(headers, widths))))
-    colours = {"ok": "green", "not-modified": "cyan", "error": "red", "offline": "yellow"}
-    for row in cells:
-        parts = []
-        for h, c, w in zip(headers, row, widths):
-            parts.append(click.style(c.ljust(w), fg=colours.get(c)) if h == "status" else c.ljust(w))
-        click.echo("  ".join(parts).rstrip())
-
-
-def _attach_subcommands() -> None:
-    from .alerts.cli import alerts, digest
-    from .cli_feeds import feeds, serve
-    from .cli_rules import export, rematch, rules, search
-
-    for command in (digest, alerts, rules, rematch, search, export, feeds, serve):
-        main.add_command(command)
-
-
-_attach_subcommands()

@@ -8,7 +8,7 @@ Evaluation has two passes, because most (article, topic) pairs are false and onl
                       true with no hits); positional nodes also give spans(art, scope) -> [(first, last, hits)].
 `scope` is 0 (whole article) or the SCOPES number of `title:`, `body:` or `lead:`.
 
-NEAR and SENTENCE are in rules_near.py. Nodes are interned: two topics (or two places in one rule) that
+NEAR and SENTENCE are in near.py. Nodes are interned: two topics (or two places in one rule) that
 compile to the same subtree, such as a shared @list, get the same node, and each node's mask is computed once
 per article (memo keyed by the node's uid).
 `needs()` gives clauses of atoms of which at least one must occur for the node to be true; a topic uses them
@@ -22,7 +22,7 @@ import weakref
 from functools import reduce
 from operator import or_
 
-from .rules_text import CJK, CYRILLIC, GAP, HANGUL, LATIN, LEAD_WORDS, VOCABULARY, ArticleText, script_of, stem
+from .text import CJK, CYRILLIC, GAP, HANGUL, LATIN, LEAD_WORDS, VOCABULARY, ArticleText, script_of, stem
 
 SCOPES = {"title": 1, "body": 2, "lead": 3}  # scope 0 is the whole article; ints make memo keys cheap
 _uids = itertools.count(1)
@@ -79,7 +79,7 @@ def _atom_positions(atom: tuple[str, str], art: ArticleText) -> list[int]:
         out = art.by_stem().get(value, []) if value in art.stem_set else []
     elif kind == "f":
         out = art.by_form().get(value, [])
-    elif kind == "h" and not art.has_hangul or kind == "c" and not art.has_cjk:
+    elif (kind == "h" and not art.has_hangul) or (kind == "c" and not art.has_cjk):
         out = []
     else:
         found = set(art.forms_with_prefix(value) if kind in "ph" else art.forms_containing(value))
@@ -108,7 +108,7 @@ def intern(node: Node) -> Node:
 
 
 class Node:
-    __slots__ = ("label", "children", "uid", "signature", "__weakref__")
+    __slots__ = ("__weakref__", "children", "label", "signature", "uid")
     positional = False
 
     def __init__(self, label: str, children: tuple[Node, ...] = (), *extra):
@@ -143,7 +143,7 @@ class Node:
 class Term(Node):
     """A word, a prefix or a phrase (several atoms, one per word, at consecutive positions)."""
 
-    __slots__ = ("atoms", "weight", "gate", "script")
+    __slots__ = ("atoms", "gate", "script", "weight")
     positional = True
 
     def __init__(self, label: str, atoms: tuple[tuple[str, str], ...], weight: float):
@@ -210,7 +210,7 @@ class Or(Node):
     stems first, so a long list of alternatives costs one C-level operation when none occurs; Hangul and
     CJK terms are skipped on articles without those scripts."""
 
-    __slots__ = ("positional", "by_gate", "gate_keys", "words", "complex", "complex_keys", "others", "scripts")
+    __slots__ = ("by_gate", "complex", "complex_keys", "gate_keys", "others", "positional", "scripts", "words")
 
     def __init__(self, label, children):
         super().__init__(label, children)

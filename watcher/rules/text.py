@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 
 # A word: a number with separators (3,000 -> 3000; 1.5 stays), a dotted acronym (U.S., N.K.; the dots are
 # dropped), or letters/digits with combining marks, with an English possessive absorbed (Russia's -> russia).
@@ -28,8 +29,46 @@ WORD_RE = re.compile(
 
 # The words that end with a dot yet do not end a sentence ("Mr. Putin", "Gen. Syrskyi").
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr gen lt col maj sgt capt adm cmdr st gov sen rep pres prof no vs jan feb mar apr jun jul aug"
-    " sep sept oct nov dec inc corp co ltd jr sr".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "gen",
+        "lt",
+        "col",
+        "maj",
+        "sgt",
+        "capt",
+        "adm",
+        "cmdr",
+        "st",
+        "gov",
+        "sen",
+        "rep",
+        "pres",
+        "prof",
+        "no",
+        "vs",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "inc",
+        "corp",
+        "co",
+        "ltd",
+        "jr",
+        "sr",
+    ]
 )
 
 HANGUL, CJK, CYRILLIC, LATIN, OTHER = "hangul", "cjk", "cyrillic", "latin", "other"
@@ -69,19 +108,93 @@ def fold(word: str) -> str:
 
 # Irregular forms mapped to the word they belong to, and words the suffix rules would damage.
 _IRREGULAR = {
-    "sent": "send", "sold": "sell", "bought": "buy", "built": "build", "fought": "fight", "brought": "bring",
-    "withdrew": "withdraw", "withdrawn": "withdraw", "withdrawal": "withdraw", "withdrawals": "withdraw",
-    "arrival": "arrive", "arrivals": "arrive", "flew": "fly", "flown": "fly", "gave": "give", "given": "give",
-    "took": "take", "taken": "take", "made": "make", "began": "begin", "begun": "begin", "left": "leave",
-    "men": "man", "women": "woman", "paid": "pay", "sought": "seek", "held": "hold", "went": "go", "gone": "go",
-    "drew": "draw", "drawn": "draw", "rode": "ride", "ran": "run", "met": "meet", "kept": "keep", "struck": "strike",
-    "shot": "shoot", "lent": "lend", "stood": "stand", "pulled": "pull", "redeployment": "redeploy",
-    "sales": "sale", "deliveries": "delivery",
+    "sent": "send",
+    "sold": "sell",
+    "bought": "buy",
+    "built": "build",
+    "fought": "fight",
+    "brought": "bring",
+    "withdrew": "withdraw",
+    "withdrawn": "withdraw",
+    "withdrawal": "withdraw",
+    "withdrawals": "withdraw",
+    "arrival": "arrive",
+    "arrivals": "arrive",
+    "flew": "fly",
+    "flown": "fly",
+    "gave": "give",
+    "given": "give",
+    "took": "take",
+    "taken": "take",
+    "made": "make",
+    "began": "begin",
+    "begun": "begin",
+    "left": "leave",
+    "men": "man",
+    "women": "woman",
+    "paid": "pay",
+    "sought": "seek",
+    "held": "hold",
+    "went": "go",
+    "gone": "go",
+    "drew": "draw",
+    "drawn": "draw",
+    "rode": "ride",
+    "ran": "run",
+    "met": "meet",
+    "kept": "keep",
+    "struck": "strike",
+    "shot": "shoot",
+    "lent": "lend",
+    "stood": "stand",
+    "pulled": "pull",
+    "redeployment": "redeploy",
+    "sales": "sale",
+    "deliveries": "delivery",
 }
 _KEEP = frozenset(
-    "news series species during thus various was has does is this its his hers lens bias gas chaos united"
-    " always perhaps whereas christmas status campus virus bonus analysis crisis basis thesis kursk paris"
-    " texas athens wales brussels mars isis hamas".split()
+    [
+        "news",
+        "series",
+        "species",
+        "during",
+        "thus",
+        "various",
+        "was",
+        "has",
+        "does",
+        "is",
+        "this",
+        "its",
+        "his",
+        "hers",
+        "lens",
+        "bias",
+        "gas",
+        "chaos",
+        "united",
+        "always",
+        "perhaps",
+        "whereas",
+        "christmas",
+        "status",
+        "campus",
+        "virus",
+        "bonus",
+        "analysis",
+        "crisis",
+        "basis",
+        "thesis",
+        "kursk",
+        "paris",
+        "texas",
+        "athens",
+        "wales",
+        "brussels",
+        "mars",
+        "isis",
+        "hamas",
+    ]
 )
 _VOWELS = frozenset("aeiouy")
 
@@ -128,11 +241,79 @@ _RU_ENDINGS = tuple(
     sorted(
         {
             fold(e)
-            for e in (
-                "иями ями ами иях ях ах ием ием ией ией ей ой ий ый ое ее ые ие ых их ым им ом ем ого его ому ему "
-                "ая яя ую юю ою ею ов ев ям ам ия ья ье ью ию ии ьи а я о е ы и у ю ь "
-                "ешь ишь ете ите ет ит ут ют ат ят ть ла ло ли л ся сь"
-            ).split()
+            for e in [
+                "иями",
+                "ями",
+                "ами",
+                "иях",
+                "ях",
+                "ах",
+                "ием",
+                "ием",
+                "ией",
+                "ией",
+                "ей",
+                "ой",
+                "ий",
+                "ый",
+                "ое",
+                "ее",
+                "ые",
+                "ие",
+                "ых",
+                "их",
+                "ым",
+                "им",
+                "ом",
+                "ем",
+                "ого",
+                "его",
+                "ому",
+                "ему",
+                "ая",
+                "яя",
+                "ую",
+                "юю",
+                "ою",
+                "ею",
+                "ов",
+                "ев",
+                "ям",
+                "ам",
+                "ия",
+                "ья",
+                "ье",
+                "ью",
+                "ию",
+                "ии",
+                "ьи",
+                "а",
+                "я",
+                "о",
+                "е",
+                "ы",
+                "и",
+                "у",
+                "ю",
+                "ь",
+                "ешь",
+                "ишь",
+                "ете",
+                "ите",
+                "ет",
+                "ит",
+                "ут",
+                "ют",
+                "ат",
+                "ят",
+                "ть",
+                "ла",
+                "ло",
+                "ли",
+                "л",
+                "ся",
+                "сь",
+            ]
         },
         key=len,
         reverse=True,
@@ -197,10 +378,10 @@ def normalise(raw: str) -> tuple[str, str]:
 
 
 def _normalise_all(raws: list[str]) -> list[tuple[str, str]]:
-    tokens = list(map(_NORMALISED.get, raws))  # the common case, all cached, stays in C
-    if None in tokens:
-        tokens = [t or normalise(r) for t, r in zip(tokens, raws)]
-    return tokens
+    cached = list(map(_NORMALISED.get, raws))  # the common case, all cached, stays in C
+    if None in cached:
+        return [t or normalise(r) for t, r in zip(cached, raws)]
+    return cached  # type: ignore[return-value]  # no None left: checked just above
 
 
 def words_of(text: str) -> list[str]:
@@ -208,7 +389,7 @@ def words_of(text: str) -> list[str]:
     return [f for f, _ in map(normalise, WORD_RE.findall(text)) if f]
 
 
-# The words and stems the compiled rules look up (rules_eval registers them): an article indexes only these.
+# The words and stems the compiled rules look up (evaluate.py registers them): an article indexes only these.
 VOCABULARY: set[str] = set()
 GAP = 512  # bits between the title's and the body's words in a mask: more than any NEAR reaches (500 + 1)
 
@@ -223,9 +404,25 @@ class ArticleText:
     """
 
     __slots__ = (
-        "title", "body", "forms", "stems", "stem_set", "title_end", "has_hangul", "has_cjk", "has_cyrillic",
-        "memo", "masks", "_tokens", "_index", "_form_index", "_indexed", "_sorted_forms", "_sentence_starts",
-        "_stem_masks", "_scope_masks",
+        "_form_index",
+        "_index",
+        "_indexed",
+        "_scope_masks",
+        "_sentence_starts",
+        "_sorted_forms",
+        "_stem_masks",
+        "_tokens",
+        "body",
+        "forms",
+        "has_cjk",
+        "has_cyrillic",
+        "has_hangul",
+        "masks",
+        "memo",
+        "stem_set",
+        "stems",
+        "title",
+        "title_end",
     )
 
     def __init__(self, title: str, body: str):
@@ -237,7 +434,8 @@ class ArticleText:
         title_words = [t for t in title_tokens if t[0]]
         words = title_words + [t for t in body_tokens if t[0]]
         self.title_end = len(title_words)
-        self.forms, self.stems = zip(*words) if words else ((), ())
+        self.forms: tuple[str, ...] = tuple(w[0] for w in words)
+        self.stems: tuple[str, ...] = tuple(w[1] for w in words)
         self.stem_set = frozenset(self.stems)
         text_all = self.title + " " + self.body
         # max() is one C pass: below U+0400 there is no Cyrillic, below U+3040 no Hangul syllable and no CJK
@@ -336,7 +534,7 @@ class ArticleText:
         return bisect_right(self.sentence_starts, position) - 1
 
 
-def _index(words: list[str]) -> dict[str, list[int]]:
+def _index(words: Sequence[str]) -> dict[str, list[int]]:
     vocabulary = VOCABULARY
     index: dict[str, list[int]] = {}
     for i in [i for i, w in enumerate(words) if w in vocabulary]:

@@ -28,8 +28,10 @@ def make_config(channels: dict[str, dict[str, Any]], *, timezone: str = "UTC", t
     return config_from_dict(
         {
             "watcher": {"timezone": timezone},
-            "feeds": [{"name": "Reuters World", "url": "https://example.com/reuters.xml"},
-                      {"name": "Yonhap", "url": "https://example.com/yonhap.xml"}],
+            "feeds": [
+                {"name": "Reuters World", "url": "https://example.com/reuters.xml"},
+                {"name": "Yonhap", "url": "https://example.com/yonhap.xml"},
+            ],
             "topics": topics or TOPICS,
             "channels": channels,
         },
@@ -51,25 +53,51 @@ def routes_for(config: Config) -> dict[str, list[str]]:
     return {t.name: [c.name for c in config.channels if not c.topics or t.name in c.topics] for t in config.topics}
 
 
-def article(topic: str | tuple[str, ...], *, title: str | None = None, url: str | None = None,
-            published_at: datetime | None = None, snippet: str = "North Korea and [[Russia]] agreed on [[drone]] production",
-            terms: tuple[str, ...] = ("drone", "Russia")) -> Article:
+def article(
+    topic: str | tuple[str, ...],
+    *,
+    title: str | None = None,
+    url: str | None = None,
+    published_at: datetime | None = None,
+    snippet: str = "North Korea and [[Russia]] agreed on [[drone]] production",
+    terms: tuple[str, ...] = ("drone", "Russia"),
+) -> Article:
     n = next(_serial)
     topics = (topic,) if isinstance(topic, str) else topic
     url = url or f"https://news.example.com/story/{n}"
     title = title if title is not None else f"Story {n} about {topics[0]}"
-    entry = Entry(feed_url="https://example.com/reuters.xml", entry_id=f"id-{n}", url=url, link=url, title=title,
-                  published_at=published_at)
+    entry = Entry(
+        feed_url="https://example.com/reuters.xml",
+        entry_id=f"id-{n}",
+        url=url,
+        link=url,
+        title=title,
+        published_at=published_at,
+    )
     # A javascript: URL should never get past parse.py; stored anyway, it tests the renderers' own defence.
-    return Article(url=url, title=title, body="body text", body_source="feed-summary", entry=entry, published_at=published_at,
-                   matches=tuple(Match(t, 1.0, terms, snippet) for t in topics))
+    return Article(
+        url=url,
+        title=title,
+        body="body text",
+        body_source="feed-summary",
+        entry=entry,
+        published_at=published_at,
+        matches=tuple(Match(t, 1.0, terms, snippet) for t in topics),
+    )
 
 
-def add_articles(store: Store, config: Config, articles: list[Article], now: datetime, *, feed: str = "Reuters World") -> int:
+def add_articles(
+    store: Store, config: Config, articles: list[Article], now: datetime, *, feed: str = "Reuters World"
+) -> int:
     """One poll of one feed that found `articles`: written with its deliveries in one transaction, as the pipeline does."""
     update = FeedUpdate(
-        feed_url="https://example.com/reuters.xml", checked_at=now, next_check_at=now + timedelta(minutes=15),
-        status="ok", seen_entry_ids=tuple(a.entry.entry_id for a in articles), articles=tuple(articles), alert=True,
+        feed_url="https://example.com/reuters.xml",
+        checked_at=now,
+        next_check_at=now + timedelta(minutes=15),
+        status="ok",
+        seen_entry_ids=tuple(a.entry.entry_id for a in articles),
+        articles=tuple(articles),
+        alert=True,
     )
     return store.apply_update(feed_id(store, feed), update, routes_for(config))
 

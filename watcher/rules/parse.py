@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .rules_text import words_of
+from .text import words_of
 
 FIELDS = ("title", "body", "lead")
 FUNCTIONS = ("NEAR", "SENTENCE")
@@ -126,7 +126,8 @@ def _lex(rule: str) -> list[_Token]:
                 tokens.append(_Token("near", text, i, j))
             elif text.lower() in ("and", "or", "not"):
                 raise RuleSyntaxError(
-                    f'write {text.upper()} in capitals for the operator, or "{text}" in quotes to search for the word', i
+                    f'write {text.upper()} in capitals for the operator, or "{text}" in quotes to search for the word',
+                    i,
                 )
             else:
                 tokens.append(_Token("word", text, i, j))
@@ -199,7 +200,12 @@ class _Parser:
                 raise RuleSyntaxError(f"expected a term after {op.text}", op.end)
             right = self.unary()
             distance = int(op.text.split("/")[1])
-            if node.kind == "near" and node.distance == distance and node.start < node.end and self.rule[node.start] != "(":
+            if (
+                node.kind == "near"
+                and node.distance == distance
+                and node.start < node.end
+                and self.rule[node.start] != "("
+            ):
                 node.children.append(right)  # a NEAR/5 b NEAR/5 c: all three within 5
                 node.end = right.end
             else:
@@ -277,7 +283,9 @@ class _Parser:
             chunk = m.group()
             star = chunk.endswith("*")
             if "*" in chunk[:-1]:
-                raise RuleSyntaxError("* goes at the end of a word, as in deploy*", offset + m.start() + chunk.index("*"))
+                raise RuleSyntaxError(
+                    "* goes at the end of a word, as in deploy*", offset + m.start() + chunk.index("*")
+                )
             parts = words_of(chunk[:-1] if star else chunk)
             if star:
                 if not parts:
@@ -315,7 +323,8 @@ class _Parser:
                 continue
             if cur.kind == "op" and cur.text in ("AND", "NOT"):
                 raise RuleSyntaxError(
-                    f"{cur.text} inside {name}( ): its terms must all be found anyway; use OR for alternatives", cur.start
+                    f"{cur.text} inside {name}( ): its terms must all be found anyway; use OR for alternatives",
+                    cur.start,
                 )
             operands.append(self.or_expr(inside_operand=True))
         end = self.tokens[self.i - 1].end
@@ -325,7 +334,7 @@ class _Parser:
 
 
 def _check_prefix(word: str, position: int) -> None:
-    from .rules_text import CJK, HANGUL, script_of
+    from .text import CJK, HANGUL, script_of
 
     least = 1 if script_of(word) in (HANGUL, CJK) else 3
     if len(word) < least:

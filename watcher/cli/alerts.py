@@ -14,10 +14,10 @@ from typing import Any
 
 import click
 
+from ..alerts.digest import clean_text
+from ..alerts.outbox import Dispatcher, DispatchReport
 from ..config import parse_duration
 from ..errors import WatcherError
-from .digest import clean_text
-from .outbox import Dispatcher, DispatchReport
 
 
 def _now() -> datetime:
@@ -31,7 +31,9 @@ def _dispatcher(obj: Any, *, with_channels: bool = True) -> Dispatcher:
 def _check_channel(obj: Any, name: str | None) -> None:
     names = [c.name for c in obj.config.channels]
     if name is not None and name not in names:
-        raise click.BadParameter(f"no channel named {name!r}; configured: {', '.join(names) or 'none'}", param_hint="--channel")
+        raise click.BadParameter(
+            f"no channel named {name!r}; configured: {', '.join(names) or 'none'}", param_hint="--channel"
+        )
 
 
 def _echo_report(report: DispatchReport, channel: str) -> bool:
@@ -68,8 +70,12 @@ def digest() -> None:
 @digest.command("preview")
 @click.option("--channel", "-c", help="Only the topics this channel receives (default: every topic).")
 @click.option("--since", default="24h", show_default=True, help="How far back to look: 90m, 24h, 7d.")
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the HTML (email) rendering to this file, to open in a browser.")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the HTML (email) rendering to this file, to open in a browser.",
+)
 @click.pass_obj
 def preview_command(obj: Any, channel: str | None, since: str, html_file: Path | None) -> None:
     """Show the digest of what matched recently, delivered or not. Nothing is sent or marked.
@@ -188,7 +194,13 @@ def list_command(obj: Any, status: str | None, channel: str | None, limit: int, 
         click.echo("no alerts" + (f" with status {status}" if status else ""))
         return
     # Titles and errors come from feeds and servers: cleaned, so no escape sequence reaches the terminal.
-    cells = [[clean_text(_when(row) if k == "when" else row.get(k) if row.get(k) is not None else "", _WIDTHS.get(k, 40)) for k in _COLUMNS] for row in rows]
+    cells = [
+        [
+            clean_text(_when(row) if k == "when" else row.get(k) if row.get(k) is not None else "", _WIDTHS.get(k, 40))
+            for k in _COLUMNS
+        ]
+        for row in rows
+    ]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(_COLUMNS)]
     click.echo("  ".join(h.ljust(w) for h, w in zip(_COLUMNS, widths)).rstrip())
     for cell in cells:
@@ -216,7 +228,17 @@ def retry_command(obj: Any, ids: tuple[int, ...], channel: str | None, send: boo
         report = asyncio.run(_dispatcher(obj).run(_now()))
         ok = True
         for name in sorted({o.channel for o in report.outcomes} | set(report.busy)):
-            ok = _echo_report(DispatchReport(tuple(o for o in report.outcomes if o.channel == name), (), tuple(b for b in report.busy if b == name)), name) and ok
+            ok = (
+                _echo_report(
+                    DispatchReport(
+                        tuple(o for o in report.outcomes if o.channel == name),
+                        (),
+                        tuple(b for b in report.busy if b == name),
+                    ),
+                    name,
+                )
+                and ok
+            )
         for error in report.errors:
             click.echo(error, err=True)
         if not ok or report.errors:

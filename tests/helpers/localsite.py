@@ -12,10 +12,10 @@ import socket
 import ssl
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Route:
     etag: bool = True  # answer If-None-Match / If-Modified-Since with 304
     last_modified: str | None = "Wed, 25 Nov 2026 10:00:00 GMT"
     gzip: bool = False
-    handler: Callable[["Handler"], None] | None = None  # full control, for misbehaving servers
+    handler: Callable[[Handler], None] | None = None  # full control, for misbehaving servers
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Request:
 
 
 class Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args) -> None:  # keep test output clean
@@ -97,7 +97,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128  # listen backlog; socketserver's default of 5 drops connects when tests fire dozens
-    site: "LocalSite"
+    site: LocalSite
 
     def handle_error(self, request, client_address) -> None:
         pass  # clients that hang up early (timeouts, caps) are what many tests do on purpose
@@ -134,7 +134,7 @@ class LocalSite:
         # every test using the `site` fixture half a second slower.
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
-    def start(self) -> "LocalSite":
+    def start(self) -> LocalSite:
         self._thread.start()
         return self
 
@@ -183,7 +183,9 @@ def reply(status: int, body: bytes = b"", headers: dict[str, str] | None = None)
     return handle
 
 
-def stream_forever(*, chunked: bool = True, content_length: int | None = None, block: int = 16384) -> Callable[[Handler], None]:
+def stream_forever(
+    *, chunked: bool = True, content_length: int | None = None, block: int = 16384
+) -> Callable[[Handler], None]:
     """A body that never ends: chunked, or delimited by close (optionally under a lying Content-Length)."""
 
     def handle(handler: Handler) -> None:
@@ -254,16 +256,49 @@ def make_tls_files(directory: Path, hostname: str) -> tuple[Path, Path, Path]:
 
     Uses the openssl command line tool; callers skip their test when it is missing.
     """
-    ca_key, ca, key, csr, cert, ext = (directory / n for n in ("ca.key", "ca.pem", "key.pem", "srv.csr", "cert.pem", "ext.cnf"))
+    ca_key, ca, key, csr, cert, ext = (
+        directory / n for n in ("ca.key", "ca.pem", "key.pem", "srv.csr", "cert.pem", "ext.cnf")
+    )
 
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True)
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
-        "-subj", "/CN=watcher test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=watcher test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    )
     run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={hostname}")
     ext.write_text(f"subjectAltName=DNS:{hostname}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
-    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(cert),
-        "-days", "2", "-extfile", str(ext))
+    run(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-out",
+        str(cert),
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+    )
     return ca, cert, key

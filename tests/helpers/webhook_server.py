@@ -1,9 +1,9 @@
 """A scripted webhook endpoint on the tests' LocalSite: records JSON payloads, answers as told.
 
-    hook = Endpoint(site, "/slack")
-    hook.then(429, headers={"retry-after": "120"}).then(200)   # answers in order, then 200 "ok" forever
-    hook.then(hang=True)                                       # accept and never answer (until the site stops)
-    hook.payloads                                              # every JSON body received, in order
+hook = Endpoint(site, "/slack")
+hook.then(429, headers={"retry-after": "120"}).then(200)   # answers in order, then 200 "ok" forever
+hook.then(hang=True)                                       # accept and never answer (until the site stops)
+hook.payloads                                              # every JSON body received, in order
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from localsite import Handler, LocalSite, hang
+from tests.helpers.localsite import Handler, LocalSite, hang
 
 
 @dataclass
@@ -34,8 +34,9 @@ class Endpoint:
         self.hits = 0
         self.url = site.add(path, handler=self._answer)
 
-    def then(self, status: int = 200, body: bytes | str = b"ok", *, headers: dict[str, str] | None = None,
-             hang: bool = False) -> Endpoint:
+    def then(
+        self, status: int = 200, body: bytes | str = b"ok", *, headers: dict[str, str] | None = None, hang: bool = False
+    ) -> Endpoint:
         with self.lock:
             self.script.append(Answer(status, body.encode() if isinstance(body, str) else body, headers or {}, hang))
         return self

@@ -23,7 +23,7 @@ from email import message_from_bytes
 from pathlib import Path
 from typing import ClassVar
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parent.parent
 ARTICLE_TEMPLATE = (TESTS / "fixtures" / "site" / "article.html").read_text(encoding="utf-8")
 
 
@@ -41,23 +41,54 @@ class Story:
 
 # (title template, paragraphs, topics) for the rules of test_crash.CONFIG
 KINDS = (
-    ("Factory {n} to produce attack drones", ("The plant will produce drones for export from next spring, officials said.",
-     "Engineers from abroad will help set up the production lines."), frozenset({"drone_cooperation"})),
-    ("Troops deployed to border post {n}", ("Troops were deployed overnight to the border post, the ministry said.",
-     "A spokesman declined to say how many soldiers were involved."), frozenset({"troop_deployment"})),
-    ("Troops deployed to guard drone factory {n}", ("Troops were deployed to guard the drone plant after the attack.",
-     "The factory will keep its production going, its director said."), frozenset({"drone_cooperation", "troop_deployment"})),
-    ("Markets close higher on day {n}", ("Exporters led the gains as the currency weakened against the dollar.",
-     "Trading volumes were thin ahead of the holiday."), frozenset()),
-    ("Snow expected in the capital on day {n}", ("Forecasters expect ten centimetres of snow by Friday.",
-     "Schools may close early, the city said."), frozenset()),
+    (
+        "Factory {n} to produce attack drones",
+        (
+            "The plant will produce drones for export from next spring, officials said.",
+            "Engineers from abroad will help set up the production lines.",
+        ),
+        frozenset({"drone_cooperation"}),
+    ),
+    (
+        "Troops deployed to border post {n}",
+        (
+            "Troops were deployed overnight to the border post, the ministry said.",
+            "A spokesman declined to say how many soldiers were involved.",
+        ),
+        frozenset({"troop_deployment"}),
+    ),
+    (
+        "Troops deployed to guard drone factory {n}",
+        (
+            "Troops were deployed to guard the drone plant after the attack.",
+            "The factory will keep its production going, its director said.",
+        ),
+        frozenset({"drone_cooperation", "troop_deployment"}),
+    ),
+    (
+        "Markets close higher on day {n}",
+        (
+            "Exporters led the gains as the currency weakened against the dollar.",
+            "Trading volumes were thin ahead of the holiday.",
+        ),
+        frozenset(),
+    ),
+    (
+        "Snow expected in the capital on day {n}",
+        ("Forecasters expect ten centimetres of snow by Friday.", "Schools may close early, the city said."),
+        frozenset(),
+    ),
 )
 
 
 class NewsSite:
     """Feeds (two RSS 2.0, one Atom) on a LocalSite; `add_stories(rng)` publishes new items and their pages."""
 
-    FEEDS: ClassVar[dict[str, tuple[str, str]]] = {"wire": ("/wire.rss", "rss"), "asia": ("/asia.atom", "atom"), "defence": ("/defence.rss", "rss")}
+    FEEDS: ClassVar[dict[str, tuple[str, str]]] = {
+        "wire": ("/wire.rss", "rss"),
+        "asia": ("/asia.atom", "atom"),
+        "defence": ("/defence.rss", "rss"),
+    }
 
     def __init__(self, site):
         self.site = site
@@ -77,7 +108,9 @@ class NewsSite:
             title, paragraphs, topics = KINDS[rng.randrange(3) if i == 0 else rng.randrange(len(KINDS))]
             feeds = tuple(rng.sample(sorted(self.FEEDS), 2 if rng.random() < 0.25 else 1))
             story = Story(self._serial, title.format(n=self._serial), paragraphs, topics, feeds)
-            html = ARTICLE_TEMPLATE.replace("{title}", story.title).replace("{paragraphs}", "\n".join(f"<p>{p}</p>" for p in paragraphs))
+            html = ARTICLE_TEMPLATE.replace("{title}", story.title).replace(
+                "{paragraphs}", "\n".join(f"<p>{p}</p>" for p in paragraphs)
+            )
             self.site.add(f"/a/{story.n}.html", html, content_type="text/html; charset=utf-8")
             self.stories.append(story)
             added.append(story)
@@ -93,13 +126,15 @@ class NewsSite:
         items = [s for s in self.stories if name in s.feeds][::-1]  # newest first, as feeds list them
         if kind == "rss":
             body = "".join(
-                f"<item><title>{s.title}</title><link>{self.url(s)}</link><guid isPermaLink=\"false\">{name}-{s.n}</guid>"
+                f'<item><title>{s.title}</title><link>{self.url(s)}</link><guid isPermaLink="false">{name}-{s.n}</guid>'
                 f"<pubDate>Thu, 26 Nov 2026 {s.n // 60 % 24:02d}:{s.n % 60:02d}:00 GMT</pubDate>"
                 f"<description>{s.paragraphs[0]}</description></item>"
                 for s in items
             )
-            xml = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{name}</title>' \
-                  f"<link>{self.site.url('/')}</link><description>test feed</description>{body}</channel></rss>"
+            xml = (
+                f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{name}</title>'
+                f"<link>{self.site.url('/')}</link><description>test feed</description>{body}</channel></rss>"
+            )
             ctype = "application/rss+xml"
         else:
             body = "".join(
@@ -107,8 +142,10 @@ class NewsSite:
                 f"<updated>2026-11-26T{s.n // 60 % 24:02d}:{s.n % 60:02d}:00Z</updated><summary>{s.paragraphs[0]}</summary></entry>"
                 for s in items
             )
-            xml = f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>{name}</title>' \
-                  f"<id>urn:test:{name}</id><updated>2026-11-26T00:00:00Z</updated>{body}</feed>"
+            xml = (
+                f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>{name}</title>'
+                f"<id>urn:test:{name}</id><updated>2026-11-26T00:00:00Z</updated>{body}</feed>"
+            )
             ctype = "application/atom+xml"
         self.site.add(path, xml, content_type=ctype)
 
@@ -161,7 +198,7 @@ class Receivers:
     """The SMTP server and the webhook endpoint of the test, recording into one ordered list of receipts."""
 
     def __init__(self, hook_site) -> None:
-        from smtp_server import SmtpServer  # tests/ is on sys.path (conftest.py)
+        from tests.helpers.smtp_server import SmtpServer
 
         self.lock = threading.Lock()
         self.receipts: list[Receipt] = []
@@ -247,8 +284,13 @@ class DaemonRun:
         cmd = [sys.executable, "-m", "watcher"]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [*cmd, "--config", str(workdir / "config.toml"), "run"], cwd=workdir, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            [*cmd, "--config", str(workdir / "config.toml"), "run"],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.log: list[str] = []
@@ -329,7 +371,9 @@ def session_processes(sid: int) -> list[str]:
 class DbState:
     integrity: str
     matches: set[tuple[str, str]] = field(default_factory=set)  # (url, topic), not retracted
-    deliveries: dict[int, tuple[str, str, str, str, str]] = field(default_factory=dict)  # id -> channel, url, topic, status, next_attempt_at
+    deliveries: dict[int, tuple[str, str, str, str, str]] = field(
+        default_factory=dict
+    )  # id -> channel, url, topic, status, next_attempt_at
     unpaired: int = 0  # matches without exactly one delivery per channel, or deliveries without a match
 
     def delivery_ids(self, channel: str, items) -> set[int]:
@@ -337,7 +381,11 @@ class DbState:
         return {i for i, (ch, url, topic, _, _) in self.deliveries.items() if ch == channel and (url, topic) in wanted}
 
     def pending_due(self, channel: str, now_text: str) -> int:
-        return sum(1 for ch, _, _, status, at in self.deliveries.values() if ch == channel and status == "pending" and at <= now_text)
+        return sum(
+            1
+            for ch, _, _, status, at in self.deliveries.values()
+            if ch == channel and status == "pending" and at <= now_text
+        )
 
 
 def read_db(path: Path, channels: int) -> DbState | None:
@@ -350,10 +398,18 @@ def read_db(path: Path, channels: int) -> DbState | None:
         if not {"matches", "deliveries", "articles"} <= tables:  # killed before the migrations were done
             return DbState(integrity)
         state = DbState(integrity)
-        state.matches = {(u, t) for u, t in conn.execute(
-            "SELECT a.url, m.topic FROM matches m JOIN articles a ON a.id = m.article_id WHERE m.retracted_at IS NULL")}
-        state.deliveries = {r[0]: tuple(r[1:]) for r in conn.execute(
-            "SELECT d.id, d.channel, a.url, d.topic, d.status, d.next_attempt_at FROM deliveries d JOIN articles a ON a.id = d.article_id")}
+        state.matches = {
+            (u, t)
+            for u, t in conn.execute(
+                "SELECT a.url, m.topic FROM matches m JOIN articles a ON a.id = m.article_id WHERE m.retracted_at IS NULL"
+            )
+        }
+        state.deliveries = {
+            r[0]: tuple(r[1:])
+            for r in conn.execute(
+                "SELECT d.id, d.channel, a.url, d.topic, d.status, d.next_attempt_at FROM deliveries d JOIN articles a ON a.id = d.article_id"
+            )
+        }
         state.unpaired = conn.execute(
             "SELECT (SELECT count(*) FROM matches m WHERE m.retracted_at IS NULL AND"
             "  (SELECT count(DISTINCT d.channel) FROM deliveries d WHERE d.article_id = m.article_id AND d.topic = m.topic) != ?)"

@@ -1,12 +1,7 @@
-"""Topic rules: compile once at config load, match every article, explain why (pure, no I/O).
+"""Topics: compiling a rule, matching an article against every topic, explaining why, marking snippets.
 
-    compile_topic(topic, terms) -> CompiledTopic        raises RuleError(message, rule, position, topic)
-    compile_topics(topics, terms) -> tuple[CompiledTopic]
-    match_article(topics, title, body) -> tuple[Match]  one Match per topic that matches
-    explain(topic, title, body) -> Explanation          for `watcher rules test`
-
-The language is documented in docs/rules.md; its grammar is in rules_parse.py, the words in rules_text.py
-and the evaluation in rules_eval.py and rules_near.py. An article is cut into words once and shared by every
+The language is documented in docs/rules.md; its grammar is in parse.py, the words in text.py and the
+evaluation in evaluate.py and near.py. An article is cut into words once and shared by every
 topic; a topic first checks, by set arithmetic on the article's word stems, that the words it cannot do
 without are there, so most (article, topic) pairs cost a few set lookups. The rest are evaluated on bit masks
 of word positions, and only a topic that matches works out its hits, score, terms and snippet.
@@ -15,20 +10,30 @@ of word positions, and only a topic that matches works out its hits, score, term
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
-from .config import TopicConfig
-from .errors import RuleError
-from .models import Match
-from .rules_eval import And, Field, Node, Not, Optional, Or, Ref, Term, atom_for, intern, present, score_of
-from .rules_near import Near, Sentence
-from .rules_parse import RuleSyntaxError, Syntax, parse
-from .rules_text import ArticleText, word_offsets
+from ..errors import RuleError
+from ..models import Match
+from .evaluate import And, Field, Node, Not, Optional, Or, Ref, Term, atom_for, intern, present, score_of
+from .near import Near, Sentence
+from .parse import RuleSyntaxError, Syntax, parse
+from .text import ArticleText, word_offsets
 
 SNIPPET_CHARS = 240  # the window of text around the hits, before the [[marks]] and the ellipses
 MAX_TERMS = 20
 _MAX_PREFILTER_CLAUSES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfig:
+    """A topic as the config file gives it: its name, its rule and how its matches are alerted."""
+
+    name: str
+    rule: str
+    description: str = ""
+    min_score: float = 1.0
+    urgent: bool = False  # urgent topics go out immediately on channels that take immediate alerts
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +138,9 @@ class _Compiler:
             if not penalty_ok:
                 raise self.fail(
                     "a negative weight (a penalty) goes on a part joined by AND, as in drone AND strike^-1",
-                    source, syn.start, stack,
+                    source,
+                    syn.start,
+                    stack,
                 )
             return intern(Optional(source[syn.start : syn.end], (self.build(syn, source, w, stack, False),)))
         return self.build(syn, source, w, stack, penalty_ok)
@@ -160,7 +167,9 @@ class _Compiler:
                 raise self.fail(
                     f"{kind.upper()}( takes words, phrases, prefixes, @lists of them, OR-groups and NEAR( ); "
                     f"{child.label!r} has no single place in the text",
-                    source, child_syn.start, stack,
+                    source,
+                    child_syn.start,
+                    stack,
                 )
         if kind == "near":
             return intern(Near(label, children, syn.distance))

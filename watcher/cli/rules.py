@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from .config import TopicConfig, parse_duration
-from .errors import RuleError
+from ..config import parse_duration
+from ..errors import RuleError
 
 
 def _since(value: str | None) -> datetime | None:
@@ -22,7 +22,9 @@ def _since(value: str | None) -> datetime | None:
     try:
         return datetime.now(UTC) - parse_duration(value)
     except ValueError:
-        raise click.BadParameter(f"expected a duration such as 24h or 7d, found {value!r}", param_hint="--since") from None
+        raise click.BadParameter(
+            f"expected a duration such as 24h or 7d, found {value!r}", param_hint="--since"
+        ) from None
 
 
 @click.group()
@@ -45,7 +47,7 @@ def rules_test(app: Any, rule_or_topic: str, text: str | None, path: str | None,
         watcher rules test troop_deployment --text "North Korea sent 3,000 troops to Russia"
         watcher rules test 'drone* NEAR/10 (supply OR produce)' --url https://example.org/story
     """
-    from .topics import compile_topic, explain
+    from ..rules import TopicConfig, compile_topic, explain
 
     if sum(x is not None for x in (text, path, url)) != 1:
         raise click.UsageError("give exactly one of --text, --file or --url")
@@ -69,7 +71,7 @@ def rules_test(app: Any, rule_or_topic: str, text: str | None, path: str | None,
 
 
 def _extract(content: bytes, url: str, title: str) -> tuple[str, str]:
-    from .extract import extract_text
+    from ..extract import extract_text
 
     extracted = extract_text(content, url)
     if extracted is None:
@@ -78,7 +80,7 @@ def _extract(content: bytes, url: str, title: str) -> tuple[str, str]:
 
 
 def _fetch_and_extract(app: Any, url: str, title: str) -> tuple[str, str]:
-    from .fetch import Fetcher
+    from ..fetch import Fetcher
 
     async def fetch():
         async with Fetcher(app.config.fetch) as fetcher:
@@ -103,26 +105,19 @@ def rematch(app: Any, topic_names: tuple[str, ...], no_alerts: bool) -> None:
     Example:
         watcher rematch --topic drone_cooperation
     """
-    from .topics import compile_topics, match_article
+    from ..rematch import rematch as rematch_articles
 
     config, store = app.config, app.store
     known = {t.name for t in config.topics}
     unknown = [t for t in topic_names if t not in known]
     if unknown:
         raise click.BadParameter(f"no topic named {', '.join(map(repr, unknown))}", param_hint="--topic")
-    chosen = [t for t in config.topics if not topic_names or t.name in topic_names]
-    topics = compile_topics(chosen, config.terms)
-    names = [t.name for t in chosen]
+    topics = [t for t in config.compiled_topics if not topic_names or t.name in topic_names]
     routes = {} if no_alerts else config.routes()
-    total = store.db.execute("SELECT count(*) FROM articles").fetchone()[0]
-    added = retracted = queued = 0
-    now = datetime.now(UTC)
+    total = store.count_articles()
     with click.progressbar(length=total, label="rematching", file=sys.stderr) as bar:
-        for batch in store.articles_to_rematch():
-            results = [(row["id"], match_article(topics, row["title"], row["body"])) for row in batch]
-            a, r, q = store.apply_rematch(results, names, routes, now)
-            added, retracted, queued = added + a, retracted + r, queued + q
-            bar.update(len(batch))
+        result = rematch_articles(store, topics, routes, datetime.now(UTC), on_batch=bar.update)
+    added, retracted, queued = result.added, result.retracted, result.queued
     click.echo(f"{total} articles checked: {added} new matches, {retracted} retracted, {queued} alerts queued")
 
 
@@ -187,6 +182,3 @@ def _mark(snippet: str) -> str:
         term, _, rest = part.partition("]]")
         out += click.style(term, bold=True, fg="yellow") + rest
     return out
-
-
-

@@ -1,8 +1,8 @@
 """A real SMTP server on 127.0.0.1 for tests (aiosmtpd in a thread): records what it receives, answers on cue.
 
-    server = SmtpServer().start()            # plain SMTP; SmtpServer(tls_context=ctx) offers STARTTLS
-    server.replies.append("451 4.3.0 try later")   # the next DATA is answered with this instead of 250
-    server.messages[0].email["Subject"]
+server = SmtpServer().start()            # plain SMTP; SmtpServer(tls_context=ctx) offers STARTTLS
+server.replies.append("451 4.3.0 try later")   # the next DATA is answered with this instead of 250
+server.messages[0].email["Subject"]
 """
 
 from __future__ import annotations
@@ -45,13 +45,20 @@ class _Handler:
             reply = self.server.replies.popleft() if self.server.replies else None
             if reply and not reply.startswith("250"):
                 return reply
-            self.server.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+            self.server.messages.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content)
+            )
         return "250 2.0.0 OK"
 
 
 class SmtpServer:
-    def __init__(self, port: int | None = None, *, tls_context: ssl.SSLContext | None = None,
-                 login: tuple[str, str] | None = None):
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        login: tuple[str, str] | None = None,
+    ):
         self.port = port or free_port()
         self.messages: list[Received] = []
         self.replies: deque[str] = deque()
@@ -66,7 +73,10 @@ class SmtpServer:
 
     def _authenticator(self, login: tuple[str, str]):
         def check(server, session, envelope, mechanism, auth_data) -> AuthResult:
-            ok = isinstance(auth_data, LoginPassword) and (auth_data.login.decode(), auth_data.password.decode()) == login
+            ok = (
+                isinstance(auth_data, LoginPassword)
+                and (auth_data.login.decode(), auth_data.password.decode()) == login
+            )
             if ok:
                 self.logins.append(auth_data.login.decode())
             return AuthResult(success=ok, handled=False)

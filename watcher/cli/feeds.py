@@ -23,11 +23,11 @@ from urllib.parse import urlsplit
 
 import click
 
-from .cli import App, echo_table
-from .config import Config, parse_duration
-from .config_edit import NewFeed, add_feeds, remove_feed
-from .errors import WatcherError
-from .opml import OpmlFeed, read_opml, write_opml
+from ..config import Config, parse_duration
+from ..config_edit import NewFeed, add_feeds, remove_feed
+from ..errors import WatcherError
+from ..opml import OpmlFeed, read_opml, write_opml
+from .app import App, echo_table
 
 MAX_NAME = 80  # a page title can be a paragraph; a feed name is a label in tables and alerts
 
@@ -46,7 +46,9 @@ def feeds() -> None:
 @click.argument("url")
 @click.option("--name", help="The feed's name in the config (default: the feed's own title).")
 @click.option("--interval", help="Time between polls, e.g. 30m or 2h (default: [schedule] interval).")
-@click.option("--pick", type=click.IntRange(min=1), help="Take the Nth feed the page announces (as listed by a first run).")
+@click.option(
+    "--pick", type=click.IntRange(min=1), help="Take the Nth feed the page announces (as listed by a first run)."
+)
 @click.pass_obj
 def add_command(app: App, url: str, name: str | None, interval: str | None, pick: int | None) -> None:
     """Add a feed, given its URL or the address of any page of the site.
@@ -70,9 +72,13 @@ def add_command(app: App, url: str, name: str | None, interval: str | None, pick
         raise click.BadParameter(f"{found.url} is in the config already, as {existing[found.url]!r}", param_hint="URL")
     chosen = _clean_name(name or found.title or urlsplit(found.url).hostname or found.url)
     if chosen in {f.name for f in config.feeds}:
-        raise click.BadParameter(f"a feed named {chosen!r} exists; choose another name with --name", param_hint="--name")
+        raise click.BadParameter(
+            f"a feed named {chosen!r} exists; choose another name with --name", param_hint="--name"
+        )
     add_feeds(app.config_path, [NewFeed(chosen, found.url, interval)])
-    how = {"feed": "the address is a feed", "link": "announced by the page", "path": "found at a usual path"}[found.found_by]
+    how = {"feed": "the address is a feed", "link": "announced by the page", "path": "found at a usual path"}[
+        found.found_by
+    ]
     click.echo(f"added {chosen!r}: {found.url} ({how}; {found.entries} entries now)")
     others = [(i, link) for i, link in enumerate(found.links, start=1) if link.url != found.url]
     if others:
@@ -83,8 +89,8 @@ def add_command(app: App, url: str, name: str | None, interval: str | None, pick
 
 
 async def _discover(config: Config, url: str, pick: int | None) -> Any:
-    from .discover import discover_feed
-    from .fetch import Fetcher
+    from ..discover import discover_feed
+    from ..fetch import Fetcher
 
     async with Fetcher(config.fetch) as fetcher:
         return await discover_feed(fetcher, url, pick=pick)
@@ -208,9 +214,9 @@ def import_command(app: App, file: Any, check: bool, interval: str | None, dry_r
 
 async def _check_feeds(config: Config, planned: list[NewFeed]) -> tuple[list[NewFeed], list[tuple[str, str, str]]]:
     """Fetch and parse every planned feed concurrently (the fetcher's limits apply), with a progress bar."""
-    from .fetch import Fetcher
-    from .models import FeedState, FetchedFeed
-    from .parse import parse_feed
+    from ..fetch import Fetcher
+    from ..models import FeedState, FetchedFeed
+    from ..parse import parse_feed
 
     async with Fetcher(config.fetch) as fetcher:
         with click.progressbar(length=len(planned), label="checking", file=sys.stderr) as bar:
@@ -233,7 +239,9 @@ async def _check_feeds(config: Config, planned: list[NewFeed]) -> tuple[list[New
 
 
 @feeds.command("export")
-@click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-", help="Write here instead of stdout.")
+@click.option(
+    "--output", "-o", type=click.File("w", encoding="utf-8"), default="-", help="Write here instead of stdout."
+)
 @click.pass_obj
 def export_command(app: App, output: Any) -> None:
     """Write the config's feeds as OPML 2.0, for a feed reader or another watcher.
@@ -279,8 +287,20 @@ def serve(app: App, host: str, port: int, datasette_args: tuple[str, ...]) -> No
     with tempfile.TemporaryDirectory(prefix="watcher-serve-") as tmp:
         metadata = Path(tmp) / "metadata.json"
         metadata.write_text(json.dumps(datasette_metadata(db.stem), ensure_ascii=False, indent=2), encoding="utf-8")
-        argv = [sys.executable, "-m", "datasette", "serve", str(db), "--metadata", str(metadata),
-                "--host", host, "--port", str(port), *datasette_args]
+        argv = [
+            sys.executable,
+            "-m",
+            "datasette",
+            "serve",
+            str(db),
+            "--metadata",
+            str(metadata),
+            "--host",
+            host,
+            "--port",
+            str(port),
+            *datasette_args,
+        ]
         click.echo(f"starting Datasette on {db} (Ctrl-C stops it)", err=True)
         child = subprocess.Popen(argv)
         # A child, not exec: the metadata file is removed when Datasette ends. Signals meant for `watcher serve`

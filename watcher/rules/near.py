@@ -1,4 +1,4 @@
-"""NEAR and SENTENCE: proximity on bit masks of word positions (bit i = word i; see rules_eval.py).
+"""NEAR and SENTENCE: proximity on bit masks of word positions (bit i = word i; see evaluate.py).
 
 NEAR(a b, n) holds when there is a position x such that every operand covers a word in [x - n - 1, x]: for
 each operand, spread its mask n + 1 bits to the right (log2(n) shift-and-OR steps) and AND the results. The
@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import reduce
 from operator import or_
 
-from .rules_eval import Node, _Pass
+from .evaluate import Node, _Pass
 
 
 def _steps(r: int) -> tuple[int, ...]:
@@ -100,7 +100,9 @@ class Near(Node):
             x = art.position_of(bit)
             chosen = [sp for op in ops for sp in op if sp[0] <= x and sp[1] >= x - r and (sp[0] < t) == (x < t)]
             if chosen:
-                out.append((min(c[0] for c in chosen), max(c[1] for c in chosen), tuple(h for c in chosen for h in c[2])))
+                out.append(
+                    (min(c[0] for c in chosen), max(c[1] for c in chosen), tuple(h for c in chosen for h in c[2]))
+                )
         return out
 
     def test(self, art, scope):
