@@ -43,9 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 from watcher.config import config_from_dict
-from watcher.fetch import Fetcher
 from watcher.models import FetchedPage
 from watcher.pipeline import Pipeline, poll
+from watcher.runtime import Runtime
 from watcher.store import Store
 from watcher.workers import Workers
 
@@ -218,8 +218,8 @@ async def run_phases(args: argparse.Namespace, site, run: int, db_dir: Path) -> 
         _CLEANUP.extend(apply_experiments(args.experiment))
     try:
         await warm_up(extractor)
-        async with Fetcher(config.fetch) as fetcher:
-            pipeline = Pipeline.build(config, store, fetcher, extractor)
+        async with Runtime(config, workers=extractor) as runtime:
+            pipeline = Pipeline.build(config, store, runtime)
             for step, phase in enumerate(args.phases.split(",")):
                 now = t0 + timedelta(days=step)
                 pipeline.clock = lambda now=now: now

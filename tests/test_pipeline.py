@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from tests.helpers.localsite import hang
 from tests.helpers.news import FEEDS, SITE, articles, make_config, poll_all, serve_site
 from watcher.config import config_from_dict
-from watcher.fetch import Fetcher
 from watcher.pipeline import Pipeline, poll
+from watcher.runtime import Runtime
 from watcher.workers import Workers
 
 
@@ -181,8 +181,8 @@ async def test_network_down_for_every_feed_is_offline_not_every_feed_broken(site
         config = config_from_dict(data)
         now = datetime.now(UTC)
         store.sync_feeds(config.feeds, config.schedule.interval, now)
-        async with Fetcher(config.fetch) as fetcher:
-            pipeline = Pipeline.build(config, store, fetcher, extractor)
+        async with Runtime(config, workers=extractor) as runtime:
+            pipeline = Pipeline.build(config, store, runtime)
             pipeline.clock = lambda: now
             # One at a time, so the order is known: the first failures count, then watcher sees a pattern.
             outcomes = [(await poll(pipeline, [feed]))[0] for feed in store.due_feeds(now)]

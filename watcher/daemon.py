@@ -33,13 +33,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .alerts.outbox import Dispatcher
 from .config import Config, load_config
 from .errors import ConfigError, ConfigProblem, WatcherError
-from .fetch import Fetcher
 from .metrics import METRICS_CONTENT_TYPE, Metrics, gauges
 from .models import FeedRecord
 from .ops import Health, OpsServer, Response, assess_health, health_response
 from .pipeline import Pipeline, poll, utcnow
+from .runtime import Runtime
 from .store import Store
-from .workers import Workers
 
 log = logging.getLogger("watcher.daemon")
 
@@ -68,12 +67,9 @@ class Daemon:
     async def run(self) -> None:
         config, store = self.config, self.store
         store.sync_feeds(config.feeds, config.schedule.interval, utcnow())
-        # Always: the workers parse feeds too, even when pages are not extracted.
-        workers = Workers(config.extract.workers, config.extract.timeout.total_seconds())
-        self.workers = workers
-        async with Fetcher(config.fetch) as fetcher:
-            self.fetcher = fetcher
-            self.pipeline = Pipeline.build(config, store, fetcher, workers)
+        async with Runtime(config) as runtime:
+            self.runtime = runtime
+            self.pipeline = Pipeline.build(config, store, runtime)
             self.dispatcher = Dispatcher(config, store)
             scheduler: AsyncIOScheduler | None = None
             ops_server: OpsServer | None = None
@@ -104,7 +100,6 @@ class Daemon:
                     await dispatcher.drain(2.0 / (1 + len(self._retired)))
                 if ops_server is not None:
                     await ops_server.close()
-                workers.shutdown()
         log.info("watcher stopped")
 
     def _report_database(self) -> None:
@@ -198,7 +193,7 @@ class Daemon:
             self._config_digest = _digest(path)
             try:
                 new = load_config(path)
-                pipeline = Pipeline.build(new, self.store, self.fetcher, self.workers)
+                pipeline = Pipeline.build(new, self.store, self.runtime)
                 dispatcher = Dispatcher(new, self.store)
                 self.store.sync_feeds(new.feeds, new.schedule.interval, utcnow())
             except Exception as e:  # a WatcherError is the file's fault; anything else a bug: neither stops the daemon
@@ -224,11 +219,9 @@ class Daemon:
 
     def _apply(self, new: Config, pipeline: Pipeline, dispatcher: Dispatcher, trigger: str) -> None:
         old = self.config
-        # Polls in flight finish on the old pipeline; the new one shares its cap on pages in flight and its table
-        # of articles being built, so a reload neither doubles the pages in memory nor fetches a story twice.
-        pipeline.pages_in_flight = self.pipeline.pages_in_flight
-        pipeline.feeds_in_flight = self.pipeline.feeds_in_flight
-        pipeline.articles_in_flight = self.pipeline.articles_in_flight
+        # Polls in flight finish on the old pipeline; both share the runtime (fetcher, workers, caps, the articles
+        # being built, the network watch), so a reload neither doubles the pages in memory, nor fetches a story
+        # twice, nor forgets that the network is down.
         self.pipeline, self.config, self.config_error = pipeline, new, None
         # A pass of the old dispatcher may still be sending; it finishes, and the stop drains it. Its claims on
         # the outbox keep the new dispatcher from sending the same alerts meanwhile.
@@ -248,7 +241,7 @@ class Daemon:
             len(new.topics),
             len(new.channels),
         )
-        for setting in _restart_only_changes(old, new):
+        for setting in _restart_only_changes(old, new) + self.runtime.restart_only_changes(new):
             log.warning("config: %s changed; that takes effect when watcher restarts", setting)
         self._spawn(self.tick())  # added feeds are due now: poll them without waiting for the next tick
 
@@ -302,7 +295,7 @@ def _digest(path: str) -> bytes | None:
 
 
 def _restart_only_changes(old: Config, new: Config) -> list[str]:
-    """Settings held by objects built once per process (the database, HTTP clients, extraction pool, endpoint)."""
+    """Settings the daemon itself holds until a restart (the runtime names its own: [fetch], [extract])."""
     changed = []
     if old.database != new.database:
         changed.append("[watcher] database")
@@ -310,12 +303,6 @@ def _restart_only_changes(old: Config, new: Config) -> list[str]:
         changed.append("[watcher] http")
     if old.log_level != new.log_level:
         changed.append("[watcher] log_level")
-    if old.fetch != new.fetch:
-        changed.append("[fetch]")
-    if (old.extract.workers, old.extract.timeout) != (new.extract.workers, new.extract.timeout) or (
-        new.extract.enabled and not old.extract.enabled
-    ):
-        changed.append("[extract] enabled/workers/timeout")
     return changed
 
 

@@ -18,13 +18,12 @@ from datetime import UTC, datetime
 
 from .config import Config
 from .errors import ExtractError, FetchError, ParseError, StoreError, WatcherError
-from .fetch import Fetcher, redact_url
+from .fetch import redact_url
 from .models import Article, Entry, FeedRecord, FeedUpdate, NotModified
-from .network import NetworkWatch
 from .rules import CompiledTopic, compile_topics, match_article
+from .runtime import Runtime
 from .schedules import next_check_at
 from .store import Store
-from .workers import Workers
 
 log = logging.getLogger("watcher.poll")
 
@@ -35,43 +34,30 @@ def utcnow() -> datetime:
 
 @dataclass
 class Pipeline:
-    """What a poll needs, built once per process: config, store, the one HTTP client, the worker processes."""
+    """What a poll needs: the config-derived part (topics, routes, feed URLs), rebuilt on a reload, over the
+    process-lifetime parts of the Runtime (fetcher, workers, caps, articles in flight, network watch)."""
 
     config: Config
     store: Store
-    fetcher: Fetcher
-    workers: Workers  # the processes that parse feeds and extract pages
+    runtime: Runtime
     topics: tuple[CompiledTopic, ...]
     routes: dict[str, tuple[str, ...]]
-    clock: Callable[[], datetime] = utcnow
-    rng: random.Random = field(default_factory=random.Random)
-    pages_in_flight: asyncio.Semaphore | None = None
-    # Feeds between their fetch and their write. Without a cap, a tick over 10,000 due feeds fetched bodies far
-    # faster than the workers parsed them, and they piled up in memory (2.8 GB measured); with it, memory is
-    # bounded by the cap, whatever the number of feeds.
-    feeds_in_flight: asyncio.Semaphore | None = None
-    # canonical URL -> the task building that article: two feeds that carry the same new story in one
-    # pass share one page fetch and one extraction (each still records itself as a source).
-    articles_in_flight: dict[str, asyncio.Task[Article]] = field(default_factory=dict)
-    network: NetworkWatch = field(default_factory=NetworkWatch)
     # feed name -> the config's URL, built once: the daemon calls poll() once per feed, and a table built per call
     # and held by every feed waiting its turn grew with the square of the feed count (2 GB at 10,000 feeds).
-    feed_urls: dict[str, str] = field(default_factory=dict)
+    feed_urls: dict[str, str]
+    clock: Callable[[], datetime] = utcnow
+    rng: random.Random = field(default_factory=random.Random)
 
     @classmethod
-    def build(cls, config: Config, store: Store, fetcher: Fetcher, workers: Workers) -> Pipeline:
+    def build(cls, config: Config, store: Store, runtime: Runtime) -> Pipeline:
         return cls(
             config=config,
             store=store,
-            fetcher=fetcher,
-            workers=workers,
-            topics=compile_topics(config.topics, config.terms),
+            runtime=runtime,
+            # Compiled when the config was loaded; a config made without compiling (tests, tools) compiles here.
+            topics=config.compiled_topics or compile_topics(config.topics, config.terms),
             routes=config.routes(),
             feed_urls={f.name: f.url for f in config.feeds},
-            # Pages wait for a free extraction worker here, not in memory: without this cap fetched pages
-            # piled up to 1.36 GB in our measurements.
-            pages_in_flight=asyncio.Semaphore(2 * workers.workers),
-            feeds_in_flight=asyncio.Semaphore(2 * config.fetch.concurrency),
         )
 
 
@@ -90,8 +76,7 @@ async def poll(
     """Poll feeds concurrently (the fetcher enforces the global and per-host limits) and write each outcome."""
 
     async def one(feed: FeedRecord) -> FeedOutcome:
-        assert pipeline.feeds_in_flight is not None
-        async with pipeline.feeds_in_flight:
+        async with pipeline.runtime.feeds_in_flight:
             # The store keeps URLs without credentials; poll the config's own URL.
             return await write_one(replace(feed, url=pipeline.feed_urls.get(feed.name, feed.url)))
 
@@ -99,9 +84,9 @@ async def poll(
         update = await update_feed(pipeline, feed)
         if update.status == "error":
             plain = replace(update, next_check_at=_next_check(pipeline, feed, update.checked_at))
-            update = pipeline.network.classify(update, plain)
+            update = pipeline.runtime.network.classify(update, plain)
         else:
-            update = pipeline.network.classify(update)
+            update = pipeline.runtime.network.classify(update)
         try:
             queued = pipeline.store.apply_update(feed.id, update, pipeline.routes)
         except StoreError as e:
@@ -132,7 +117,7 @@ async def update_feed(pipeline: Pipeline, feed: FeedRecord) -> FeedUpdate:
 
 async def _update_feed(pipeline: Pipeline, feed: FeedRecord, now: datetime) -> FeedUpdate:
     config = pipeline.config
-    fetched = await pipeline.fetcher.fetch_feed(feed.state)
+    fetched = await pipeline.runtime.fetcher.fetch_feed(feed.state)
     if isinstance(fetched, NotModified):
         return FeedUpdate(
             feed_url=feed.url,
@@ -145,7 +130,7 @@ async def _update_feed(pipeline: Pipeline, feed: FeedRecord, now: datetime) -> F
         )
     # feedparser is CPU work (~20-70 ms a changed feed): in a worker process, so it uses the other cores and
     # other feeds keep flowing.
-    parsed = await pipeline.workers.parse(fetched, config.extract.max_entries_per_feed)
+    parsed = await pipeline.runtime.workers.parse(fetched, config.extract.max_entries_per_feed)
 
     entries = _unique_by_id(parsed.entries)
     seen = pipeline.store.seen_entry_ids(feed.id, [e.entry_id for e in entries])
@@ -181,11 +166,12 @@ async def _update_feed(pipeline: Pipeline, feed: FeedRecord, now: datetime) -> F
 
 async def _shared_article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Article:
     url = _article_url(entry)
-    task = pipeline.articles_in_flight.get(url)
+    in_flight = pipeline.runtime.articles_in_flight
+    task = in_flight.get(url)
     if task is None:
         task = asyncio.ensure_future(_article(pipeline, feed, entry))
-        pipeline.articles_in_flight[url] = task
-        task.add_done_callback(lambda _: pipeline.articles_in_flight.pop(url, None))
+        in_flight[url] = task
+        task.add_done_callback(lambda _: in_flight.pop(url, None))
     article = await asyncio.shield(task)
     return article if article.entry is entry else replace(article, entry=entry)
 
@@ -194,11 +180,11 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
     """Build an article from an entry: the page's extracted text when we can get it, else the feed's own text."""
     body, source, extracted = "", "none", None
     if pipeline.config.extract.enabled and feed.extract and entry.link:
-        assert pipeline.pages_in_flight is not None
-        async with pipeline.pages_in_flight:
+        runtime = pipeline.runtime
+        async with runtime.pages_in_flight:
             try:
-                page = await pipeline.fetcher.fetch_page(entry.link)
-                extracted = await pipeline.workers.extract(page)
+                page = await runtime.fetcher.fetch_page(entry.link)
+                extracted = await runtime.workers.extract(page)
                 body, source = extracted.text, "page"
             except (FetchError, ExtractError) as e:
                 log.debug("article %s: %s; using the feed's text", redact_url(entry.link), e)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from watcher.config import config_from_dict
-from watcher.fetch import Fetcher
 from watcher.pipeline import Pipeline, poll
+from watcher.runtime import Runtime
 
 SITE = Path(__file__).parent.parent / "fixtures" / "site"
 
@@ -93,8 +93,8 @@ def make_config(site, feeds=FEEDS, **extra):
 async def poll_all(config, store, extractor, now=None, names=None):
     now = now or datetime.now(UTC)
     store.sync_feeds(config.feeds, config.schedule.interval, now)
-    async with Fetcher(config.fetch) as fetcher:
-        pipeline = Pipeline.build(config, store, fetcher, extractor)
+    async with Runtime(config, workers=extractor) as runtime:
+        pipeline = Pipeline.build(config, store, runtime)
         pipeline.clock = lambda: now
         feeds = store.due_feeds(now, names=names or [f.name for f in config.feeds])
         return {o.feed.name: o for o in await poll(pipeline, feeds)}

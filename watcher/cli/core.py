@@ -67,10 +67,9 @@ def poll(app: App, feed_names: tuple[str, ...], as_json: bool) -> None:
     Example:
         watcher poll --feed "Yonhap (English)"
     """
-    from ..fetch import Fetcher
     from ..pipeline import Pipeline, utcnow
     from ..pipeline import poll as poll_feeds
-    from ..workers import Workers
+    from ..runtime import Runtime
 
     _setup_logging(app)
     config, store = app.config, app.store
@@ -84,15 +83,10 @@ def poll(app: App, feed_names: tuple[str, ...], as_json: bool) -> None:
     feeds = store.due_feeds(utcnow(), names=list(feed_names) or [f.name for f in config.feeds if f.enabled])
 
     async def go():
-        # Always: the workers parse feeds too, even when pages are not extracted.
-        workers = Workers(config.extract.workers, config.extract.timeout.total_seconds())
-        try:
-            async with Fetcher(config.fetch) as fetcher:
-                pipeline = Pipeline.build(config, store, fetcher, workers)
-                with click.progressbar(length=len(feeds), label="polling", file=sys.stderr) as bar:
-                    return await poll_feeds(pipeline, feeds, on_done=lambda _: bar.update(1))
-        finally:
-            workers.shutdown()
+        async with Runtime(config) as runtime:
+            pipeline = Pipeline.build(config, store, runtime)
+            with click.progressbar(length=len(feeds), label="polling", file=sys.stderr) as bar:
+                return await poll_feeds(pipeline, feeds, on_done=lambda _: bar.update(1))
 
     started = datetime.now()
     outcomes = asyncio.run(go())
