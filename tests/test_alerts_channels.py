@@ -6,6 +6,8 @@ import io
 import json
 from datetime import timedelta
 
+import pytest
+
 from tests.helpers.alerts_support import (
     T0,
     add_articles,
@@ -15,8 +17,9 @@ from tests.helpers.alerts_support import (
     statuses,
 )
 from tests.helpers.webhook_server import Endpoint
-from watcher.alerts import Dispatcher, build_channels
 from watcher.alerts.console import ConsoleChannel, FileChannel
+from watcher.alerts.outbox import Dispatcher, build_channels
+from watcher.errors import ConfigError
 
 
 async def test_console_prints_the_plain_text(tmp_path, capsys):
@@ -111,8 +114,41 @@ async def test_a_channel_built_with_a_stream_writes_there():
     assert "Test message from watcher to channel c" in stream.getvalue()
 
 
-def test_every_channel_type_of_the_config_has_a_module():
-    from watcher.alerts.outbox import CHANNEL_TYPES
-    from watcher.config import CHANNEL_TYPES as CONFIG_TYPES
+def test_a_new_channel_type_is_one_registry_entry_for_config_and_outbox(monkeypatch):
+    """Config reads a type's options and the outbox builds its sender through the one registry."""
+    from dataclasses import dataclass
 
-    assert set(CHANNEL_TYPES) == set(CONFIG_TYPES)
+    from watcher.alerts.channel import ChannelOptions, ChannelType
+    from watcher.alerts.registry import CHANNEL_TYPES
+    from watcher.config import config_from_dict
+
+    @dataclass(frozen=True, slots=True)
+    class PagerOptions(ChannelOptions):
+        number: str = ""
+
+    class Pager:
+        def __init__(self, name: str, number: str):
+            self.name, self.number = name, number
+
+        async def send(self, message) -> None:  # pragma: no cover - not sent here
+            pass
+
+    def read(t):
+        options = PagerOptions(number=t.text("number", ""))
+        if not options.number:
+            t.missing("number", "a value: pager channels need it")
+        return options
+
+    pager = ChannelType("pager", PagerOptions, read, lambda name, o, ctx: Pager(name, o.number))
+    monkeypatch.setitem(CHANNEL_TYPES, "pager", pager)
+    data = {"topics": {"t": {"rule": "drone"}}, "channels": {"p": {"type": "pager", "number": "555"}}}
+    config = config_from_dict(data)
+    built = build_channels(config)["p"]
+    assert isinstance(built, Pager) and built.number == "555"
+    with pytest.raises(ConfigError) as e:
+        config_from_dict({**data, "channels": {"p": {"type": "pager", "numbr": "5"}}})
+    assert [str(p) for p in e.value.problems] == [
+        "channels.p.number: expected a value: pager channels need it, found nothing",
+        "channels.p.numbr: expected a known key (mode, number, schedule, send_empty, topics, type, urgent_immediately),"
+        " found an unknown key",
+    ]

@@ -19,8 +19,8 @@ from tests.helpers.alerts_support import (
     statuses,
 )
 from tests.helpers.smtp_server import SmtpServer, free_port
-from watcher.alerts import Dispatcher
 from watcher.alerts.email import EmailChannel
+from watcher.alerts.outbox import Dispatcher, build_channels
 from watcher.cli.alerts import alerts
 
 HOSTILE_TITLE = "Северная Корея <!channel> <script>alert(1)</script>\r\nBcc: victim@example.com " + "Z" * 2000
@@ -194,7 +194,8 @@ async def test_starttls_verifies_the_certificate_and_logs_in(tmp_path, certifica
         assert report.retried == 1 and "certificate is not trusted" in report.outcomes[0].error
         assert server.messages == []
         trusting = ssl.create_default_context(cafile=str(cert))
-        channel = EmailChannel.from_config(config.channels[0], config)
+        channel = build_channels(config)[config.channels[0].name]
+        assert isinstance(channel, EmailChannel)
         channel.ssl_context = trusting
         await Dispatcher(config, store, {"mail": channel}).run(T0 + timedelta(minutes=1))
         assert len(server.messages) == 1 and server.logins == ["watcher"]

@@ -24,8 +24,7 @@ from tests.helpers.alerts_support import (
     retryable,
     statuses,
 )
-from watcher.alerts import Dispatcher
-from watcher.alerts.outbox import LEASE
+from watcher.alerts.outbox import LEASE, Dispatcher
 from watcher.errors import PermanentDeliveryError
 from watcher.store import Store
 
@@ -264,7 +263,7 @@ CRASHING_SENDER = textwrap.dedent("""
     from datetime import datetime
     sys.path.insert(0, {tests!r})
     from tests.helpers.alerts_support import make_config
-    from watcher.alerts import Dispatcher
+    from watcher.alerts.outbox import Dispatcher
     from watcher.alerts.webhook import WebhookChannel
     from watcher.store import Store
 

@@ -19,8 +19,8 @@ from tests.helpers.alerts_support import (
     statuses,
 )
 from tests.helpers.webhook_server import Endpoint
-from watcher.alerts import Dispatcher
 from watcher.alerts.http import Pacer, retry_after_from
+from watcher.alerts.outbox import Dispatcher
 from watcher.alerts.slack import SlackChannel
 from watcher.cli.alerts import alerts
 

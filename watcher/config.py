@@ -15,23 +15,22 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import __version__
-from .config_reader import Table, parse_duration
+from . import DEFAULT_USER_AGENT
+from .alerts.channel import ChannelOptions
+from .alerts.registry import CHANNEL_TYPES
+from .config_reader import Table, parse_duration, resolve_secret
 from .errors import ConfigError, ConfigProblem, RuleError
 from .rules import CompiledTopic, TopicConfig, compile_topic
+from .schedules import SCHEDULE_FORMS, parse_schedule
 
 __all__ = ["Config", "config_from_dict", "load_config", "parse_duration", "resolve_secret"]
 
-PROJECT_URL = "https://github.com/watcher-news/watcher"
-DEFAULT_USER_AGENT = f"watcher/{__version__} (+{PROJECT_URL})"
-CHANNEL_TYPES = ("console", "file", "email", "slack", "webhook")
 
 # --- the values -------------------------------------------------------------------------------------------
 
@@ -81,13 +80,15 @@ class FeedConfig:
 @dataclass(frozen=True, slots=True)
 class ChannelConfig:
     name: str
-    type: str  # one of CHANNEL_TYPES
+    type: str  # a key of alerts.registry.CHANNEL_TYPES
     mode: str = "digest"  # "digest": on `schedule`; "immediate": within a minute of the match
     schedule: str = "daily at 07:00"
     topics: tuple[str, ...] = ()  # empty: every topic
     urgent_immediately: bool = True  # urgent topics skip the digest and go out at once
     send_empty: bool = False
-    options: dict[str, Any] = field(default_factory=dict)  # type-specific keys, validated below
+    options: ChannelOptions = field(
+        default_factory=ChannelOptions
+    )  # the type's own keys, typed and checked by its ChannelType
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,11 +264,11 @@ def _read_feeds(top: Table, problems: list[ConfigProblem]) -> tuple[FeedConfig, 
         name = t.text("name", None)
         url = t.text("url", None)
         if name is None:
-            t.problem("name", "a name for the feed (a string)", "nothing")
+            t.missing("name", "a name for the feed (a string)")
         elif name in names:
             t.problem("name", f"a name not used before (feeds[{names[name]}] has it)", name)
         if url is None:
-            t.problem("url", "the feed's URL (a string)", "nothing")
+            t.missing("url", "the feed's URL (a string)")
         elif not re.match(r"(?i)^https?://[^/\s]+", url):
             t.problem("url", "an http:// or https:// URL", url)
         elif url in urls:
@@ -311,7 +312,7 @@ def _read_topics(t: Table) -> tuple[TopicConfig, ...]:
             t.problem(name, "a topic name of letters, digits, _ and -", name)
         rule = sub.text("rule", None)
         if rule is None:
-            sub.problem("rule", "a rule such as 'drone AND (Russia OR Iran)'", "nothing")
+            sub.missing("rule", "a rule such as 'drone AND (Russia OR Iran)'")
         topics.append(
             TopicConfig(
                 name=name,
@@ -325,70 +326,38 @@ def _read_topics(t: Table) -> tuple[TopicConfig, ...]:
     return tuple(topics)
 
 
-# Keys each channel type takes beyond the common ones; the value checks what a key holds.
-_CHANNEL_KEYS: dict[str, dict[str, Callable[[Table, str], Any]]] = {
-    "console": {},
-    "file": {"directory": lambda t, k: t.text(k, "digests")},
-    "email": {
-        "host": lambda t, k: t.text(k, None),
-        "port": lambda t, k: t.number(k, None, minimum=1),
-        "security": lambda t, k: t.text(k, "starttls", choices=("starttls", "tls", "none")),
-        "username": lambda t, k: t.text(k, ""),
-        "password_env": lambda t, k: t.text(k, ""),
-        "from": lambda t, k: t.text(k, None),
-        "to": lambda t, k: t.strings(k),
-        "timeout": lambda t, k: t.duration(k, timedelta(seconds=30)),
-    },
-    "slack": {"webhook_url_env": lambda t, k: t.text(k, None)},
-    "webhook": {
-        "url": lambda t, k: t.text(k, None),
-        "url_env": lambda t, k: t.text(k, None),
-        "headers_env": lambda t, k: t.text(k, ""),
-    },
-}
-_REQUIRED = {"email": ("host", "from", "to"), "slack": ("webhook_url_env",)}
 _COMMON_CHANNEL_KEYS = ("type", "mode", "schedule", "topics", "urgent_immediately", "send_empty")
 
 
 def _read_channels(t: Table, topic_names: set[str]) -> tuple[ChannelConfig, ...]:
-    from .schedules import (
-        parse_schedule,  # a small pure module; imported here to keep config's imports light
-    )
-
     channels = []
+    type_names = ", ".join(CHANNEL_TYPES)
     for name in list(t.data):
         t.used.add(name)
         sub = t.table(name)
         if not sub.ok:
             continue
-        ctype = sub.text("type", None, choices=CHANNEL_TYPES)
+        ctype = sub.text("type", None, choices=tuple(CHANNEL_TYPES))
         if ctype is None:
             if "type" not in sub.data:
-                sub.problem("type", "one of " + ", ".join(CHANNEL_TYPES), "nothing")
-            sub.reject_unknown(tuple(k for keys in _CHANNEL_KEYS.values() for k in keys) + _COMMON_CHANNEL_KEYS)
+                sub.missing("type", f"the channel's type, one of {type_names}", "no type key")
+            # Whatever the type was meant to be, name the keys that exist rather than call every key unknown.
+            sub.reject_unknown(
+                tuple(k for ct in CHANNEL_TYPES.values() for k in ct.option_keys()) + _COMMON_CHANNEL_KEYS
+            )
             continue
         mode = sub.text("mode", "digest", choices=("digest", "immediate"))
         schedule = sub.text("schedule", "daily at 07:00")
         try:
             parse_schedule(schedule)
         except ValueError as e:
-            sub.problem(
-                "schedule",
-                '"hourly", "daily at 07:00", "weekly on monday at 07:00" or a cron line',
-                f"{schedule!r} ({e})",
-            )
+            sub.problem("schedule", f"{SCHEDULE_FORMS} ({e})", repr(schedule))
         topics = sub.strings("topics")
         for i, topic in enumerate(topics):
             if topic not in topic_names:
                 sub.problems.append(
                     ConfigProblem(f"{sub.key('topics')}[{i}]", "the name of a topic in [topics]", repr(topic))
                 )
-        options = {key: read(sub, key) for key, read in _CHANNEL_KEYS[ctype].items()}
-        for key in _REQUIRED.get(ctype, ()):
-            if options.get(key) in (None, ()):
-                sub.problem(key, f"a value: {ctype} channels need it", "nothing")
-        if ctype == "webhook" and not (options["url"] or options["url_env"]):
-            sub.problem("url", "url or url_env: webhook channels need one", "neither")
         channels.append(
             ChannelConfig(
                 name=name,
@@ -398,7 +367,7 @@ def _read_channels(t: Table, topic_names: set[str]) -> tuple[ChannelConfig, ...]
                 topics=topics,
                 urgent_immediately=sub.flag("urgent_immediately", True),
                 send_empty=sub.flag("send_empty", False),
-                options=options,
+                options=CHANNEL_TYPES[ctype].read_options(sub),
             )
         )
         sub.reject_unknown()
@@ -418,13 +387,3 @@ def _compile_rules(
                 ConfigProblem(f"topics.{topic.name}.rule", "a valid rule (see docs/rules.md)", e.describe())
             )
     return tuple(compiled), problems
-
-
-def resolve_secret(env_name: str, *, what: str) -> str:
-    """Read a secret from the environment at the moment it is needed."""
-    value = os.environ.get(env_name, "")
-    if not value:
-        raise ConfigError(
-            "(environment)", [ConfigProblem(env_name, f"an environment variable holding {what}", "it unset")]
-        )
-    return value

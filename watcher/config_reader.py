@@ -6,11 +6,12 @@ ConfigProblem (key path, expected, found) on the way, so one pass over a file fi
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from typing import Any
 
-from .errors import ConfigProblem
+from .errors import ConfigError, ConfigProblem
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -49,6 +50,10 @@ class Table:
 
     def problem(self, name: str, expected: str, found: Any = None) -> None:
         self.problems.append(ConfigProblem(self.key(name), expected, "" if found is None else _describe(found)))
+
+    def missing(self, name: str, expected: str, found: str = "nothing") -> None:
+        """A required key that is absent (or empty): `found` is said as words, not quoted as a value."""
+        self.problems.append(ConfigProblem(self.key(name), expected, found))
 
     def get(self, name: str, kind: type | tuple[type, ...], default: Any, expected: str) -> Any:
         self.used.add(name)
@@ -130,4 +135,14 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-# The same shape ops.parse_address reads: host:port or [IPv6]:port.
+def resolve_secret(env_name: str, *, what: str) -> str:
+    """Read a secret from the environment at the moment it is needed; raises ConfigError when it is unset.
+
+    Secrets never live in the config file: a key ending in `_env` names the variable that holds one.
+    """
+    value = os.environ.get(env_name, "")
+    if not value:
+        raise ConfigError(
+            "(environment)", [ConfigProblem(env_name, f"an environment variable holding {what}", "it unset")]
+        )
+    return value

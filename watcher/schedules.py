@@ -18,6 +18,11 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
+# What a schedule error says is expected: every form parse_schedule reads.
+SCHEDULE_FORMS = (
+    '"hourly", "hourly at :30", "daily at 07:00", "weekdays at 07:30", "weekly on monday at 07:00" '
+    'or a five-field cron line such as "0 7 * * 1-5"'
+)
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _TIME = r"(\d{1,2}):(\d{2})"
 

@@ -7,12 +7,14 @@ import asyncio
 import os
 import re
 import sys
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import TextIO
 
-from ..config import ChannelConfig, Config
+from ..config_reader import Table
 from ..errors import DeliveryError
+from .channel import ChannelContext, ChannelOptions, ChannelType
 from .digest import Message
 
 
@@ -20,10 +22,6 @@ class ConsoleChannel:
     def __init__(self, name: str, *, stream: TextIO | None = None):
         self.name = name
         self.stream = stream  # None: sys.stdout at the time of sending
-
-    @classmethod
-    def from_config(cls, channel: ChannelConfig, config: Config) -> ConsoleChannel:
-        return cls(channel.name)
 
     async def send(self, message: Message) -> None:
         stream = self.stream or sys.stdout
@@ -39,15 +37,6 @@ class FileChannel:
         self.name = name
         self.directory = Path(directory)
         self.html = html
-
-    @classmethod
-    def from_config(cls, channel: ChannelConfig, config: Config) -> FileChannel:
-        directory = Path(channel.options.get("directory") or "digests")
-        config_file = Path(config.path)
-        if not directory.is_absolute() and config_file.is_file():
-            # Relative to the config file, like the database: the daemon's working directory does not matter.
-            directory = config_file.resolve().parent / directory
-        return cls(channel.name, directory=directory)
 
     async def send(self, message: Message) -> None:
         try:
@@ -77,3 +66,29 @@ class FileChannel:
             tmp.write_text(content, encoding="utf-8")
             os.replace(tmp, path)
         return outputs[-1][0]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleOptions(ChannelOptions):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class FileOptions(ChannelOptions):
+    directory: str = "digests"
+
+
+def _read_file_options(t: Table) -> FileOptions:
+    return FileOptions(directory=t.text("directory", "digests"))
+
+
+def _build_file(name: str, options: FileOptions, context: ChannelContext) -> FileChannel:
+    directory = Path(options.directory)
+    if not directory.is_absolute() and context.config_dir is not None:
+        # Relative to the config file, like the database: the daemon's working directory does not matter.
+        directory = context.config_dir / directory
+    return FileChannel(name, directory=directory)
+
+
+CONSOLE = ChannelType("console", ConsoleOptions, lambda t: ConsoleOptions(), lambda name, o, c: ConsoleChannel(name))
+FILE = ChannelType("file", FileOptions, _read_file_options, _build_file)

@@ -16,12 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
+from typing import Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
 
-from ..config import Config
+from .. import PROJECT_URL
 from ..models import Delivery
 
 TITLE_MAX = 300  # characters shown of a title; a feed may send a megabyte
@@ -157,8 +158,24 @@ class RenderSettings:
     topics: tuple[tuple[str, str], ...] = ()  # (name, description)
 
     @classmethod
-    def from_config(cls, config: Config) -> RenderSettings:
+    def from_config(cls, config: _RenderedConfig) -> RenderSettings:
         return cls(config.timezone, tuple((t.name, clean_text(t.description, 200)) for t in config.topics))
+
+
+class _Topic(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+
+
+class _RenderedConfig(Protocol):
+    """What rendering reads of a Config (typed by shape, so this pure module does not import config.py)."""
+
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def topics(self) -> Sequence[_Topic]: ...
 
 
 def item_from_delivery(d: Delivery) -> AlertItem:
@@ -241,8 +258,6 @@ def split_by_count(message: Message, max_items: int) -> list[Message]:
 
 def sample_message(channel: str, now: datetime, settings: RenderSettings) -> Message:
     """`watcher alerts test`: one harmless sample item, so a user can check credentials and formatting."""
-    from ..config import PROJECT_URL
-
     item = AlertItem(
         delivery_id=0,
         topic="test",

@@ -15,13 +15,15 @@ import re
 import smtplib
 import ssl
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid
 
-from ..config import ChannelConfig, Config, ConfigError, resolve_secret
-from ..errors import DeliveryError, PermanentDeliveryError
+from ..config_reader import Table, resolve_secret
+from ..errors import ConfigError, DeliveryError, PermanentDeliveryError
+from .channel import ChannelContext, ChannelOptions, ChannelType
 from .digest import Message, clean_text, split_by_count
 
 log = logging.getLogger(__name__)
@@ -85,21 +87,6 @@ class EmailChannel:
         self.recipients = tuple(recipients)
         self.timeout_s = timeout.total_seconds()
         self.ssl_context = ssl_context
-
-    @classmethod
-    def from_config(cls, channel: ChannelConfig, config: Config) -> EmailChannel:
-        o = channel.options
-        return cls(
-            channel.name,
-            host=o["host"],
-            port=o.get("port"),
-            security=o.get("security") or "starttls",
-            username=o.get("username") or "",
-            password_env=o.get("password_env") or "",
-            sender=o["from"],
-            recipients=o.get("to") or (),
-            timeout=o.get("timeout") or timedelta(seconds=30),
-        )
 
     def split(self, message: Message) -> Sequence[Message]:
         return split_by_count(message, MAX_ITEMS_PER_EMAIL)
@@ -168,3 +155,52 @@ def _reply(text: bytes | str) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     return clean_text(text, 200)
+
+
+@dataclass(frozen=True, slots=True)
+class EmailOptions(ChannelOptions):
+    host: str = ""
+    sender: str = ""  # the `from` key
+    recipients: tuple[str, ...] = ()  # the `to` key
+    port: int | None = None  # None: 587 for starttls, 465 for tls, 25 for none
+    security: str = "starttls"
+    username: str = ""
+    password_env: str = ""
+    timeout: timedelta = timedelta(seconds=30)
+
+    def secret_envs(self) -> dict[str, str]:
+        return {"password_env": self.password_env} if self.password_env else {}
+
+
+def _read_options(t: Table) -> EmailOptions:
+    options = EmailOptions(
+        host=t.text("host", ""),
+        port=t.number("port", None, minimum=1),
+        security=t.text("security", "starttls", choices=tuple(DEFAULT_PORTS)),
+        username=t.text("username", ""),
+        password_env=t.text("password_env", ""),
+        sender=t.text("from", ""),
+        recipients=t.strings("to"),
+        timeout=t.duration("timeout", timedelta(seconds=30)),
+    )
+    for key, value in (("host", options.host), ("from", options.sender), ("to", options.recipients)):
+        if not value:
+            t.missing(key, "a value: email channels need it")
+    return options
+
+
+def _build(name: str, o: EmailOptions, context: ChannelContext) -> EmailChannel:
+    return EmailChannel(
+        name,
+        host=o.host,
+        port=o.port,
+        security=o.security,
+        username=o.username,
+        password_env=o.password_env,
+        sender=o.sender,
+        recipients=o.recipients,
+        timeout=o.timeout,
+    )
+
+
+EMAIL = ChannelType("email", EmailOptions, _read_options, _build)

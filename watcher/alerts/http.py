@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from ..config import DEFAULT_USER_AGENT
+from .. import DEFAULT_USER_AGENT
 from ..errors import DeliveryError, PermanentDeliveryError
 
 DEFAULT_TIMEOUT_S = 15.0

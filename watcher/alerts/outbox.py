@@ -28,22 +28,21 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any
 
 from ..config import ChannelConfig, Config, ConfigError, ConfigProblem
 from ..errors import DeliveryError, PermanentDeliveryError, WatcherError
 from ..models import Delivery
 from ..schedules import latest_slot
 from ..store import Store
-from .console import ConsoleChannel, FileChannel
+from .channel import Channel, ChannelContext
 from .digest import Message, RenderSettings, build_message, item_from_delivery
-from .email import EmailChannel
 from .http import Pacer
-from .slack import SlackChannel
-from .webhook import WebhookChannel
+from .registry import CHANNEL_TYPES
 
 log = logging.getLogger("watcher.alerts")
 
@@ -79,36 +78,18 @@ def claim_holder_is_alive(owner: str) -> bool:
     return True
 
 
-class Channel(Protocol):
-    """Every channel: a name and one coroutine. Raise DeliveryError to retry, PermanentDeliveryError to give up.
-
-    A channel may also offer `split(message) -> Sequence[Message]` to cut a message to its size limits; each part
-    is sent and recorded on its own.
-    """
-
-    name: str
-
-    async def send(self, message: Message) -> None: ...
-
-
-# Adding a channel type is adding a module and a line here (DESIGN.md, convention 8).
-CHANNEL_TYPES: dict[str, Callable[..., Channel]] = {
-    "console": ConsoleChannel.from_config,
-    "file": FileChannel.from_config,
-    "email": EmailChannel.from_config,
-    "slack": SlackChannel.from_config,
-    "webhook": WebhookChannel.from_config,
-}
-
-
 def build_channels(config: Config, *, slack_pacer: Pacer | None = None) -> dict[str, Channel]:
-    """One channel object per [channels.*] entry. Slack channels share one pacer: one message/s per webhook URL."""
-    pacer = slack_pacer or Pacer(1.0)
-    channels: dict[str, Channel] = {}
-    for ch in config.channels:
-        factory = CHANNEL_TYPES[ch.type]
-        channels[ch.name] = factory(ch, config, pacer=pacer) if ch.type == "slack" else factory(ch, config)
-    return channels
+    """One channel object per [channels.*] entry, built through the registry. Channels share one pacer (Slack: one
+    message per second per webhook URL)."""
+    config_file = Path(config.path)
+    # Relative paths in options are relative to the config file, like the database: the working directory of
+    # the daemon does not matter.
+    context = ChannelContext(
+        config_dir=config_file.resolve().parent if config_file.is_file() else None,
+        use_env_proxy=config.fetch.use_env_proxy,
+        pacer=slack_pacer or Pacer(1.0),
+    )
+    return {ch.name: CHANNEL_TYPES[ch.type].make(ch.name, ch.options, context) for ch in config.channels}
 
 
 # --- decisions (pure) ------------------------------------------------------------------------------------------

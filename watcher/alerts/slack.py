@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from ..config import ChannelConfig, Config, ConfigError, resolve_secret
-from ..errors import DeliveryError
+from ..config_reader import Table, resolve_secret
+from ..errors import ConfigError, DeliveryError
+from .channel import ChannelContext, ChannelOptions, ChannelType
 from .digest import AlertItem, Message, format_time, plural, subset
 from .http import DEFAULT_TIMEOUT_S, Pacer, post_json
 
@@ -157,15 +159,6 @@ class SlackChannel:
         self.timeout_s = timeout_s
         self.trust_env = trust_env
 
-    @classmethod
-    def from_config(cls, channel: ChannelConfig, config: Config, *, pacer: Pacer | None = None) -> SlackChannel:
-        return cls(
-            channel.name,
-            webhook_url_env=channel.options["webhook_url_env"],
-            pacer=pacer,
-            trust_env=config.fetch.use_env_proxy,
-        )
-
     def split(self, message: Message) -> Sequence[Message]:
         return split(message)
 
@@ -182,3 +175,25 @@ class SlackChannel:
         await post_json(
             url, payload, what=f"slack channel {self.name!r}", timeout_s=self.timeout_s, trust_env=self.trust_env
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SlackOptions(ChannelOptions):
+    webhook_url_env: str = ""  # the variable holding the webhook URL: the URL is a secret
+
+    def secret_envs(self) -> dict[str, str]:
+        return {"webhook_url_env": self.webhook_url_env} if self.webhook_url_env else {}
+
+
+def _read_options(t: Table) -> SlackOptions:
+    options = SlackOptions(webhook_url_env=t.text("webhook_url_env", ""))
+    if not options.webhook_url_env:
+        t.missing("webhook_url_env", "a value: slack channels need it (the variable that holds the webhook URL)")
+    return options
+
+
+def _build(name: str, o: SlackOptions, context: ChannelContext) -> SlackChannel:
+    return SlackChannel(name, webhook_url_env=o.webhook_url_env, pacer=context.pacer, trust_env=context.use_env_proxy)
+
+
+SLACK = ChannelType("slack", SlackOptions, _read_options, _build)

@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..config import ChannelConfig, Config, ConfigError, resolve_secret
-from ..errors import DeliveryError
+from ..config_reader import Table, resolve_secret
+from ..errors import ConfigError, DeliveryError
+from .channel import ChannelContext, ChannelOptions, ChannelType
 from .digest import Message, split_by_count
 from .http import DEFAULT_TIMEOUT_S, post_json
 
@@ -78,17 +80,6 @@ class WebhookChannel:
         self.timeout_s = timeout_s
         self.trust_env = trust_env
 
-    @classmethod
-    def from_config(cls, channel: ChannelConfig, config: Config) -> WebhookChannel:
-        o = channel.options
-        return cls(
-            channel.name,
-            url=o.get("url"),
-            url_env=o.get("url_env"),
-            headers_env=o.get("headers_env") or "",
-            trust_env=config.fetch.use_env_proxy,
-        )
-
     def split(self, message: Message) -> Sequence[Message]:
         return split_by_count(message, MAX_ITEMS_PER_POST)
 
@@ -122,3 +113,31 @@ class WebhookChannel:
             timeout_s=self.timeout_s,
             trust_env=self.trust_env,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookOptions(ChannelOptions):
+    url: str = ""  # a URL that is no secret; else url_env names the variable holding it
+    url_env: str = ""
+    headers_env: str = ""  # a variable holding extra headers as a JSON object (an Authorization token)
+
+    def secret_envs(self) -> dict[str, str]:
+        return {key: env for key, env in (("url_env", self.url_env), ("headers_env", self.headers_env)) if env}
+
+
+def _read_options(t: Table) -> WebhookOptions:
+    options = WebhookOptions(
+        url=t.text("url", ""), url_env=t.text("url_env", ""), headers_env=t.text("headers_env", "")
+    )
+    if not (options.url or options.url_env):
+        t.missing("url", "url or url_env: webhook channels need one", "neither")
+    return options
+
+
+def _build(name: str, o: WebhookOptions, context: ChannelContext) -> WebhookChannel:
+    return WebhookChannel(
+        name, url=o.url or None, url_env=o.url_env or None, headers_env=o.headers_env, trust_env=context.use_env_proxy
+    )
+
+
+WEBHOOK = ChannelType("webhook", WebhookOptions, _read_options, _build)

@@ -23,10 +23,7 @@ def _setup_logging(app: App) -> None:
 
     # The values of the secrets the config names (SMTP password, webhook URLs) are masked in every log line.
     secrets = tuple(
-        os.environ.get(value, "")
-        for channel in app.config.channels
-        for key, value in channel.options.items()
-        if key.endswith("_env") and value
+        os.environ.get(env, "") for channel in app.config.channels for env in channel.options.secret_envs().values()
     )
     setup_logging(app.extras["log_level"] or app.config.log_level, app.extras["log_format"], secrets=secrets)
 
@@ -138,9 +135,9 @@ def check(app: App) -> None:
 def _secret_warnings(config: Config) -> list[str]:
     warnings = []
     for channel in config.channels:
-        for key, value in channel.options.items():
-            if key.endswith("_env") and value and not os.environ.get(value):
-                warnings.append(f"channels.{channel.name}.{key}: environment variable {value} is not set")
+        for key, env in channel.options.secret_envs().items():
+            if not os.environ.get(env):
+                warnings.append(f"channels.{channel.name}.{key}: environment variable {env} is not set")
     return warnings
 
 
