@@ -13,7 +13,7 @@ from watcher.alerts import slack
 from watcher.alerts.digest import (
     RenderSettings,
     build_message,
-    clean_text,
+    display_text,
     item_from_delivery,
     safe_url,
     split_marks,
@@ -74,11 +74,11 @@ def message(deliveries, kind="digest"):
     ],
 )
 def test_clean_text(raw, expected):
-    assert clean_text(raw) == expected
+    assert display_text(raw) == expected
 
 
 def test_clean_text_truncates_where_displayed():
-    text = clean_text("word " * 1000, 300)
+    text = display_text("word " * 1000, 300)
     assert len(text) <= 300 and text.endswith("…")
 
 

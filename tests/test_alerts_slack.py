@@ -19,10 +19,11 @@ from tests.helpers.alerts_support import (
     statuses,
 )
 from tests.helpers.webhook_server import Endpoint
-from watcher.alerts.http import Pacer, retry_after_from
+from watcher.alerts.http import Pacer
 from watcher.alerts.outbox import Dispatcher
 from watcher.alerts.slack import SlackChannel
 from watcher.cli.alerts import alerts
+from watcher.schedules import parse_retry_after
 
 HOSTILE = (
     "<!channel> <!here> <@U123> <https://evil.example|click here> @here hello @channel & <script>x</script> "
@@ -188,5 +189,5 @@ async def test_unset_webhook_variable_is_retried_with_a_clear_error(tmp_path, mo
     ],
 )
 def test_retry_after_seconds_or_date_clamped_to_a_day(value, seconds):
-    result = retry_after_from(value, T0)
+    result = parse_retry_after(value, T0)
     assert result == (None if seconds is None else timedelta(seconds=seconds))

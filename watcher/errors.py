@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from .models import FetchFailure
+
 
 class WatcherError(Exception):
     """Base of every error watcher raises on purpose."""
@@ -81,7 +83,7 @@ class FetchError(WatcherError):
         url: str,
         message: str,
         *,
-        kind: str = "error",
+        kind: FetchFailure = "http",
         status: int | None = None,
         retry_after: timedelta | None = None,
     ):

@@ -32,14 +32,15 @@ import httpx
 from .config import FetchSettings
 from .errors import FetchError
 from .guard import GuardedBackend, check_host, install_guard, parse_networks
-from .models import FeedState, FetchedFeed, FetchedPage, NotModified
+from .models import FeedState, FetchedFeed, FetchedPage, FetchFailure, NotModified
+from .schedules import MAX_SERVER_HINT as MAX_HINT
+from .schedules import parse_retry_after
 
 # httpx logs every request line, full URL and tokens included, at INFO (RELIABILITY.md, "What it may write").
 logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 log = logging.getLogger(__name__)
 
-MAX_HINT = timedelta(days=1)  # a server's Retry-After or max-age is obeyed up to a day, never beyond
 _MAX_PER_CLIENT = 20  # one httpx client slows down above ~20 connections (DESIGN.md, performance facts)
 _PIECE = 64 * 1024  # most decoded bytes produced per zlib call: memory stays bounded whatever the ratio
 _REDIRECTS = {301, 302, 303, 307, 308}
@@ -67,22 +68,6 @@ def redact_url(url: str) -> str:
         f"{item.partition('=')[0]}=***" if "=" in item else "***" for item in parts.query.split("&") if item
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """Retry-After as a delay: delta-seconds or an HTTP-date (RFC 9110 10.2.3), clamped to [0, 1 day]."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isascii() and text.isdigit():
-        return min(timedelta(seconds=min(int(text), 10**9)), MAX_HINT)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)  # RFC 9110 dates are GMT; "-0000" parses as naive
-    return min(max(when - now, timedelta(0)), MAX_HINT)
 
 
 def parse_max_age(cache_control: str | None) -> timedelta | None:
@@ -408,7 +393,7 @@ def _status_error(url: str, response: httpx.Response) -> FetchError:
     except ValueError:
         phrase = ""
     retry_after = parse_retry_after(response.headers.get("retry-after"), _server_now(response.headers))
-    kind = "rate-limited" if status == 429 else "http"
+    kind: FetchFailure = "rate-limited" if status == 429 else "http"
     return FetchError(
         redact_url(url), f"HTTP {status} {phrase}".strip(), kind=kind, status=status, retry_after=retry_after
     )

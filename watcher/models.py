@@ -10,6 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
+
+# --- the words watcher writes (docs/schema.md lists each with its meaning) -----------------------------------
+
+FeedStatus = Literal["ok", "not-modified", "error", "offline"]  # feeds.last_status
+# Why a fetch failed (FetchError.kind): short stable words, in logs, metrics and feeds.last_error_kind.
+FetchFailure = Literal[
+    "http", "rate-limited", "timeout", "dns", "connect", "protocol", "url", "scheme", "redirects", "too-large",
+    "encoding", "blocked",
+]  # fmt: skip
+# Why a poll failed: a fetch failure, or a later stage; "offline" while the whole network is down (network.py).
+FailureKind = FetchFailure | Literal["parse", "extract", "store", "error", "bug", "offline"]
+NETWORK_FAILURES: frozenset[FailureKind] = frozenset({"dns", "connect"})  # what an outage looks like, per feed
+BodySource = Literal["page", "feed-content", "feed-summary", "none"]  # where an article's text came from
+DeliveryStatus = Literal["pending", "sent", "dead", "skipped"]  # deliveries.status
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +57,7 @@ class FeedRecord:
 
 @dataclass(frozen=True, slots=True)
 class FetchedFeed:
-    """A feed body as the server sent it (decoded from gzip/deflate/br, not from its charset)."""
+    """A feed body as the server sent it (decoded from gzip or deflate, not yet from its charset)."""
 
     url: str  # the URL that was finally answered, after redirects
     content: bytes
@@ -125,7 +140,7 @@ class Article:
     url: str  # canonical URL: the article's identity across feeds
     title: str
     body: str
-    body_source: str  # "page" (extracted), "feed-content", "feed-summary" or "none"
+    body_source: BodySource
     entry: Entry
     author: str = ""
     published_at: datetime | None = None
@@ -140,9 +155,9 @@ class FeedUpdate:
     feed_url: str
     checked_at: datetime
     next_check_at: datetime
-    status: str  # "ok", "not-modified", "error", or "offline" (a network failure while the whole network is down)
+    status: FeedStatus
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: FailureKind | None = None
     etag: str | None = None
     last_modified: str | None = None
     title: str | None = None

@@ -13,11 +13,10 @@ import logging
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from .models import FeedUpdate
+from .models import NETWORK_FAILURES, FeedUpdate
 
 log = logging.getLogger("watcher.network")
 
-NETWORK_ERROR_KINDS = frozenset({"dns", "connect"})
 HOSTS_BEFORE_OFFLINE = 3  # distinct hosts unreachable, with no success between, before we blame the network
 
 
@@ -41,7 +40,7 @@ class NetworkWatch:
                 log.info("network is reachable again (%s answered)", _host(update.feed_url))
             self.unreachable.clear()
             return update
-        if update.error_kind not in NETWORK_ERROR_KINDS:
+        if update.error_kind not in NETWORK_FAILURES:
             return update
         was_offline = self.offline
         self.unreachable.add(_host(update.feed_url))

@@ -29,13 +29,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .config import Config
-from .network import NETWORK_ERROR_KINDS as _NETWORK_KINDS
+from .models import NETWORK_FAILURES, FailureKind
 from .store import Store, from_db_time
 
 log = logging.getLogger("watcher.ops")
 
-# Failures that say "no network" rather than "broken feed" (network.py's, plus its own "offline").
-NETWORK_ERROR_KINDS = _NETWORK_KINDS | {"offline"}
+# The last errors that say "no network" rather than "broken feed": an outage's own, and network.py's "offline".
+UNREACHABLE_KINDS: frozenset[FailureKind] = NETWORK_FAILURES | {"offline"}
 LATE_ALERTS_AFTER = timedelta(minutes=30)  # an alert due this long and not sent is late (immediate ones go in ~1 min)
 OVERDUE_AFTER = timedelta(minutes=10)  # a feed due this long ago and not polled means no scheduler is running
 TICKS_MISSED = 3  # the daemon's own scheduler is stalled after this many ticks without one (at least a minute)
@@ -150,7 +150,7 @@ def gather_facts(
     unreachable = {
         f["name"]
         for f in enabled
-        if f["last_status"] == "offline" or (f["error_count"] and f["last_error_kind"] in NETWORK_ERROR_KINDS)
+        if f["last_status"] == "offline" or (f["error_count"] and f["last_error_kind"] in UNREACHABLE_KINDS)
     }
     failing = [f for f in enabled if f["error_count"] > 0 and not (offline and f["name"] in unreachable)]
     overdue = [

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from .config import Config
 from .errors import ExtractError, FetchError, ParseError, StoreError, WatcherError
 from .fetch import redact_url
-from .models import Article, Entry, FeedRecord, FeedUpdate, NotModified
+from .models import Article, BodySource, Entry, FailureKind, FeedRecord, FeedUpdate, NotModified
 from .rules import CompiledTopic, compile_topics, match_article
 from .runtime import Runtime
 from .schedules import next_check_at
@@ -178,7 +178,8 @@ async def _shared_article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) ->
 
 async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Article:
     """Build an article from an entry: the page's extracted text when we can get it, else the feed's own text."""
-    body, source, extracted = "", "none", None
+    body, extracted = "", None
+    source: BodySource = "none"
     if pipeline.config.extract.enabled and feed.extract and entry.link:
         runtime = pipeline.runtime
         async with runtime.pages_in_flight:
@@ -207,7 +208,14 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
     )
 
 
-def _feed_text(entry: Entry) -> tuple[str, str]:
+_STAGE_FAILURES: dict[type[WatcherError], FailureKind] = {
+    ParseError: "parse",
+    ExtractError: "extract",
+    StoreError: "store",
+}
+
+
+def _feed_text(entry: Entry) -> tuple[str, BodySource]:
     if entry.content.strip():
         return entry.content, "feed-content"
     if entry.summary.strip():
@@ -247,14 +255,15 @@ def _next_check(pipeline: Pipeline, feed: FeedRecord, now: datetime, *, errors: 
 
 
 def _failure(pipeline: Pipeline, feed: FeedRecord, now: datetime, error: Exception) -> FeedUpdate:
+    kind: FailureKind
+    hint = None
     if isinstance(error, FetchError):
         message, kind, hint = error.message, error.kind, error.retry_after
-    elif isinstance(error, ParseError):
-        message, kind, hint = str(error), "parse", None
     elif isinstance(error, WatcherError):
-        message, kind, hint = str(error), type(error).__name__, None
+        # A failure kind is a stable word, never a class name.
+        message, kind = str(error), _STAGE_FAILURES.get(type(error), "error")
     else:
-        message, kind, hint = f"internal error: {type(error).__name__}: {error}", "bug", None
+        message, kind = f"internal error: {type(error).__name__}: {error}", "bug"
     return FeedUpdate(
         feed_url=feed.url,
         checked_at=now,

@@ -11,9 +11,10 @@ Accepted forms:
 
 from __future__ import annotations
 
+import email.utils
 import random
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -107,6 +108,25 @@ def next_check_at(
     if errors > 0:
         delay = min(interval * (2 ** min(errors - 1, 20)), max(max_backoff, interval))
     if server_hint is not None:
-        delay = max(delay, min(server_hint, timedelta(days=1)))
+        delay = max(delay, min(server_hint, MAX_SERVER_HINT))
     spread = delay.total_seconds() * jitter
     return now + delay + timedelta(seconds=uniform(-spread, spread))
+
+
+MAX_SERVER_HINT = timedelta(days=1)  # a server's Retry-After or max-age is obeyed up to a day, never beyond
+
+
+def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """Retry-After as a delay: delta-seconds or an HTTP-date (RFC 9110 10.2.3), clamped to [0, 1 day]."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return min(timedelta(seconds=min(int(text), 10**9)), MAX_SERVER_HINT)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # RFC 9110 dates are GMT; "-0000" parses as naive
+    return min(max(when - now, timedelta(0)), MAX_SERVER_HINT)

@@ -3,7 +3,7 @@
 Pure: `now`, the time zone and the topic order come in; nothing here reads the clock, the store or the network.
 
 Feed text is hostile (RELIABILITY.md, "What it may write"). Every string that came from a feed passes
-`clean_text()` (control characters, bidi overrides and lone surrogates removed, one line where one line is
+`display_text()` (control characters, bidi overrides and lone surrogates removed, one line where one line is
 expected, truncated where displayed), every link passes `safe_url()` (http(s) only: feedparser passes
 `javascript:` through unchanged), and HTML comes from Jinja2 templates with autoescape on. Channels that speak
 another markup (Slack mrkdwn) escape for it themselves, from the same cleaned values.
@@ -41,7 +41,7 @@ _MARK = re.compile(r"\[\[(.+?)\]\]", re.DOTALL)
 _URL_QUOTE = {"|": "%7C", "<": "%3C", ">": "%3E", '"': "%22", "'": "%27", "`": "%60", "\\": "%5C", " ": "%20"}
 
 
-def clean_text(value: object, limit: int | None = None) -> str:
+def display_text(value: object, limit: int | None = None) -> str:
     """One line of displayable text: no control or invisible characters, whitespace collapsed, at most `limit`."""
     text = "" if value is None else str(value)
     # Lone surrogates (from bytes that were not UTF-8) cannot be encoded by email or JSON: replace them.
@@ -159,7 +159,7 @@ class RenderSettings:
 
     @classmethod
     def from_config(cls, config: _RenderedConfig) -> RenderSettings:
-        return cls(config.timezone, tuple((t.name, clean_text(t.description, 200)) for t in config.topics))
+        return cls(config.timezone, tuple((t.name, display_text(t.description, 200)) for t in config.topics))
 
 
 class _Topic(Protocol):
@@ -181,14 +181,14 @@ class _RenderedConfig(Protocol):
 def item_from_delivery(d: Delivery) -> AlertItem:
     return AlertItem(
         delivery_id=d.id,
-        topic=clean_text(d.topic, NAME_MAX),
-        title=clean_text(d.title, TITLE_MAX) or "(untitled)",
+        topic=display_text(d.topic, NAME_MAX),
+        title=display_text(d.title, TITLE_MAX) or "(untitled)",
         url=safe_url(d.url),
-        feeds=tuple(dict.fromkeys(f for f in (clean_text(f, NAME_MAX) for f in d.feeds) if f)),
+        feeds=tuple(dict.fromkeys(f for f in (display_text(f, NAME_MAX) for f in d.feeds) if f)),
         published_at=d.published_at,
         found_at=d.created_at,
-        terms=tuple(dict.fromkeys(t for t in (clean_text(t, NAME_MAX) for t in d.terms) if t)),
-        snippet=clean_text(d.snippet, SNIPPET_MAX),
+        terms=tuple(dict.fromkeys(t for t in (display_text(t, NAME_MAX) for t in d.terms) if t)),
+        snippet=display_text(d.snippet, SNIPPET_MAX),
     )
 
 
@@ -221,7 +221,7 @@ def build_message(
     subject = render_subject(kind, channel, groups, part)
     context = {
         "kind": kind,
-        "channel": clean_text(channel, NAME_MAX),
+        "channel": display_text(channel, NAME_MAX),
         "groups": groups,
         "count": sum(len(g.items) for g in groups),
         "subject": subject,
@@ -261,7 +261,7 @@ def sample_message(channel: str, now: datetime, settings: RenderSettings) -> Mes
     item = AlertItem(
         delivery_id=0,
         topic="test",
-        title=f"Test message from watcher to channel {clean_text(channel, NAME_MAX)}",
+        title=f"Test message from watcher to channel {display_text(channel, NAME_MAX)}",
         url=PROJECT_URL,
         feeds=("watcher",),
         published_at=now,
@@ -292,7 +292,7 @@ def render_subject(kind: str, channel: str, groups: Sequence[TopicGroup], part: 
         text = f"{head}: {count} new {plural(count, 'item')} — {shown}{more}"
     if part[1] > 1:
         text += f" ({part[0]}/{part[1]})"
-    return clean_text(text, 250)
+    return display_text(text, 250)
 
 
 def item_meta(item: AlertItem, timezone: str) -> str:

@@ -24,7 +24,7 @@ from email.utils import format_datetime, make_msgid
 from ..config_reader import Table, resolve_secret
 from ..errors import ConfigError, DeliveryError, PermanentDeliveryError
 from .channel import ChannelContext, ChannelOptions, ChannelType
-from .digest import Message, clean_text, split_by_count
+from .digest import Message, display_text, split_by_count
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 def header_text(value: str, limit: int = 250) -> str:
     """A header value from feed text: one line, no control characters. email raises on CR/LF in a header, and one
     bad title must not block the outbox (RELIABILITY.md)."""
-    return clean_text(value, limit)
+    return display_text(value, limit)
 
 
 def build_email(message: Message, *, sender: str, recipients: Sequence[str]) -> EmailMessage:
@@ -154,7 +154,7 @@ class EmailChannel:
 def _reply(text: bytes | str) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return clean_text(text, 200)
+    return display_text(text, 200)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,17 +13,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from .. import DEFAULT_USER_AGENT
 from ..errors import DeliveryError, PermanentDeliveryError
+from ..schedules import parse_retry_after
 
 DEFAULT_TIMEOUT_S = 15.0
-MAX_RETRY_AFTER = timedelta(days=1)
 
 _SECRET_URLS: set[str] = set()
 
@@ -40,26 +39,6 @@ class _RedactSecretURLs(logging.Filter):
 
 
 logging.getLogger("httpx").addFilter(_RedactSecretURLs())
-
-
-def retry_after_from(value: str | None, now: datetime) -> timedelta | None:
-    """Retry-After in seconds or as an HTTP date (RFC 9110 10.2.3), clamped to [0, 1 day]; None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        delay = timedelta(seconds=float(value)) if value.replace(".", "", 1).isdigit() else None
-    except (ValueError, OverflowError):
-        return None
-    if delay is None:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        delay = when - now
-    return max(timedelta(0), min(delay, MAX_RETRY_AFTER))
 
 
 async def post_json(
@@ -91,7 +70,7 @@ async def post_json(
     if 200 <= status < 300:
         return response
     body = " ".join(response.text[:200].split())
-    retry_after = retry_after_from(response.headers.get("retry-after"), datetime.now(UTC))
+    retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
     message = f"{what}: HTTP {status}" + (f" ({body})" if body else "")
     if status in (408, 425, 429) or status >= 500:
         raise DeliveryError(message, retry_after=retry_after)

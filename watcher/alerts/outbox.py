@@ -32,7 +32,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from ..config import ChannelConfig, Config, ConfigError, ConfigProblem
 from ..errors import DeliveryError, PermanentDeliveryError, WatcherError
@@ -385,18 +384,3 @@ class Dispatcher:
             self.store.mark_sent(ids, now)
         log.info("alerts: sent %s of %d item(s) to %r", kind, count, name)
         state.outcomes.append(SendOutcome(name, kind, count, "sent"))
-
-
-def describe(report: DispatchReport) -> list[dict[str, Any]]:
-    """The report as rows, for the CLI and logs."""
-    return [
-        {
-            "channel": o.channel,
-            "kind": o.kind,
-            "items": o.items,
-            "status": o.status,
-            "error": o.error,
-            "retry_at": o.retry_at.isoformat() if o.retry_at else None,
-        }
-        for o in report.outcomes
-    ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ..alerts.digest import clean_text
+from ..alerts.digest import display_text
 from ..alerts.outbox import Dispatcher, DispatchReport
 from ..config import parse_duration
 from ..errors import WatcherError
@@ -196,7 +196,9 @@ def list_command(obj: Any, status: str | None, channel: str | None, limit: int, 
     # Titles and errors come from feeds and servers: cleaned, so no escape sequence reaches the terminal.
     cells = [
         [
-            clean_text(_when(row) if k == "when" else row.get(k) if row.get(k) is not None else "", _WIDTHS.get(k, 40))
+            display_text(
+                _when(row) if k == "when" else row.get(k) if row.get(k) is not None else "", _WIDTHS.get(k, 40)
+            )
             for k in _COLUMNS
         ]
         for row in rows

@@ -17,9 +17,9 @@ from .topics import (
     TopicConfig,
     compile_topic,
     compile_topics,
-    describe,
     explain,
     match_article,
+    terms_and_snippet,
 )
 
 __all__ = [
@@ -29,7 +29,7 @@ __all__ = [
     "TopicConfig",
     "compile_topic",
     "compile_topics",
-    "describe",
     "explain",
     "match_article",
+    "terms_and_snippet",
 ]

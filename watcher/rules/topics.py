@@ -236,7 +236,7 @@ def match_article(topics: Sequence[CompiledTopic], title: str, body: str) -> tup
         score = score_of(hits)
         if score < topic.min_score:
             continue
-        terms, snippet = describe(art, hits)
+        terms, snippet = terms_and_snippet(art, hits)
         matches.append(Match(topic=topic.name, score=score, terms=terms, snippet=snippet))
     return tuple(matches)
 
@@ -254,7 +254,7 @@ def explain(topic: CompiledTopic, title: str, body: str) -> Explanation:
         reason = "matched"
     clauses: list[Clause] = []
     _walk(topic.root, art, 0, 0, clauses)
-    terms, snippet = describe(art, hits or [])
+    terms, snippet = terms_and_snippet(art, hits or [])
     return Explanation(
         topic=topic.name,
         matched=reason == "matched",
@@ -331,7 +331,7 @@ def _surface_terms(art: ArticleText, hits, offsets: _Offsets | None = None) -> t
     return tuple(seen.values())[:MAX_TERMS]
 
 
-def describe(art: ArticleText, hits) -> tuple[tuple[str, ...], str]:
+def terms_and_snippet(art: ArticleText, hits) -> tuple[tuple[str, ...], str]:
     """The terms as found in the text, and a snippet of ~240 characters around the best hits, marked [[so]]."""
     hits = _positive(hits)
     if not hits:
