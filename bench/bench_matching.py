@@ -16,7 +16,7 @@ Topic sets:
                  with one extra word: a weapon, a country, an armed force) and shares the others (@supply,
                  @move...), as users reuse lists
   all copied     100 variants in which every list is a copy with an extra word of its own (nothing shared)
-The target: with 100 topics, matching at least 10x faster than trafilatura (~57 pages/s per core, DESIGN.md).
+The target: with 100 topics, matching at least 10x faster than trafilatura (~57 pages/s per core, docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""kill -9 at random moments (RELIABILITY.md, "Faults it must survive"): the daemon as users run it, against a
+"""kill -9 at random moments (docs/reliability.md, "Faults it must survive"): the daemon as users run it, against a
 local news site whose feeds keep growing, a real SMTP server and a webhook, killed with SIGKILL again and again
 and restarted each time; then one last run that is left alone until everything is delivered.
 

@@ -494,7 +494,7 @@ async def test_concurrency_limits(site, concurrency, per_host, requests, expecte
 
 
 async def test_high_concurrency_spreads_over_several_clients(site):
-    # One httpx client slows down past ~20 connections (DESIGN.md): 45 slots become 3 clients of 15.
+    # One httpx client slows down past ~20 connections (docs/architecture.md, "Performance facts"): 45 slots become 3 clients of 15.
     probe = InFlight(hold=0.05)
     url = site.add("/feed.xml", handler=probe)
     async with Fetcher(settings(concurrency=45, per_host=45)) as fetcher:

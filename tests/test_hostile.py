@@ -1,4 +1,4 @@
-"""Every hostile case of RELIABILITY.md, polled beside a healthy feed: a safe outcome, nothing wrong stored,
+"""Every hostile case of docs/reliability.md, polled beside a healthy feed: a safe outcome, nothing wrong stored,
 the other feed updated. Then all of them at once against the daemon, which must stay alive."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Fetching feeds and pages: the only module that imports httpx.
 
 One `Fetcher` owns the HTTP clients and every limit that protects watcher from the servers it polls
-(RELIABILITY.md): a total deadline per request, caps on decoded bytes, manual redirects with a scheme check
+(docs/reliability.md): a total deadline per request, caps on decoded bytes, manual redirects with a scheme check
 at every hop, and the address guard (guard.py) under every connection. Failures leave as `FetchError`
 with a short `kind`; messages never carry a URL's userinfo or query values (`redact_url`).
 
@@ -36,12 +36,12 @@ from .models import FeedState, FetchedFeed, FetchedPage, FetchFailure, NotModifi
 from .schedules import MAX_SERVER_HINT as MAX_HINT
 from .schedules import parse_retry_after
 
-# httpx logs every request line, full URL and tokens included, at INFO (RELIABILITY.md, "What it may write").
+# httpx logs every request line, full URL and tokens included, at INFO (docs/reliability.md, "What it may write").
 logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 log = logging.getLogger(__name__)
 
-_MAX_PER_CLIENT = 20  # one httpx client slows down above ~20 connections (DESIGN.md, performance facts)
+_MAX_PER_CLIENT = 20  # one httpx client slows down above ~20 connections (docs/architecture.md, "Performance facts")
 _PIECE = 64 * 1024  # most decoded bytes produced per zlib call: memory stays bounded whatever the ratio
 _REDIRECTS = {301, 302, 303, 307, 308}
 _PERMANENT = {301, 308}
@@ -115,7 +115,7 @@ class _BodyDecoder:
         codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
         codings = [c for c in codings if c != "identity"]
         if len(codings) > 1:
-            # Stacked codings multiply the ratio (3 KB of gzip-in-gzip -> 2.1 GB, RELIABILITY.md): no feed needs them.
+            # Stacked codings multiply the ratio (3 KB of gzip-in-gzip -> 2.1 GB, docs/reliability.md): no feed needs them.
             raise FetchError(url, f"stacked Content-Encoding {content_encoding!r} refused", kind="encoding")
         self._coding = codings[0] if codings else "identity"
         if self._coding == "x-gzip":  # RFC 9110 8.4.1.3: an alias of gzip

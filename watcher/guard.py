@@ -1,7 +1,7 @@
 """The address guard: watcher connects only to public addresses it has resolved and checked itself.
 
 Feed and article URLs come from strangers, so a URL may point at loopback, the LAN or the cloud metadata
-service (RELIABILITY.md, "Where it may connect"). Checking the URL's host string is not enough: names
+service (docs/reliability.md, "Where it may connect"). Checking the URL's host string is not enough: names
 resolve to anything, IPv4 has many spellings (`2130706433`, `0x7f.1`, `127.1`), IPv6 can wrap IPv4
 (`::ffff:127.0.0.1`, `64:ff9b::7f00:1`, `2002:7f00:1::`), and a name's DNS answer can change between a
 check and the connect. So the check lives where the socket is opened: `GuardedBackend` is an httpcore

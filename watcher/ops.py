@@ -12,7 +12,7 @@ process can read, plus what only the daemon knows (its scheduler's last tick, a 
   ok        otherwise; reasons may still list a few failing feeds
 
 The endpoint is asyncio's own server on the daemon's loop, so its store reads run on the loop's thread
-between transactions, like every other store call (DESIGN.md, "One writer"); only the write probe, which opens
+between transactions, like every other store call (docs/architecture.md, "Runtime model"); only the write probe, which opens
 its own connection, runs in a thread.
 """
 

@@ -1,6 +1,6 @@
 """Feed bodies -> Entry values: RSS 0.9x/1.0/2.0 and Atom through feedparser, JSON Feed through jsonfeed.py.
 
-This is the only module that imports feedparser. It gets bytes that strangers wrote, so (RELIABILITY.md,
+This is the only module that imports feedparser. It gets bytes that strangers wrote, so (docs/reliability.md,
 "What it may read"): only expat parses XML, no DTD or entity is ever fetched or read, a document that
 declares entities is refused before any parser sees it, and every string that leaves is valid Unicode
 without control characters, truncated to a bound.

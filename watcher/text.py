@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 def safe_link(link: str | None, feed_url: str) -> str | None:
     """The entry's link resolved against the feed URL (relative links happen), or None unless http(s).
 
-    feedparser passes javascript:, data: and file: links through unchanged (RELIABILITY.md): they stop here.
+    feedparser passes javascript:, data: and file: links through unchanged (docs/reliability.md): they stop here.
     """
     if not isinstance(link, str) or not link.strip():
         return None

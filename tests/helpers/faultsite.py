@@ -1,4 +1,4 @@
-"""The fault-injection site: every hostile case of RELIABILITY.md served by path from a LocalSite on 127.0.0.1.
+"""The fault-injection site: every hostile case of docs/reliability.md served by path from a LocalSite on 127.0.0.1.
 
 `install(site)` adds every case and returns {case name: feed path}. Each case says what watcher must do with
 it (`status`, `kind`), and may carry a `check(store, site)` for what must not have been stored or requested.
@@ -33,7 +33,7 @@ class Case:
     status: str  # the feed's outcome: "ok" or "error"
     kind: str | None = None  # the error kind for "error"
     check: Callable | None = None  # extra assertions: check(store, site)
-    reliability: str = ""  # the line of RELIABILITY.md it proves
+    reliability: str = ""  # the line of docs/reliability.md it proves
 
 
 def _nothing_from_passwd(store, site):

@@ -2,7 +2,7 @@
 
 Pure: `now`, the time zone and the topic order come in; nothing here reads the clock, the store or the network.
 
-Feed text is hostile (RELIABILITY.md, "What it may write"). Every string that came from a feed passes
+Feed text is hostile (docs/reliability.md, "What it may write"). Every string that came from a feed passes
 `display_text()` (control characters, bidi overrides and lone surrogates removed, one line where one line is
 expected, truncated where displayed), every link passes `safe_url()` (http(s) only: feedparser passes
 `javascript:` through unchanged), and HTML comes from Jinja2 templates with autoescape on. Channels that speak

@@ -1,7 +1,7 @@
 """Email over SMTP (stdlib smtplib, run in a thread): STARTTLS or implicit TLS with the certificate verified,
 login when a username is set, a timeout on every socket operation, one or more recipients.
 
-smtplib verifies nothing and waits forever by default (RELIABILITY.md, seen): we pass
+smtplib verifies nothing and waits forever by default (docs/reliability.md, seen): we pass
 `ssl.create_default_context()` and a timeout. Errors are classified the way RFC 5321 section 4.2.1 puts them:
 4yz is transient (retry later), 5yz permanent (dead letter); a connection that fails is transient.
 """
@@ -34,7 +34,7 @@ DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
 def header_text(value: str, limit: int = 250) -> str:
     """A header value from feed text: one line, no control characters. email raises on CR/LF in a header, and one
-    bad title must not block the outbox (RELIABILITY.md)."""
+    bad title must not block the outbox (docs/reliability.md)."""
     return display_text(value, limit)
 
 

@@ -4,7 +4,7 @@ This is not watcher/fetch.py: that client guards against feed URLs chosen by str
 from the operator's config and environment. What is shared is the care: a timeout per read and a total deadline
 (httpx timeouts are per read), no proxy from the environment unless the config says so, no redirects, and the
 URL never in a log line or an error message, because a Slack webhook URL is a secret (httpx logs full URLs at
-INFO, RELIABILITY.md).
+INFO, docs/reliability.md).
 """
 
 from __future__ import annotations
