@@ -18,17 +18,18 @@ from ..alerts.digest import display_text
 from ..alerts.outbox import Dispatcher, DispatchReport
 from ..config import parse_duration
 from ..errors import WatcherError
+from .app import App
 
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def _dispatcher(obj: Any, *, with_channels: bool = True) -> Dispatcher:
+def _dispatcher(obj: App, *, with_channels: bool = True) -> Dispatcher:
     return Dispatcher(obj.config, obj.store, None if with_channels else {})
 
 
-def _check_channel(obj: Any, name: str | None) -> None:
+def _check_channel(obj: App, name: str | None) -> None:
     names = [c.name for c in obj.config.channels]
     if name is not None and name not in names:
         raise click.BadParameter(
@@ -77,7 +78,7 @@ def digest() -> None:
     help="Also write the HTML (email) rendering to this file, to open in a browser.",
 )
 @click.pass_obj
-def preview_command(obj: Any, channel: str | None, since: str, html_file: Path | None) -> None:
+def preview_command(obj: App, channel: str | None, since: str, html_file: Path | None) -> None:
     """Show the digest of what matched recently, delivered or not. Nothing is sent or marked.
 
     \b
@@ -100,7 +101,7 @@ def preview_command(obj: Any, channel: str | None, since: str, html_file: Path |
 @digest.command("send")
 @click.option("--channel", "-c", help="Only this channel (default: every digest-mode channel).")
 @click.pass_obj
-def send_command(obj: Any, channel: str | None) -> None:
+def send_command(obj: App, channel: str | None) -> None:
     """Send a digest of everything pending now, without waiting for the schedule.
 
     Items already sent are not sent again; items waiting for a retry keep waiting.
@@ -142,7 +143,7 @@ def alerts() -> None:
 @alerts.command("test")
 @click.option("--channel", "-c", required=True, help="The channel to send a test message to.")
 @click.pass_obj
-def test_command(obj: Any, channel: str) -> None:
+def test_command(obj: App, channel: str) -> None:
     """Send a test message to a channel, to check its settings and credentials. The outbox is not touched.
 
     \b
@@ -178,7 +179,7 @@ def _when(row: dict[str, Any]) -> str:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per line).")
 @click.pass_obj
-def list_command(obj: Any, status: str | None, channel: str | None, limit: int, as_json: bool) -> None:
+def list_command(obj: App, status: str | None, channel: str | None, limit: int, as_json: bool) -> None:
     """List alerts in the outbox, newest first: status, attempts, next try, last error.
 
     \b
@@ -214,7 +215,7 @@ def list_command(obj: Any, status: str | None, channel: str | None, limit: int, 
 @click.option("--channel", "-c", help="Only dead letters of this channel.")
 @click.option("--send", is_flag=True, help="Send them now instead of leaving it to the daemon's next pass.")
 @click.pass_obj
-def retry_command(obj: Any, ids: tuple[int, ...], channel: str | None, send: bool) -> None:
+def retry_command(obj: App, ids: tuple[int, ...], channel: str | None, send: bool) -> None:
     """Put dead letters (all, a channel's, or the given IDs) back in the queue.
 
     A running daemon sends them within a minute; --send sends them from this command.

@@ -9,13 +9,16 @@ import sys
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from ..config import Config
 from ..errors import ConfigError
 from .app import DEFAULT_CONFIG, App, ago, echo_table
+
+if TYPE_CHECKING:
+    from ..ops import Health
 
 
 def _setup_logging(app: App) -> None:
@@ -192,7 +195,7 @@ def status(app: App, as_json: bool, check: bool) -> None:
             click.echo(f"      terms: {', '.join(match.terms[:8])}   {match.url}")
 
 
-def _health_check(app: App) -> Any:
+def _health_check(app: App) -> Health:
     """The same verdict as /healthz (ops.py), from the database; a config that does not load is a reason, not a crash."""
     from ..ops import assess_health
 

@@ -18,7 +18,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 import click
@@ -28,6 +28,9 @@ from ..config_edit import NewFeed, add_feeds, remove_feed
 from ..errors import WatcherError
 from ..opml import OpmlFeed, read_opml, write_opml
 from .app import App, echo_table
+
+if TYPE_CHECKING:  # imported where used: every command would pay for httpx and feedparser otherwise
+    from ..discover import Discovery
 
 MAX_NAME = 80  # a page title can be a paragraph; a feed name is a label in tables and alerts
 
@@ -88,7 +91,7 @@ def add_command(app: App, url: str, name: str | None, interval: str | None, pick
         click.echo(f"to take one of those instead: watcher feeds remove {chosen!r} && watcher feeds add {url} --pick N")
 
 
-async def _discover(config: Config, url: str, pick: int | None) -> Any:
+async def _discover(config: Config, url: str, pick: int | None) -> Discovery:
     from ..discover import discover_feed
     from ..fetch import Fetcher
 
@@ -243,7 +246,7 @@ async def _check_feeds(config: Config, planned: list[NewFeed]) -> tuple[list[New
     "--output", "-o", type=click.File("w", encoding="utf-8"), default="-", help="Write here instead of stdout."
 )
 @click.pass_obj
-def export_command(app: App, output: Any) -> None:
+def export_command(app: App, output: TextIO) -> None:
     """Write the config's feeds as OPML 2.0, for a feed reader or another watcher.
 
     \b

@@ -8,12 +8,12 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
 from ..config import parse_duration
 from ..errors import RuleError
+from .app import App
 
 
 def _since(value: str | None) -> datetime | None:
@@ -39,7 +39,7 @@ def rules() -> None:
 @click.option("--url", help="An article URL: fetched and extracted as the daemon would.")
 @click.option("--title", default="", help="A title to go with --text or --file.")
 @click.pass_obj
-def rules_test(app: Any, rule_or_topic: str, text: str | None, path: str | None, url: str | None, title: str) -> None:
+def rules_test(app: App, rule_or_topic: str, text: str | None, path: str | None, url: str | None, title: str) -> None:
     """Show whether a rule (or a topic of the config, by name) matches a text, and why.
 
     \b
@@ -79,7 +79,7 @@ def _extract(content: bytes, url: str, title: str) -> tuple[str, str]:
     return extracted.text, title or extracted.title
 
 
-def _fetch_and_extract(app: Any, url: str, title: str) -> tuple[str, str]:
+def _fetch_and_extract(app: App, url: str, title: str) -> tuple[str, str]:
     from ..fetch import Fetcher
 
     async def fetch():
@@ -94,7 +94,7 @@ def _fetch_and_extract(app: Any, url: str, title: str) -> tuple[str, str]:
 @click.option("--topic", "topic_names", multiple=True, help="Only this topic (repeatable); default: every topic.")
 @click.option("--no-alerts", is_flag=True, help="Record new matches without queueing alerts for them.")
 @click.pass_obj
-def rematch(app: Any, topic_names: tuple[str, ...], no_alerts: bool) -> None:
+def rematch(app: App, topic_names: tuple[str, ...], no_alerts: bool) -> None:
     """Apply the config's current rules to stored articles.
 
     New matches are added (and alert, unless --no-alerts); a topic that no longer matches is marked retracted,
@@ -129,7 +129,7 @@ def rematch(app: Any, topic_names: tuple[str, ...], no_alerts: bool) -> None:
 @click.option("--limit", default=20, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.pass_obj
-def search(app: Any, query: str, topic: str | None, feed: str | None, since: str | None, limit: int, fmt: str) -> None:
+def search(app: App, query: str, topic: str | None, feed: str | None, since: str | None, limit: int, fmt: str) -> None:
     """Search stored articles (SQLite FTS5 syntax: words, "phrases", AND, OR, NOT, prefix*), best first.
 
     \b
@@ -152,7 +152,7 @@ def search(app: Any, query: str, topic: str | None, feed: str | None, since: str
 @click.option("--since", help="Only matches made within this duration, e.g. 30d.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.pass_obj
-def export(app: Any, topic: str | None, since: str | None, fmt: str) -> None:
+def export(app: App, topic: str | None, since: str | None, fmt: str) -> None:
     """Write every (non-retracted) match with its article as CSV or JSON lines, for spreadsheets and pandas.
 
     \b

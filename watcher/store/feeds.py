@@ -8,7 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..models import Article, FeedRecord, FeedUpdate
+from ..config import FeedConfig
+from ..models import Article, FeedRecord, FeedUpdate, Match
 from ..text import hide_credentials
 from .base import Connection, _chunks, from_db_time, placeholders, to_db_time
 
@@ -16,7 +17,7 @@ from .base import Connection, _chunks, from_db_time, placeholders, to_db_time
 class FeedQueries(Connection):
     # --- feeds -----------------------------------------------------------------------------------------
 
-    def sync_feeds(self, feeds: Iterable[Any], default_interval: timedelta, now: datetime) -> None:
+    def sync_feeds(self, feeds: Iterable[FeedConfig], default_interval: timedelta, now: datetime) -> None:
         """Make the feeds table follow the config: add new feeds (due now), update changed ones, disable removed ones.
 
         Feeds are matched by name, so editing a feed's URL keeps its history. A removed feed keeps its rows
@@ -177,7 +178,7 @@ class FeedQueries(Connection):
         )
 
     def _insert_match(
-        self, conn: sqlite3.Connection, article_id: int, match: Any, now: str, routes: Mapping[str, Sequence[str]]
+        self, conn: sqlite3.Connection, article_id: int, match: Match, now: str, routes: Mapping[str, Sequence[str]]
     ) -> int:
         cursor = conn.execute(
             "INSERT INTO matches (article_id, topic, score, terms, snippet, matched_at) VALUES (?, ?, ?, ?, ?, ?)"
@@ -203,7 +204,7 @@ class FeedQueries(Connection):
 
     def apply_rematch(
         self,
-        results: Sequence[tuple[int, Sequence[Any]]],
+        results: Sequence[tuple[int, Sequence[Match]]],
         topics: Sequence[str],
         routes: Mapping[str, Sequence[str]],
         now: datetime,
