@@ -19,9 +19,11 @@ from datetime import UTC, datetime
 from .config import Config
 from .errors import ExtractError, FetchError, ParseError, StoreError, WatcherError
 from .fetch import Fetcher, redact_url
+from .learn import TopicModel, judge_article
+from .learn.retrain import models_in_use
 from .models import Article, Entry, FeedRecord, FeedUpdate, NotModified
 from .network import NetworkWatch
-from .rules import CompiledTopic, compile_topics, match_article
+from .rules import CompiledTopic, compile_topics
 from .schedules import next_check_at
 from .store import Store
 from .workers import Workers
@@ -57,6 +59,9 @@ class Pipeline:
     # feed name -> the config's URL, built once: the daemon calls poll() once per feed, and a table built per call
     # and held by every feed waiting its turn grew with the square of the feed count (2 GB at 10,000 feeds).
     feed_urls: dict[str, str] = field(default_factory=dict)
+    # Topics that learn from labels (learn/): their models, swapped whole when retrained; empty: rules alone.
+    models: dict[str, TopicModel] = field(default_factory=dict)
+    possible_routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, config: Config, store: Store, fetcher: Fetcher, workers: Workers) -> Pipeline:
@@ -72,6 +77,8 @@ class Pipeline:
             # piled up to 1.36 GB in our measurements.
             pages_in_flight=asyncio.Semaphore(2 * workers.workers),
             feeds_in_flight=asyncio.Semaphore(2 * config.fetch.concurrency),
+            models=models_in_use(config, store),
+            possible_routes=config.possible_routes(),
         )
 
 
@@ -103,7 +110,7 @@ async def poll(
         else:
             update = pipeline.network.classify(update)
         try:
-            queued = pipeline.store.apply_update(feed.id, update, pipeline.routes)
+            queued = pipeline.store.apply_update(feed.id, update, pipeline.routes, pipeline.possible_routes)
         except StoreError as e:
             # Nothing of this poll was written (one transaction), so the feed is still due: it is simply
             # polled again at the next tick, and succeeds once the disk has room again.
@@ -160,7 +167,7 @@ async def _update_feed(pipeline: Pipeline, feed: FeedRecord, now: datetime) -> F
 
     keep_unmatched = config.extract.keep_unmatched.total_seconds() > 0
     articles = await asyncio.gather(*(_shared_article(pipeline, feed, e) for e in to_fetch))
-    kept = tuple(a for a in articles if a.matches or keep_unmatched)
+    kept = tuple(a for a in articles if a.matches or a.model_calls or keep_unmatched)
     return FeedUpdate(
         feed_url=feed.url,
         checked_at=now,
@@ -207,7 +214,7 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
     if len(body) < len(feed_body):
         body, source = feed_body, feed_source
     title = entry.title or (extracted.title if extracted else "")
-    matches = match_article(pipeline.topics, title, body)
+    matches, model_calls = judge_article(pipeline.topics, pipeline.models, title, body)
     return Article(
         url=_article_url(entry),
         title=title,
@@ -218,6 +225,7 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
         published_at=entry.published_at or entry.updated_at or (extracted.published_at if extracted else None),
         language=extracted.language if extracted else "",
         matches=matches,
+        model_calls=model_calls,
     )
 
 

@@ -34,6 +34,10 @@ class TopicConfig:
     description: str = ""
     min_score: float = 1.0
     urgent: bool = False  # urgent topics go out immediately on channels that take immediate alerts
+    # Topics that learn from labels (learn/, docs/rules.md): used once the topic has a trained model.
+    learn: bool = True
+    hold_below: float = 0.1  # a rule match the model gives less than this is held back
+    possible_above: float = 0.9  # an article the rule missed that the model gives at least this is a possible match
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +229,11 @@ def _may_match(topic: CompiledTopic, art: ArticleText) -> bool:
 
 def match_article(topics: Sequence[CompiledTopic], title: str, body: str) -> tuple[Match, ...]:
     """Every topic the article matches, with its score, the terms found and a marked snippet."""
-    art = ArticleText(title, body)
+    return match_text(topics, ArticleText(title, body))
+
+
+def match_text(topics: Sequence[CompiledTopic], art: ArticleText) -> tuple[Match, ...]:
+    """match_article on an article already cut into words (learn/ reuses the words for its features)."""
     matches = []
     for topic in topics:
         if not _may_match(topic, art) or not topic.root.ok(art, 0):
@@ -239,6 +247,33 @@ def match_article(topics: Sequence[CompiledTopic], title: str, body: str) -> tup
         terms, snippet = describe(art, hits)
         matches.append(Match(topic=topic.name, score=score, terms=terms, snippet=snippet))
     return tuple(matches)
+
+
+def clause_results(topic: CompiledTopic, art: ArticleText, max_depth: int = 2) -> tuple[tuple[str, bool], ...]:
+    """(clause text, whether it holds) for the parts of the rule down to `max_depth`, cheaply (no hits or
+    snippets): the model of a topic that learns from labels takes them as features."""
+    out: list[tuple[str, bool]] = []
+    _truths(topic.root, art, 0, 0, max_depth, out)
+    return tuple(out)
+
+
+def _truths(node: Node, art: ArticleText, scope: int, depth: int, max_depth: int, out: list) -> None:
+    if isinstance(node, Field):
+        scope = node.scope
+    if depth > 0:  # the whole rule is a feature of its own (the match, with min_score)
+        out.append((" ".join(node.label.split()), node.ok(art, scope)))
+    if depth >= max_depth or isinstance(node, (Term, Ref)):
+        return
+    children = node.children
+    if isinstance(node, (Field, Optional)):
+        only = children[0]
+        if isinstance(only, (Term, Ref)):
+            return
+        if isinstance(only, Field):
+            scope = only.scope
+        children = only.children
+    for child in children:
+        _truths(child, art, scope, depth + 1, max_depth, out)
 
 
 def explain(topic: CompiledTopic, title: str, body: str) -> Explanation:
