@@ -96,7 +96,8 @@ def _fit(rows: Sequence[Featurised], labels: Sequence[bool], c: float) -> tuple[
         (np.array(data, dtype=np.float64), np.array(indices, dtype=np.int64), np.array(indptr, dtype=np.int64)),
         shape=(len(rows), max(1, len(vocabulary))),
     )
-    learner = LogisticRegression(C=c, class_weight="balanced", solver="liblinear", max_iter=1000)
+    # tol 1e-3 (liblinear's default is 1e-4): 0.8 s instead of 2.8 s on 3,000 labels, same figures on both halves
+    learner = LogisticRegression(C=c, class_weight="balanced", solver="liblinear", tol=1e-3, max_iter=1000)
     learner.fit(matrix, np.array(labels, dtype=bool))
     coef = learner.coef_[0]
     names = list(vocabulary)
