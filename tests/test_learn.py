@@ -391,3 +391,17 @@ def test_a_possible_match_of_an_urgent_topic_waits_for_the_digest():
     assert [(b.kind, [d.id for d in b.deliveries]) for b in waiting] == [("immediate", [1])]
     at_slot = plan_batches(channel, [possible], urgent_topics={"troops"}, slot=NOW, last_digest_at=None)
     assert [(b.kind, [d.id for d in b.deliveries]) for b in at_slot] == [("digest", [2])]
+
+
+@pytest.mark.parametrize(("key", "value"), [("hold_below", 2), ("possible_above", -0.5), ("learn", "yes")])
+def test_topic_learning_settings_are_checked(tmp_path, key, value):
+    from watcher.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"topics.troops.{key}"):
+        learn_config(tmp_path, **{key: value})
+
+
+def test_topic_learning_settings_have_documented_defaults(tmp_path):
+    _, config = learn_config(tmp_path, hold_below=0.2)
+    (topic,) = config.topics
+    assert (topic.learn, topic.hold_below, topic.possible_above) == (True, 0.2, 0.9)
