@@ -76,6 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'rules alone (2 topics)':<44} {rules_ms:>8.3f} {rules_ms / EXTRACTION_MS:>15.1%}")
     print(f"{'rules + a model per topic (2 topics)':<44} {both_ms:>8.3f} {both_ms / EXTRACTION_MS:>15.1%}")
     print(f"{'the models alone (difference)':<44} {extra:>8.3f} {extra / EXTRACTION_MS:>15.1%}")
+    long_texts = [(t, b) for t, b in texts if len(b.split()) >= 300]
+    if long_texts:
+        rules_long = cpu_ms_per_item(lambda t, b: match_article(topics, t, b), long_texts, args.repeat)
+        both_long = cpu_ms_per_item(lambda t, b: judge_article(topics, models, t, b), long_texts, args.repeat)
+        label = f"article bodies of 300+ words ({len(long_texts)}):"
+        print(f"{label:<44}")
+        print(f"{'  rules alone':<44} {rules_long:>8.3f} {rules_long / EXTRACTION_MS:>15.1%}")
+        print(f"{'  rules + a model per topic':<44} {both_long:>8.3f} {both_long / EXTRACTION_MS:>15.1%}")
+        extra_long = both_long - rules_long
+        print(f"{'  the models alone (difference)':<44} {extra_long:>8.3f} {extra_long / EXTRACTION_MS:>15.1%}")
     sizes = ", ".join(f"{name} {len(m.weights)}" for name, m in models.items())
     print(f"model sizes (features with a weight): {sizes}\n")
 

@@ -405,3 +405,13 @@ def test_topic_learning_settings_have_documented_defaults(tmp_path):
     _, config = learn_config(tmp_path, hold_below=0.2)
     (topic,) = config.topics
     assert (topic.learn, topic.hold_below, topic.possible_above) == (True, 0.2, 0.9)
+
+
+def test_a_hostile_article_costs_the_model_no_more_than_its_lead():
+    from watcher.learn.features import LEAD_WINDOW, MAX_FORM_CHARS, text_features
+    from watcher.rules import ArticleText
+
+    huge = "troops sent " + "x" * 100_000 + " " + " ".join(f"w{i}" for i in range(200_000))
+    names = text_features(ArticleText("Troops sent", huge))
+    assert all(len(n) <= MAX_FORM_CHARS + 3 for n in names)  # "w:" / "c:" prefixes; no 100,000-letter feature
+    assert sum(1 for n in names if n.startswith("w:")) <= LEAD_WINDOW + 2

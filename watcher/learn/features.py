@@ -44,9 +44,10 @@ def text_features(art: ArticleText) -> list[str]:
     if found is not None:
         return found
     end = art.title_end + LEAD_WINDOW
-    stems = art.stems[:end]
+    # A "word" of thousands of letters (a hostile feed) would become a feature name as long, stored and shown.
+    stems = [s for s in art.stems[:end] if len(s) <= MAX_FORM_CHARS]
     names: set[str] = {"w:" + s for s in stems}
-    names.update("t:" + s for s in art.stems[: art.title_end])
+    names.update("t:" + s for s in art.stems[: art.title_end] if len(s) <= MAX_FORM_CHARS)
     names.update(f"b:{a}_{b}" for a, b in itertools.pairwise(stems))
     for form in set(art.forms[: art.title_end + CHAR_WINDOW]):
         padded = f" {form[:MAX_FORM_CHARS]} "
