@@ -415,3 +415,25 @@ def test_a_hostile_article_costs_the_model_no_more_than_its_lead():
     names = text_features(ArticleText("Troops sent", huge))
     assert all(len(n) <= MAX_FORM_CHARS + 3 for n in names)  # "w:" / "c:" prefixes; no 100,000-letter feature
     assert sum(1 for n in names if n.startswith("w:")) <= LEAD_WINDOW + 2
+
+
+async def test_the_daemon_retrains_in_a_thread_and_swaps_the_models_in(tmp_path, store):
+    import asyncio
+
+    from watcher.daemon import Daemon
+    from watcher.pipeline import Pipeline
+
+    _, config = learn_config(tmp_path)
+    daemon = Daemon(config, store)
+    pipeline = Pipeline(config=config, store=store, fetcher=None, workers=None, topics=(), routes={})  # type: ignore[arg-type]
+    daemon.pipeline = pipeline
+    await daemon.learn()
+    assert pipeline.models == {}  # no labels: the rules alone, as before
+
+    seed(store)
+    task = asyncio.create_task(daemon.learn())
+    await asyncio.sleep(0)  # the job has started and handed the training to a thread...
+    assert not task.done()  # ...so the loop (polls, alerts, /healthz) goes on meanwhile
+    await task
+    assert set(pipeline.models) == {"troops"} and pipeline.models["troops"].labels == 12
+    assert store.model_versions()["troops"] == store.labels_versions()["troops"]
