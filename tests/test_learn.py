@@ -437,3 +437,20 @@ async def test_the_daemon_retrains_in_a_thread_and_swaps_the_models_in(tmp_path,
     await task
     assert set(pipeline.models) == {"troops"} and pipeline.models["troops"].labels == 12
     assert store.model_versions()["troops"] == store.labels_versions()["troops"]
+
+
+def test_rematch_holds_back_what_the_model_holds_back(tmp_path, store):
+    from watcher.config import FeedConfig
+
+    path, _ = learn_config(tmp_path)
+    store.sync_feeds([FeedConfig("n", "https://n.example/feed")], timedelta(minutes=15), NOW)
+    football = stored_article(store, "https://n.example/football", *NO[0])
+    deployment = stored_article(store, "https://n.example/deploy", *YES[0])
+    store.save_model("troops", trained_at=NOW, labels=4, positives=2, labels_version=store.labels_versions().get("troops", ""),
+                     bias=0.0, weights={"w:football": -300.0})  # fmt: skip
+    result = cli(path, store.path, "rematch")
+    assert "1 new matches" in result.output
+    assert [r[0] for r in store.db.execute("SELECT article_id FROM matches")] == [deployment]
+    held = store.db.execute("SELECT article_id, verdict FROM model_calls").fetchall()
+    assert held == [(football, "held")]
+    assert store.db.execute("SELECT count(*) FROM deliveries WHERE article_id = ?", [football]).fetchone()[0] == 0

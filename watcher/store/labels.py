@@ -167,6 +167,12 @@ class LabelQueries(Connection):
 
     # --- the models' calls ----------------------------------------------------------------------------------
 
+    def save_model_calls(self, calls: Sequence[tuple[int, Sequence[ModelCall]]], now: datetime) -> None:
+        """Record calls made outside a poll (`watcher rematch`): stored and visible, no deliveries queued."""
+        with self._write() as conn:
+            for article_id, article_calls in calls:
+                record_model_calls(conn, article_id, article_calls, to_db_time(now), {})
+
     def model_call_counts(self) -> dict[str, int]:
         rows = self.db.conn.execute("SELECT verdict, count(*) FROM model_calls GROUP BY verdict")
         return {r[0]: r[1] for r in rows}
