@@ -8,16 +8,17 @@
 
 The modules, bottom up: text.py (folding, word forms, the tokenised article), parse.py (grammar -> syntax
 tree), evaluate.py (the compiled nodes and their evaluation), near.py (NEAR and SENTENCE), topics.py (compiling
-a topic, matching, explanations, snippets). The language is documented in docs/rules.md.
+a topic, matching, explanations, snippets), clauses.py (the truth of each part of a rule, for learn/). The
+language is documented in docs/rules.md.
 """
 
+from .clauses import clause_results
 from .text import ArticleText
 from .topics import (
     Clause,
     CompiledTopic,
     Explanation,
     TopicConfig,
-    clause_results,
     compile_topic,
     compile_topics,
     describe,

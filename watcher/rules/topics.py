@@ -249,33 +249,6 @@ def match_text(topics: Sequence[CompiledTopic], art: ArticleText) -> tuple[Match
     return tuple(matches)
 
 
-def clause_results(topic: CompiledTopic, art: ArticleText, max_depth: int = 2) -> tuple[tuple[str, bool], ...]:
-    """(clause text, whether it holds) for the parts of the rule down to `max_depth`, cheaply (no hits or
-    snippets): the model of a topic that learns from labels takes them as features."""
-    out: list[tuple[str, bool]] = []
-    _truths(topic.root, art, 0, 0, max_depth, out)
-    return tuple(out)
-
-
-def _truths(node: Node, art: ArticleText, scope: int, depth: int, max_depth: int, out: list) -> None:
-    if isinstance(node, Field):
-        scope = node.scope
-    if depth > 0:  # the whole rule is a feature of its own (the match, with min_score)
-        out.append((" ".join(node.label.split()), node.ok(art, scope)))
-    if depth >= max_depth or isinstance(node, (Term, Ref)):
-        return
-    children = node.children
-    if isinstance(node, (Field, Optional)):
-        only = children[0]
-        if isinstance(only, (Term, Ref)):
-            return
-        if isinstance(only, Field):
-            scope = only.scope
-        children = only.children
-    for child in children:
-        _truths(child, art, scope, depth + 1, max_depth, out)
-
-
 def explain(topic: CompiledTopic, title: str, body: str) -> Explanation:
     """Whether the topic matches and why: each clause's truth, the terms found, the score and a snippet."""
     art = ArticleText(title, body)
