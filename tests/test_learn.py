@@ -454,3 +454,15 @@ def test_rematch_holds_back_what_the_model_holds_back(tmp_path, store):
     held = store.db.execute("SELECT article_id, verdict FROM model_calls").fetchall()
     assert held == [(football, "held")]
     assert store.db.execute("SELECT count(*) FROM deliveries WHERE article_id = ?", [football]).fetchone()[0] == 0
+
+
+def test_the_fast_score_is_the_probability_of_the_features_training_sees():
+    from watcher.learn.features import rule_features, text_features, weighted
+    from watcher.rules import ArticleText
+
+    model = train(TOPIC, examples(), now=NOW)
+    for title, body in YES + NO + [("Empty", "")]:
+        art = ArticleText(title, body)
+        matched = bool(match_article([TOPIC], title, body))
+        text, rule = text_features(art), rule_features(TOPIC, art, matched)
+        assert model.score(text, rule) == pytest.approx(model.probability(weighted(text, rule)), abs=1e-12)

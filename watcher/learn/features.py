@@ -54,7 +54,7 @@ def text_features(art: ArticleText) -> list[str]:
         if len(padded) <= CHAR_N:
             continue
         names.update("c:" + padded[i : i + CHAR_N] for i in range(len(padded) - CHAR_N + 1))
-    features = sorted(names)
+    features = list(names)  # unordered: training sorts its vocabulary, scoring does not care
     art.memo["learn:text"] = features
     return features
 

@@ -13,10 +13,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
 
 from ..models import Match, ModelCall
 from ..rules import ArticleText, CompiledTopic, match_text
-from .features import RULE_MATCH, rule_features, text_features, weighted
+from .features import RULE_MATCH, RULE_VALUE, rule_features, text_features, weighted
 
 # Documented in docs/rules.md ("Topics that learn from labels"); each topic may set its own.
 DEFAULT_HOLD_BELOW = 0.1
@@ -48,6 +49,13 @@ class TopicModel:
                 z += w * value
         return _logistic(z)
 
+    def score(self, text: Sequence[str], rule: Sequence[str]) -> float:
+        """probability() of weighted(text, rule), without building the pairs: the per-article path."""
+        get = self.weights.get
+        scale = 1.0 / math.sqrt(len(text)) if text else 0.0
+        z = self.bias + scale * sum(map(get, text, repeat(0.0))) + RULE_VALUE * sum(map(get, rule, repeat(0.0)))
+        return _logistic(z)
+
     def strongest(
         self, pairs: Sequence[tuple[str, float]], towards: bool, n: int = STRONGEST
     ) -> list[tuple[str, float]]:
@@ -76,8 +84,8 @@ class Scored:
 
 
 def score_topic(model: TopicModel, topic: CompiledTopic, art: ArticleText, match: Match | None) -> Scored:
-    pairs = weighted(text_features(art), rule_features(topic, art, match is not None))
-    return Scored(match, model.probability(pairs), tuple(pairs))
+    text, rule = text_features(art), rule_features(topic, art, match is not None)
+    return Scored(match, model.score(text, rule), tuple(weighted(text, rule)))
 
 
 def judge_article(
@@ -109,8 +117,11 @@ def judge_article(
 
 def decide(model: TopicModel, topic: CompiledTopic, art: ArticleText, match: Match | None) -> ModelCall | None:
     """A held-back or possible match, or None when the rule's verdict stands."""
-    scored = score_topic(model, topic, art, match)
-    p = scored.probability
+    text, rule = text_features(art), rule_features(topic, art, match is not None)
+    p = model.score(text, rule)
+    if (match is not None and p >= model.hold_below) or (match is None and p < model.possible_above):
+        return None  # the common case: no pairs built, nothing explained
+    scored = Scored(match, p, tuple(weighted(text, rule)))
     if match is not None and p < model.hold_below:
         return ModelCall(
             topic=topic.name,

@@ -83,7 +83,8 @@ def _fit(rows: Sequence[Featurised], labels: Sequence[bool], c: float) -> tuple[
         raise LearnError(f"training needs scikit-learn: pip install 'watcher[learn]' ({e})") from e
 
     df = Counter(name for row in rows for name, _ in row.pairs)
-    vocabulary = {name: i for i, name in enumerate(n for n, k in df.items() if k >= MIN_DF or n.startswith("rule:"))}
+    kept = sorted(n for n, k in df.items() if k >= MIN_DF or n.startswith("rule:"))  # sorted: the same model every run
+    vocabulary = {name: i for i, name in enumerate(kept)}
     data, indices, indptr = [], [], [0]
     for row in rows:
         for name, value in row.pairs:
