@@ -33,6 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .alerts.outbox import Dispatcher
 from .config import Config, load_config
 from .errors import ConfigError, ConfigProblem, WatcherError
+from .learn.retrain import refresh_models
 from .metrics import METRICS_CONTENT_TYPE, Metrics, gauges
 from .models import FeedRecord
 from .ops import Health, OpsServer, Response, assess_health, health_response
@@ -44,6 +45,7 @@ log = logging.getLogger("watcher.daemon")
 
 MAINTENANCE_EVERY = timedelta(hours=1)
 CONFIG_WATCH_EVERY = timedelta(seconds=2)  # how soon an edit of the config file (or `watcher feeds add`) is seen
+LEARN_EVERY = timedelta(seconds=30)  # how soon labels given elsewhere (the command line, the web) reach the models
 STOP_GRACE_S = 6.0  # in-flight polls get this long, sends 2 s more: the whole stop stays under 10 s
 
 
@@ -128,6 +130,7 @@ class Daemon:
             (self.send_alerts, self.config.schedule.alerts, now + timedelta(seconds=2)),
             (self.maintenance, MAINTENANCE_EVERY, now + timedelta(seconds=5)),
             (self.watch_config, CONFIG_WATCH_EVERY, now + CONFIG_WATCH_EVERY),
+            (self.learn, LEARN_EVERY, now + LEARN_EVERY),
         )
         for func, every, first in jobs:
             job = scheduler.add_job(
@@ -167,6 +170,21 @@ class Daemon:
                 log.info("maintenance: dropped %d unmatched articles older than %s", purged, keep)
         except Exception:
             log.exception("bug during maintenance")
+
+    async def learn(self) -> None:
+        """Retrain the topics whose labels changed, in a thread on a connection of its own (never blocking polls),
+        then swap the new models into the pipeline."""
+        pipeline = self.pipeline
+        try:
+            models = await asyncio.to_thread(refresh_models, self.config, self.store.path, utcnow, pipeline.models)
+        except WatcherError as e:
+            log.error("topics not retrained: %s", e)
+            return
+        except Exception:
+            log.exception("bug while retraining topics")
+            return
+        if models is not None and pipeline is self.pipeline:  # a reload in between built its own
+            pipeline.models = models
 
     async def _finish_polls(self) -> None:
         tasks = list(self.in_flight.values())

@@ -8,6 +8,7 @@
     ├── ParseError               a feed body that yields nothing usable
     ├── ExtractError             an article page that yields no text, or ran out of time
     ├── StoreError               the database cannot be opened, migrated or written
+    ├── LearnError               a topic's model cannot be trained (too few labels, no learner installed)
     └── DeliveryError            one alert could not be sent
         └── PermanentDeliveryError   ... and retrying will not help (SMTP 5xx, webhook 4xx)
 
@@ -111,6 +112,10 @@ class ExtractError(WatcherError):
 
 
 class StoreError(WatcherError):
+    pass
+
+
+class LearnError(WatcherError):
     pass
 
 

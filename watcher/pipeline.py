@@ -19,8 +19,10 @@ from datetime import UTC, datetime
 from .config import Config
 from .errors import ExtractError, FetchError, ParseError, StoreError, WatcherError
 from .fetch import redact_url
+from .learn import TopicModel, judge_article
+from .learn.retrain import models_in_use
 from .models import Article, BodySource, Entry, FailureKind, FeedRecord, FeedUpdate, NotModified
-from .rules import CompiledTopic, compile_topics, match_article
+from .rules import CompiledTopic, compile_topics
 from .runtime import Runtime
 from .schedules import next_check_at
 from .store import Store
@@ -47,6 +49,9 @@ class Pipeline:
     feed_urls: dict[str, str]
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
+    # Topics that learn from labels (learn/): their models, swapped whole when retrained; empty: rules alone.
+    models: dict[str, TopicModel] = field(default_factory=dict)
+    possible_routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, config: Config, store: Store, runtime: Runtime) -> Pipeline:
@@ -58,6 +63,8 @@ class Pipeline:
             topics=config.compiled_topics or compile_topics(config.topics, config.terms),
             routes=config.routes(),
             feed_urls={f.name: f.url for f in config.feeds},
+            models=models_in_use(config, store),
+            possible_routes=config.possible_routes(),
         )
 
 
@@ -88,7 +95,7 @@ async def poll(
         else:
             update = pipeline.runtime.network.classify(update)
         try:
-            queued = pipeline.store.apply_update(feed.id, update, pipeline.routes)
+            queued = pipeline.store.apply_update(feed.id, update, pipeline.routes, pipeline.possible_routes)
         except StoreError as e:
             # Nothing of this poll was written (one transaction), so the feed is still due: it is simply
             # polled again at the next tick, and succeeds once the disk has room again.
@@ -145,7 +152,7 @@ async def _update_feed(pipeline: Pipeline, feed: FeedRecord, now: datetime) -> F
 
     keep_unmatched = config.extract.keep_unmatched.total_seconds() > 0
     articles = await asyncio.gather(*(_shared_article(pipeline, feed, e) for e in to_fetch))
-    kept = tuple(a for a in articles if a.matches or keep_unmatched)
+    kept = tuple(a for a in articles if a.matches or a.model_calls or keep_unmatched)
     return FeedUpdate(
         feed_url=feed.url,
         checked_at=now,
@@ -194,7 +201,7 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
     if len(body) < len(feed_body):
         body, source = feed_body, feed_source
     title = entry.title or (extracted.title if extracted else "")
-    matches = match_article(pipeline.topics, title, body)
+    matches, model_calls = judge_article(pipeline.topics, pipeline.models, title, body)
     return Article(
         url=_article_url(entry),
         title=title,
@@ -205,6 +212,7 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
         published_at=entry.published_at or entry.updated_at or (extracted.published_at if extracted else None),
         language=extracted.language if extracted else "",
         matches=matches,
+        model_calls=model_calls,
     )
 
 

@@ -113,7 +113,7 @@ def plan_batches(
         return [Batch("immediate", tuple(pending))] if pending else []
     urgent, overdue, waiting = [], [], []
     for d in pending:
-        if channel.urgent_immediately and d.topic in urgent_topics:
+        if channel.urgent_immediately and d.topic in urgent_topics and not d.possible:
             urgent.append(d)
         elif d.attempts > 0 or (
             last_digest_at is not None and d.created_at is not None and d.created_at <= last_digest_at

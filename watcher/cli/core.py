@@ -16,6 +16,7 @@ import click
 from ..config import Config
 from ..errors import ConfigError
 from .app import DEFAULT_CONFIG, App, ago, echo_table
+from .labels import status_lines
 
 if TYPE_CHECKING:
     from ..ops import Health
@@ -193,6 +194,8 @@ def status(app: App, as_json: bool, check: bool) -> None:
         for match in latest:
             click.echo(f"  {click.style(match.topic, fg='cyan')}  {match.title[:90]}")
             click.echo(f"      terms: {', '.join(match.terms[:8])}   {match.url}")
+    for line in status_lines(store):
+        click.echo(line)
 
 
 def _health_check(app: App) -> Health:

@@ -4,12 +4,16 @@
     compile_topics(topics, terms) -> tuple[CompiledTopic]
     match_article(topics, title, body) -> tuple[Match]  one Match per topic that matches
     explain(topic, title, body) -> Explanation          for `watcher rules test`
+    match_text(topics, ArticleText) / clause_results(topic, ArticleText)   for learn/, on words cut once
 
 The modules, bottom up: text.py (folding, word forms, the tokenised article), parse.py (grammar -> syntax
 tree), evaluate.py (the compiled nodes and their evaluation), near.py (NEAR and SENTENCE), topics.py (compiling
-a topic, matching, explanations, snippets). The language is documented in docs/rules.md.
+a topic, matching, explanations, snippets), clauses.py (the truth of each part of a rule, for learn/). The
+language is documented in docs/rules.md.
 """
 
+from .clauses import clause_results
+from .text import ArticleText
 from .topics import (
     Clause,
     CompiledTopic,
@@ -19,17 +23,21 @@ from .topics import (
     compile_topics,
     explain,
     match_article,
+    match_text,
     terms_and_snippet,
 )
 
 __all__ = [
+    "ArticleText",
     "Clause",
     "CompiledTopic",
     "Explanation",
     "TopicConfig",
+    "clause_results",
     "compile_topic",
     "compile_topics",
     "explain",
     "match_article",
+    "match_text",
     "terms_and_snippet",
 ]

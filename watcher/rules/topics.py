@@ -34,6 +34,10 @@ class TopicConfig:
     description: str = ""
     min_score: float = 1.0
     urgent: bool = False  # urgent topics go out immediately on channels that take immediate alerts
+    # Topics that learn from labels (learn/, docs/rules.md): used once the topic has a trained model.
+    learn: bool = True
+    hold_below: float = 0.1  # a rule match the model gives less than this is held back
+    possible_above: float = 0.9  # an article the rule missed that the model gives at least this is a possible match
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +229,11 @@ def _may_match(topic: CompiledTopic, art: ArticleText) -> bool:
 
 def match_article(topics: Sequence[CompiledTopic], title: str, body: str) -> tuple[Match, ...]:
     """Every topic the article matches, with its score, the terms found and a marked snippet."""
-    art = ArticleText(title, body)
+    return match_text(topics, ArticleText(title, body))
+
+
+def match_text(topics: Sequence[CompiledTopic], art: ArticleText) -> tuple[Match, ...]:
+    """match_article on an article already cut into words (learn/ reuses the words for its features)."""
     matches = []
     for topic in topics:
         if not _may_match(topic, art) or not topic.root.ok(art, 0):

@@ -23,9 +23,12 @@ class OutboxQueries(Connection):
             params += list(topics)
         rows = self._query(
             "SELECT d.id, d.article_id, d.topic, d.channel, d.created_at, d.attempts, a.title, a.url, a.published_at,"
-            f" m.terms, m.snippet, {FEED_NAMES_JSON} AS feeds"
+            f" coalesce(m.terms, p.terms) AS terms, coalesce(m.snippet, p.snippet) AS snippet, {FEED_NAMES_JSON} AS feeds,"
+            " (m.article_id IS NULL AND p.verdict = 'possible') AS possible"
             " FROM deliveries d JOIN articles a ON a.id = d.article_id"
             " LEFT JOIN matches m ON m.article_id = d.article_id AND m.topic = d.topic"
+            # a possible match (learn/) has a model call instead of a match
+            " LEFT JOIN model_calls p ON p.article_id = d.article_id AND p.topic = d.topic"
             " WHERE d.channel = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND m.retracted_at IS NULL"
             + topic_filter
             + " ORDER BY d.created_at, d.id",
@@ -198,4 +201,5 @@ def _delivery(row: Mapping[str, Any]) -> Delivery:
         published_at=from_db_time(row["published_at"]),
         terms=tuple(json.loads(row["terms"] or "[]")),
         snippet=row["snippet"] or "",
+        possible=bool(row.get("possible")),
     )
