@@ -192,7 +192,9 @@ class Daemon:
             path = self.config.path
             self._config_digest = _digest(path)
             try:
-                new = load_config(path)
+                # Compiling the rules is CPU work that a hostile config could make long: off the loop, so polls,
+                # /healthz and signals go on meanwhile (the limits in rules/ bound it; the thread keeps it apart).
+                new = await asyncio.to_thread(load_config, path)
                 pipeline = Pipeline.build(new, self.store, self.runtime)
                 dispatcher = Dispatcher(new, self.store)
                 self.store.sync_feeds(new.feeds, new.schedule.interval, utcnow())

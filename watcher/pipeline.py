@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from .config import Config
-from .errors import ExtractError, FetchError, ParseError, StoreError, WatcherError
+from .errors import ExtractError, FetchError, MatchError, ParseError, StoreError, WatcherError
 from .fetch import redact_url
 from .models import Article, Entry, FeedRecord, FeedUpdate, NotModified
-from .rules import CompiledTopic, compile_topics, match_article
+from .rules import CompiledTopic, RuleSet, compile_topics
 from .runtime import Runtime
 from .schedules import next_check_at
 from .store import Store
@@ -41,6 +41,7 @@ class Pipeline:
     store: Store
     runtime: Runtime
     topics: tuple[CompiledTopic, ...]
+    rules: RuleSet  # the same topics as written: what the worker processes compile and match with
     routes: dict[str, tuple[str, ...]]
     # feed name -> the config's URL, built once: the daemon calls poll() once per feed, and a table built per call
     # and held by every feed waiting its turn grew with the square of the feed count (2 GB at 10,000 feeds).
@@ -56,6 +57,7 @@ class Pipeline:
             runtime=runtime,
             # Compiled when the config was loaded; a config made without compiling (tests, tools) compiles here.
             topics=config.compiled_topics or compile_topics(config.topics, config.terms),
+            rules=RuleSet.of(config.topics, config.terms),
             routes=config.routes(),
             feed_urls={f.name: f.url for f in config.feeds},
         )
@@ -193,7 +195,12 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
     if len(body) < len(feed_body):
         body, source = feed_body, feed_source
     title = entry.title or (extracted.title if extracted else "")
-    matches = match_article(pipeline.topics, title, body)
+    try:
+        matches = await pipeline.runtime.workers.match(pipeline.rules, title, body) if pipeline.topics else ()
+    except MatchError as e:
+        # Kept, unmatched: a text no rule can finish on in time is more likely an attack than news.
+        log.warning("article %s: %s; kept without matches", redact_url(entry.link or entry.entry_id), e)
+        matches = ()
     return Article(
         url=_article_url(entry),
         title=title,
