@@ -267,3 +267,56 @@ def test_a_header_that_would_break_a_line_is_refused_and_the_message_still_goes_
     raw = built.as_bytes()
     assert b"Bcc" not in raw and built["Subject"] == email_module.FALLBACK_SUBJECT
     assert "subject withheld" in caplog.text or "fixed subject" in caplog.text
+
+
+async def test_a_send_recorded_while_another_process_holds_the_write_lock_is_delivered_exactly_once(
+    tmp_path, smtp, monkeypatch
+):
+    """The hostile run's duplicate: the send succeeded, mark_sent met a write lock held past busy_timeout, and the
+    live daemon sent again when the lease ran out. Now the mark is retried until it lands; nothing resends."""
+    import asyncio
+    import logging
+    import sqlite3
+
+    import watcher.store.base
+
+    monkeypatch.setattr(watcher.store.base, "BUSY_TIMEOUT_MS", 300)  # the lock is held longer than this
+    config = make_config(email_channels(smtp.port, mode="immediate"))
+    store = open_store(tmp_path, config)
+    add_articles(store, config, [article("drone_cooperation")], T0 - timedelta(minutes=1))
+    holder = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+
+    class LockAfterSending(EmailChannel):
+        def _deliver(self, mail, password):
+            super()._deliver(mail, password)
+            holder.execute("BEGIN IMMEDIATE")  # another connection takes the write lock right after the send
+
+    channel = LockAfterSending(
+        "mail", host="127.0.0.1", port=smtp.port, security="none", sender="w@example.org", recipients=["a@example.org"]
+    )
+    not_recorded = asyncio.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record):
+            if "not recorded yet" in record.getMessage():
+                not_recorded.set()
+
+    watch = Watch()
+    logging.getLogger("watcher.alerts").addHandler(watch)
+    try:
+        first = asyncio.create_task(Dispatcher(config, store, {"mail": channel}).run(T0))
+        waiting = asyncio.ensure_future(not_recorded.wait())
+        # sent, and the mark failed on the lock at least once (or, without the retry, the pass gave up)
+        await asyncio.wait({first, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        # Meanwhile a later pass, and a dispatcher that replaced this one on a reload, send nothing.
+        later = await Dispatcher(config, store, {"mail": channel}).run(T0 + timedelta(minutes=10))
+        assert later.sent == 0 and len(smtp.messages) == 1
+        holder.execute("ROLLBACK")  # the other process lets go
+        report = await first
+    finally:
+        logging.getLogger("watcher.alerts").removeHandler(watch)
+        holder.close()
+    assert report.sent == 1 and statuses(store) == {"sent": 1}
+    after_lease = await Dispatcher(config, store, {"mail": channel}).run(T0 + timedelta(minutes=30))
+    assert after_lease.sent == 0 and len(smtp.messages) == 1  # exactly one delivery

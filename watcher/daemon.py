@@ -140,7 +140,7 @@ class Daemon:
     async def tick(self) -> None:
         """Start a poll for every due feed that is not being polled already."""
         self.last_tick_at, self._last_tick_mono = utcnow(), time.monotonic()
-        due = [f for f in self.store.due_feeds(utcnow()) if f.id not in self.in_flight]
+        due = [f for f in await self.store.call(self.store.due_feeds, utcnow()) if f.id not in self.in_flight]
         for feed in due:
             self.in_flight[feed.id] = asyncio.create_task(self._poll_one(feed), name=f"poll {feed.name}")
 
@@ -162,7 +162,7 @@ class Daemon:
     async def maintenance(self) -> None:
         keep = self.config.extract.keep_unmatched
         try:
-            purged = self.store.purge_unmatched(utcnow() - keep)
+            purged = await self.store.call(self.store.purge_unmatched, utcnow() - keep)
             if purged:
                 log.info("maintenance: dropped %d unmatched articles older than %s", purged, keep)
         except Exception:
@@ -197,7 +197,7 @@ class Daemon:
                 new = await asyncio.to_thread(load_config, path)
                 pipeline = Pipeline.build(new, self.store, self.runtime)
                 dispatcher = Dispatcher(new, self.store)
-                self.store.sync_feeds(new.feeds, new.schedule.interval, utcnow())
+                await self.store.call(self.store.sync_feeds, new.feeds, new.schedule.interval, utcnow())
             except Exception as e:  # a WatcherError is the file's fault; anything else a bug: neither stops the daemon
                 if isinstance(e, ConfigError):
                     problems = e.problems
@@ -270,13 +270,14 @@ class Daemon:
         return server
 
     async def health(self) -> Health:
-        database_error = await asyncio.to_thread(self.store.probe_write)  # its own connection: safe in a thread
+        # In a thread, on connections of its own (the probe's and the store's reader): the verdict must come even
+        # while the store's thread waits for a lock another process holds.
         tick_age = time.monotonic() - self._last_tick_mono if self._last_tick_mono is not None else None
-        return assess_health(
-            self.store,
+        return await asyncio.to_thread(
+            assess_health,
+            self.store.reader(),
             self.config,
-            utcnow(),
-            database_error=database_error,
+            utcnow(),  # the write probe runs in the thread too (assess_health)
             tick_age_s=tick_age,
             config_error=self.config_error,
         )
@@ -285,8 +286,10 @@ class Daemon:
         return health_response(await self.health())
 
     async def _metrics(self) -> Response:
-        text = self.metrics.render(gauges(self.store, in_flight=len(self.in_flight), last_tick_at=self.last_tick_at))
-        return Response(200, METRICS_CONTENT_TYPE, text.encode())
+        samples = await asyncio.to_thread(
+            gauges, self.store.reader(), in_flight=len(self.in_flight), last_tick_at=self.last_tick_at
+        )
+        return Response(200, METRICS_CONTENT_TYPE, self.metrics.render(samples).encode())
 
 
 def _digest(path: str) -> bytes | None:

@@ -90,7 +90,7 @@ async def poll(
         else:
             update = pipeline.runtime.network.classify(update)
         try:
-            queued = pipeline.store.apply_update(feed.id, update, pipeline.routes)
+            queued = await pipeline.store.call(pipeline.store.apply_update, feed.id, update, pipeline.routes)
         except StoreError as e:
             # Nothing of this poll was written (one transaction), so the feed is still due: it is simply
             # polled again at the next tick, and succeeds once the disk has room again.
@@ -135,13 +135,13 @@ async def _update_feed(pipeline: Pipeline, feed: FeedRecord, now: datetime) -> F
     parsed = await pipeline.runtime.workers.parse(fetched, config.extract.max_entries_per_feed)
 
     entries = _unique_by_id(parsed.entries)
-    seen = pipeline.store.seen_entry_ids(feed.id, [e.entry_id for e in entries])
+    seen = await pipeline.store.call(pipeline.store.seen_entry_ids, feed.id, [e.entry_id for e in entries])
     new_entries = [e for e in entries if e.entry_id not in seen]
 
     # An article already stored under the same canonical URL (from another feed, or a moved item of this one)
     # is not fetched again: this feed is recorded as one more source.
     urls = {_article_url(e): e for e in new_entries}
-    stored = pipeline.store.stored_article_urls(list(urls))
+    stored = await pipeline.store.call(pipeline.store.stored_article_urls, list(urls))
     also_seen = tuple((url, entry) for url, entry in urls.items() if url in stored)
     to_fetch = [entry for url, entry in urls.items() if url not in stored]
 

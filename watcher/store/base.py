@@ -13,13 +13,16 @@ SQLite's date functions read.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self, overload
+from typing import Any, ParamSpec, Self, TypeVar, overload
 
 import sqlite_utils
 
@@ -27,6 +30,9 @@ from ..errors import StoreError
 from .migrations import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 15_000
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 # The names of the feeds that carried article `a`, as a JSON list or as "A, B" text: several queries show them.
 FEED_NAMES_JSON = "(SELECT json_group_array(f.name) FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id)"
@@ -73,6 +79,30 @@ class Connection:
     def __init__(self, db: sqlite_utils.Database, path: str):
         self.db = db
         self.path = path
+        self._thread: ThreadPoolExecutor | None = None
+        self._reader: Connection | None = None
+
+    async def call(self, method: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Run one store method on the store's own thread: `await store.call(store.mark_sent, ids, now)`.
+
+        A busy database (another process holding the write lock up to busy_timeout) then delays that write, not
+        the event loop with /healthz, the scheduler, signals and the alert pass. One thread, so the calls on the
+        one connection stay serial and a transaction is never interleaved with another call's statements."""
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="watcher-store")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, functools.partial(method, *args, **kwargs))
+
+    def reader(self) -> Self:
+        """A second connection for health and metrics reads, used from a thread: in WAL mode a read never waits
+        for a writer, and it must not queue behind a write that waits for a lock on the main connection."""
+        if self._reader is None:
+            if self.path == ":memory:":
+                return self
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=2.0)
+            conn.execute("PRAGMA busy_timeout = 2000")
+            self._reader = type(self)(sqlite_utils.Database(conn), self.path)
+        return self._reader  # type: ignore[return-value]
 
     @classmethod
     def open(cls, path: str | Path) -> Self:
@@ -93,6 +123,12 @@ class Connection:
         return store
 
     def close(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         self.db.conn.close()
 
     # --- transactions and schema ------------------------------------------------------------------------
