@@ -32,13 +32,22 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .alerts.outbox import Dispatcher
 from .config import Config, load_config
-from .errors import ConfigError, ConfigProblem, WatcherError
+from .errors import ConfigError, ConfigProblem, StoreError, WatcherError
 from .metrics import METRICS_CONTENT_TYPE, Metrics, gauges
 from .models import FeedRecord
-from .ops import Health, OpsServer, Response, assess_health, health_response
+from .ops import (
+    STORE_FAILURES_FAILING,
+    Health,
+    OpsServer,
+    Response,
+    assess_health,
+    clear_failure_marker,
+    health_response,
+    write_failure_marker,
+)
 from .pipeline import Pipeline, poll, utcnow
 from .runtime import Runtime
-from .store import Store
+from .store import Store, recovery_advice
 
 log = logging.getLogger("watcher.daemon")
 
@@ -63,9 +72,18 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self._retired: list[Dispatcher] = []  # dispatchers replaced by a reload: drained at stop
         self._tasks: set[asyncio.Task] = set()  # reloads and ticks started from signals and reloads
+        self.store_failures = 0  # polls in a row whose outcome could not be written (ops.STORE_FAILURES_FAILING)
+        self.store_error: str | None = None
 
     async def run(self) -> None:
         config, store = self.config, self.store
+        damage = await store.call(store.quick_check)
+        if damage:
+            raise StoreError(
+                f"database {store.path} is damaged (PRAGMA quick_check: {damage}); watcher will not start on it: "
+                + recovery_advice(store.path)
+            )
+        clear_failure_marker(store.path)  # a run of failures recorded by a previous process is over
         store.sync_feeds(config.feeds, config.schedule.interval, utcnow())
         async with Runtime(config) as runtime:
             self.runtime = runtime
@@ -148,10 +166,25 @@ class Daemon:
         try:
             for outcome in await poll(self.pipeline, [feed]):
                 self.metrics.record_feed(outcome)
+                self._count_store_failure(outcome.update.error if outcome.update.error_kind == "store" else None)
         except Exception:
             log.exception("bug while polling %s", feed.name)  # the daemon lives on; the feed is retried next tick
         finally:
             self.in_flight.pop(feed.id, None)
+
+    def _count_store_failure(self, error: str | None) -> None:
+        """Writes failing in a row make the verdict failing (a damaged table lets the write probe through), here
+        and, through the marker file, in `watcher status --check`."""
+        if error is None:
+            if self.store_failures >= STORE_FAILURES_FAILING:
+                clear_failure_marker(self.store.path)
+                log.info("database writes succeed again")
+            self.store_failures, self.store_error = 0, None
+            return
+        self.store_failures += 1
+        self.store_error = error
+        if self.store_failures >= STORE_FAILURES_FAILING:
+            write_failure_marker(self.store.path, self.store_failures, error)
 
     async def send_alerts(self) -> None:
         try:
@@ -280,6 +313,8 @@ class Daemon:
             utcnow(),  # the write probe runs in the thread too (assess_health)
             tick_age_s=tick_age,
             config_error=self.config_error,
+            store_failures=self.store_failures,
+            store_error=self.store_error,
         )
 
     async def _healthz(self) -> Response:

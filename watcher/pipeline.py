@@ -258,6 +258,8 @@ def _failure(pipeline: Pipeline, feed: FeedRecord, now: datetime, error: Excepti
         message, kind, hint = error.message, error.kind, error.retry_after
     elif isinstance(error, ParseError):
         message, kind, hint = str(error), "parse", None
+    elif isinstance(error, StoreError):  # a read of the store failed (damaged, unreadable): counted by the daemon
+        message, kind, hint = str(error), "store", None
     elif isinstance(error, WatcherError):
         message, kind, hint = str(error), type(error).__name__, None
     else:

@@ -9,7 +9,7 @@ outbox.py    the alert outbox: due deliveries, leases, outcomes, dead letters, d
 from __future__ import annotations
 
 from .articles import ArticleQueries
-from .base import BUSY_TIMEOUT_MS, StoreHealth, from_db_time, to_db_time
+from .base import BUSY_TIMEOUT_MS, DATABASE_ERRORS, StoreHealth, from_db_time, recovery_advice, to_db_time
 from .feeds import FeedQueries
 from .outbox import OutboxQueries
 
@@ -18,4 +18,12 @@ class Store(FeedQueries, ArticleQueries, OutboxQueries):
     """Open with `Store.open(path)`; every method is one statement or one transaction."""
 
 
-__all__ = ["BUSY_TIMEOUT_MS", "Store", "StoreHealth", "from_db_time", "to_db_time"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "DATABASE_ERRORS",
+    "Store",
+    "StoreHealth",
+    "from_db_time",
+    "recovery_advice",
+    "to_db_time",
+]
