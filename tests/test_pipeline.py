@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.helpers.localsite import hang
 from tests.helpers.news import FEEDS, SITE, articles, make_config, poll_all, serve_site
 from watcher.config import config_from_dict
@@ -341,3 +343,19 @@ async def test_feeds_in_flight_are_capped_so_memory_does_not_grow_with_the_feed_
     outcomes = await poll_all(config, store, extractor)
     assert len(outcomes) == 30 and {o.update.status for o in outcomes.values()} == {"ok"}
     assert 2 <= most <= 2 * config.fetch.concurrency  # 30 feeds due at once, never more than 4 between fetch and write
+
+
+@pytest.mark.slow
+async def test_max_feed_mb_above_the_parsers_default_is_the_limit_that_holds(site, store, extractor):
+    """`max_feed_mb = 20` used to meet the parser's fixed 16 MB limit silently; the config's limit holds now."""
+    big = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>Big</title><!--'
+        + b" " * (17 * 2**20)
+        + b"--><item><title>Drone plant opens</title><guid>big-1</guid><description>drone factory</description>"
+        + b"</item></channel></rss>"
+    )
+    site.add("/big.rss", big, content_type="application/rss+xml")
+    config = make_config(site, feeds={"big": "/big.rss"}, fetch={"max_feed_mb": 20}, extract={"enabled": False})
+    outcomes = await poll_all(config, store, extractor)
+    assert outcomes["big"].update.status == "ok", outcomes["big"].update.error
+    assert outcomes["big"].update.entries_in_feed == 1

@@ -32,6 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .alerts.outbox import Dispatcher
 from .config import Config, load_config
+from .crashlog import arm, crash_file, disarm, previous_crash
 from .errors import ConfigError, ConfigProblem, StoreError, WatcherError
 from .metrics import METRICS_CONTENT_TYPE, Metrics, gauges
 from .models import FeedRecord
@@ -57,8 +58,9 @@ STOP_GRACE_S = 6.0  # in-flight polls get this long, sends 2 s more: the whole s
 
 
 class Daemon:
-    def __init__(self, config: Config, store: Store, *, http: str | None = None):
+    def __init__(self, config: Config, store: Store, *, http: str | None = None, early_stop: list[int] | None = None):
         self.config = config
+        self._early_stop = early_stop if early_stop is not None else []
         self.store = store
         self.http = http or config.http  # `run --http` wins over [watcher] http
         self.in_flight: dict[int, asyncio.Task] = {}  # feed id -> its poll task
@@ -77,6 +79,12 @@ class Daemon:
 
     async def run(self) -> None:
         config, store = self.config, self.store
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # first: a stop asked during start-up is a clean stop too
+            loop.add_signal_handler(sig, self.stopping.set)
+        if self._early_stop:
+            self.stopping.set()
+        log.info("starting: checking database %s", store.path)
         damage = await store.call(store.quick_check)
         if damage:
             raise StoreError(
@@ -84,8 +92,14 @@ class Daemon:
                 + recovery_advice(store.path)
             )
         clear_failure_marker(store.path)  # a run of failures recorded by a previous process is over
-        store.sync_feeds(config.feeds, config.schedule.interval, utcnow())
+        await store.call(store.sync_feeds, config.feeds, config.schedule.interval, utcnow())
+        if self.stopping.is_set():
+            log.info("watcher stopped during start-up")
+            return
         async with Runtime(config) as runtime:
+            if self.stopping.is_set():  # asked while the workers started: they stop with the runtime
+                log.info("watcher stopped during start-up")
+                return
             self.runtime = runtime
             self.pipeline = Pipeline.build(config, store, runtime)
             self.dispatcher = Dispatcher(config, store)
@@ -94,9 +108,6 @@ class Daemon:
             try:
                 ops_server = await self._start_ops()  # before anything runs: a busy port stops the start
                 scheduler = self._scheduler()
-                loop = asyncio.get_running_loop()
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(sig, self.stopping.set)
                 loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload("SIGHUP")))
                 scheduler.start()
                 log.info(
@@ -346,5 +357,28 @@ def _restart_only_changes(old: Config, new: Config) -> list[str]:
     return changed
 
 
-def run_daemon(config: Config, store: Store, *, http: str | None = None) -> None:
-    asyncio.run(Daemon(config, store, http=http).run())
+def catch_early_stop() -> list[int]:
+    """Called first thing by `watcher run`: a SIGTERM or Ctrl-C during start-up (loading and compiling the config,
+    opening the database, starting the workers) asks for a clean stop instead of killing the process with the
+    default action. The daemon's loop takes the signals over once it runs, and honours one that came before."""
+    received: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: received.append(signum))
+    return received
+
+
+def run_daemon(config: Config, store: Store, *, http: str | None = None, early_stop: list[int] | None = None) -> None:
+    crash = previous_crash(store.path)
+    if crash:
+        log.error(
+            "the previous run died of a fatal signal (%s), without a clean stop; with SQLite this is most often the "
+            "database's memory-mapped -shm file becoming unwritable (an immutable flag, a full or remounted "
+            "/dev/shm): see docs/reliability.md; the report is in %s.old",
+            crash,
+            crash_file(store.path),
+        )
+    arm(store.path)
+    try:
+        asyncio.run(Daemon(config, store, http=http, early_stop=early_stop).run())
+    finally:
+        disarm(store.path)

@@ -132,7 +132,9 @@ async def _update_feed(pipeline: Pipeline, feed: FeedRecord, now: datetime) -> F
         )
     # feedparser is CPU work (~20-70 ms a changed feed): in a worker process, so it uses the other cores and
     # other feeds keep flowing.
-    parsed = await pipeline.runtime.workers.parse(fetched, config.extract.max_entries_per_feed)
+    parsed = await pipeline.runtime.workers.parse(
+        fetched, config.extract.max_entries_per_feed, max_bytes=config.fetch.max_feed_bytes
+    )
 
     entries = _unique_by_id(parsed.entries)
     seen = await pipeline.store.call(pipeline.store.seen_entry_ids, feed.id, [e.entry_id for e in entries])

@@ -103,10 +103,12 @@ class Workers:
             raise ExtractError(f"no article text found on {page.url}")
         return result
 
-    async def parse(self, fetched: FetchedFeed, max_entries: int) -> ParsedFeed:
-        """Parse a feed in a worker, so that parsing uses the other cores and a runaway feed is stopped too."""
+    async def parse(self, fetched: FetchedFeed, max_entries: int, max_bytes: int | None = None) -> ParsedFeed:
+        """Parse a feed in a worker, so that parsing uses the other cores and a runaway feed is stopped too.
+        `max_bytes`: the config's `max_feed_mb` (the fetcher's cap), so a limit above the parser's default holds."""
+        limit = {"max_bytes": max_bytes} if max_bytes else {}
         try:
-            return await self._run(parse_feed, fetched, max_entries=max_entries)
+            return await self._run(parse_feed, fetched, max_entries=max_entries, **limit)
         except _TimedOut:
             raise ParseError(f"parsing took longer than {self.timeout_s:g} s") from None
         except _Died:
