@@ -83,6 +83,14 @@ def claim_holder_is_alive(owner: str) -> bool:
     return True
 
 
+def claim_holder_is_local_and_alive(owner: str) -> bool:
+    """An owner whose claims are kept past their lease: another process on this host that is still running. It
+    may have sent and be retrying to record it while the database is busy; sending again would be a duplicate.
+    (A process on another host cannot be judged: its lease decides, as before.)"""
+    host, _, rest = owner.partition("/")
+    return host == socket.gethostname() and rest.partition("/")[0].isdigit() and claim_holder_is_alive(owner)
+
+
 class Channel(Protocol):
     """Every channel: a name and one coroutine. Raise DeliveryError to retry, PermanentDeliveryError to give up.
 
@@ -350,7 +358,12 @@ class Dispatcher:
         if deliveries:
             claimed = set(
                 await self.store.call(
-                    self.store.claim_deliveries, [d.id for d in deliveries], now, now + LEASE, CLAIM_OWNER
+                    self.store.claim_deliveries,
+                    [d.id for d in deliveries],
+                    now,
+                    now + LEASE,
+                    CLAIM_OWNER,
+                    keep_owners=claim_holder_is_local_and_alive,
                 )
             )
             deliveries = [d for d in deliveries if d.id in claimed]
