@@ -13,7 +13,10 @@ How that holds:
     stops at the first error and the rest of the batch is lost);
   * a process killed mid-send leaves its claim behind, marked with its owner (host, pid and a token of the
     process); the next pass of a new process takes back claims whose owner is gone and sends them again at once:
-    the one duplicate the promise allows. A claim of an owner it cannot judge (another host) expires (LEASE).
+    the one duplicate the promise allows. A claim of an owner it cannot judge (another host) expires (LEASE);
+    one of a live process on this host is kept past its lease (it may have sent and be waiting to record it);
+  * a send that succeeded is marked sent by retrying while the database is busy (_record_sent), and meanwhile
+    no pass of this process takes its deliveries again.
 
 Modes. `immediate`: every due delivery of the channel, batched into one message per pass (split only where the
 channel's size limits demand). `digest`: urgent topics go as immediate; the rest wait for the schedule's slot
