@@ -425,7 +425,7 @@ async def test_the_daemon_retrains_in_a_thread_and_swaps_the_models_in(tmp_path,
 
     _, config = learn_config(tmp_path)
     daemon = Daemon(config, store)
-    pipeline = Pipeline(config=config, store=store, runtime=None, topics=(), routes={}, feed_urls={})  # type: ignore[arg-type]
+    pipeline = Pipeline(config=config, store=store, runtime=None, topics=(), rules=None, routes={}, feed_urls={})  # type: ignore[arg-type]
     daemon.pipeline = pipeline
     await daemon.learn()
     assert pipeline.models == {}  # no labels: the rules alone, as before

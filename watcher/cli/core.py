@@ -51,10 +51,11 @@ def run(app: App, http: str | None) -> None:
     Example:
         watcher --config config.toml --db watcher.db run --http 127.0.0.1:9108
     """
-    from ..daemon import run_daemon
+    from ..daemon import catch_early_stop, run_daemon
 
+    early_stop = catch_early_stop()  # before the config is compiled and the database opened: both take time
     _setup_logging(app)
-    run_daemon(app.config, app.store, http=http)
+    run_daemon(app.config, app.store, http=http, early_stop=early_stop)
 
 
 @click.command()

@@ -9,6 +9,6 @@ retrain.py   labels in the store -> trained models in the store, when the labels
 docs/rules.md ("Topics that learn from labels") describes the behaviour and the settings.
 """
 
-from .model import DEFAULT_HOLD_BELOW, DEFAULT_POSSIBLE_ABOVE, TopicModel, judge_article
+from .model import DEFAULT_HOLD_BELOW, DEFAULT_POSSIBLE_ABOVE, TopicModel, apply_models, judge_article
 
-__all__ = ["DEFAULT_HOLD_BELOW", "DEFAULT_POSSIBLE_ABOVE", "TopicModel", "judge_article"]
+__all__ = ["DEFAULT_HOLD_BELOW", "DEFAULT_POSSIBLE_ABOVE", "TopicModel", "apply_models", "judge_article"]

@@ -93,9 +93,22 @@ def judge_article(
 ) -> tuple[tuple[Match, ...], tuple[ModelCall, ...]]:
     """The rule matches that stand, and the model's calls (held back, possible) for topics with a model."""
     art = ArticleText(title, body)
-    matches = match_text(topics, art)
+    return apply_models(topics, models, art, match_text(topics, art))
+
+
+def apply_models(
+    topics: Sequence[CompiledTopic],
+    models: Mapping[str, TopicModel],
+    art: ArticleText | tuple[str, str],
+    matches: Sequence[Match],
+) -> tuple[tuple[Match, ...], tuple[ModelCall, ...]]:
+    """The models' verdicts on matches found already (by a worker process): which stand, which are held back,
+    and which misses are possible matches. `art` may be (title, body); it is cut into words only when a model
+    is there to read it."""
     if not models:
-        return matches, ()
+        return tuple(matches), ()
+    if isinstance(art, tuple):
+        art = ArticleText(*art)
     by_topic = {m.topic: m for m in matches}
     kept: list[Match] = []
     calls: list[ModelCall] = []

@@ -3,6 +3,7 @@
     compile_topic(topic, terms) -> CompiledTopic        raises RuleError(message, rule, position, topic)
     compile_topics(topics, terms) -> tuple[CompiledTopic]
     match_article(topics, title, body) -> tuple[Match]  one Match per topic that matches
+    match_with(RuleSet, title, body) -> tuple[Match]    the same in a worker process (compiles once per RuleSet)
     explain(topic, title, body) -> Explanation          for `watcher rules test`
     match_text(topics, ArticleText) / clause_results(topic, ArticleText)   for learn/, on words cut once
 
@@ -18,12 +19,14 @@ from .topics import (
     Clause,
     CompiledTopic,
     Explanation,
+    RuleSet,
     TopicConfig,
     compile_topic,
     compile_topics,
     explain,
     match_article,
     match_text,
+    match_with,
     terms_and_snippet,
 )
 
@@ -32,6 +35,7 @@ __all__ = [
     "Clause",
     "CompiledTopic",
     "Explanation",
+    "RuleSet",
     "TopicConfig",
     "clause_results",
     "compile_topic",
@@ -39,5 +43,6 @@ __all__ = [
     "explain",
     "match_article",
     "match_text",
+    "match_with",
     "terms_and_snippet",
 ]

@@ -10,7 +10,7 @@ labels.py    labels, the topics' models (plain numbers) and their calls (held-ba
 from __future__ import annotations
 
 from .articles import ArticleQueries
-from .base import BUSY_TIMEOUT_MS, StoreHealth, from_db_time, to_db_time
+from .base import BUSY_TIMEOUT_MS, DATABASE_ERRORS, StoreHealth, from_db_time, recovery_advice, to_db_time
 from .feeds import FeedQueries
 from .labels import LabelQueries, NewLabel
 from .outbox import OutboxQueries
@@ -20,4 +20,13 @@ class Store(FeedQueries, ArticleQueries, OutboxQueries, LabelQueries):
     """Open with `Store.open(path)`; every method is one statement or one transaction."""
 
 
-__all__ = ["BUSY_TIMEOUT_MS", "NewLabel", "Store", "StoreHealth", "from_db_time", "to_db_time"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "DATABASE_ERRORS",
+    "NewLabel",
+    "Store",
+    "StoreHealth",
+    "from_db_time",
+    "recovery_advice",
+    "to_db_time",
+]
