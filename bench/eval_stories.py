@@ -28,8 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from watcher import stories  # noqa: E402
-from watcher.stories import StoryText, same_story_score  # noqa: E402
+from watcher import stories
+from watcher.stories import StoryText, same_story_score
 
 SEED = 20261206
 CORPUS = "datasets/rumca_rss_link_db_2023_world/items_2023_world_feeds.jsonl.gz"

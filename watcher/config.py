@@ -70,6 +70,11 @@ class ExtractSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StoryConfig:
+    window: timedelta = timedelta(hours=72)  # an article joins a story seen within this long; older ones are history
+
+
+@dataclass(frozen=True, slots=True)
 class FeedConfig:
     name: str
     url: str
@@ -101,6 +106,7 @@ class Config:
     fetch: FetchSettings = FetchSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     extract: ExtractSettings = ExtractSettings()
+    stories: StoryConfig = StoryConfig()
     feeds: tuple[FeedConfig, ...] = ()
     terms: dict[str, str] = field(default_factory=dict)
     topics: tuple[TopicConfig, ...] = ()
@@ -162,6 +168,7 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
     fetch = _read_fetch(top.table("fetch"))
     schedule = _read_schedule(top.table("schedule"))
     extract = _read_extract(top.table("extract"))
+    stories = _read_stories(top.table("stories"))
     feeds = _read_feeds(top, problems)
     terms = _read_terms(top.table("terms"))
     topics = _read_topics(top.table("topics"))
@@ -178,6 +185,7 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
         fetch=fetch,
         schedule=schedule,
         extract=extract,
+        stories=stories,
         feeds=feeds,
         terms=terms,
         topics=topics,
@@ -247,6 +255,12 @@ def _read_extract(t: Table) -> ExtractSettings:
         keep_unmatched=t.duration("keep_unmatched", d.keep_unmatched, allow_zero=True),
         max_entries_per_feed=t.number("max_entries_per_feed", d.max_entries_per_feed, minimum=1),
     )
+    t.reject_unknown()
+    return settings
+
+
+def _read_stories(t: Table) -> StoryConfig:
+    settings = StoryConfig(window=t.duration("window", StoryConfig().window))
     t.reject_unknown()
     return settings
 

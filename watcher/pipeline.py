@@ -60,6 +60,7 @@ class Pipeline:
 
     @classmethod
     def build(cls, config: Config, store: Store, fetcher: Fetcher, workers: Workers) -> Pipeline:
+        store.configure_stories(config.stories.window)  # the same-story window (docs/stories.md)
         return cls(
             config=config,
             store=store,

@@ -31,8 +31,7 @@ INDEX_KEYS = 16  # rarest terms written to the index; 8 found 90% of same-story 
 CANDIDATES = 30  # stored articles scored per new article, at most (those sharing the most keys)
 
 # Words that say nothing about which event it is: function words and the vocabulary of every news item.
-_STOPWORDS = frozenset(
-    """
+_STOPWORD_TEXT = """
     a about above after again against ago all also am an and any are as at be been before being below between both
     but by can could did do does doing down during each few for from further had has have having he her here hers
     him his how i if in into is it its itself just me more most my no nor not now of off on once only or other our
@@ -42,8 +41,8 @@ _STOPWORDS = frozenset(
     amid after over via could may might must shall one two first last year years day days week weeks month months
     people time times get gets got make makes made take takes took back still us vs mr ms mrs since yet
     video watch photos pictures analysis opinion what's here's how
-    """.split()
-)
+"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 _NUMBER = re.compile(r"\d")
 
@@ -54,23 +53,14 @@ class StoryText:
 
     title_terms: frozenset[str]
     terms: frozenset[str]  # title and lead
-    names: frozenset[str]  # capitalised words and numbers: who, where, how many
     published_at: datetime | None = None
 
     @classmethod
     def of(cls, title: str, text: str, published_at: datetime | None = None) -> StoryText:
         title, lead = title[:MAX_TITLE_CHARS], text[:MAX_LEAD_CHARS]
-        title_words, lead_words = _words(title), _words(lead)
-        title_terms = frozenset(_term(w) for w in title_words if _keep(w))
-        terms = frozenset(list(title_terms) + [_term(w) for w in lead_words if _keep(w)][:MAX_TERMS])
-        # A capital inside a sentence marks a name; the first word of a title or lead is capitalised anyway.
-        names = frozenset(
-            _term(w)
-            for words in (title_words[1:], lead_words[1:])
-            for w in words
-            if _keep(w) and (w[0].isupper() or _NUMBER.search(w))
-        )
-        return cls(title_terms, terms, names & terms, published_at)
+        title_terms = frozenset(_term(w) for w in _words(title) if _keep(w))
+        terms = frozenset(list(title_terms) + [_term(w) for w in _words(lead) if _keep(w)][:MAX_TERMS])
+        return cls(title_terms, terms, published_at)
 
     def index_keys(self, df: Mapping[str, int]) -> tuple[str, ...]:
         """The rarest terms, title first on ties: what the store indexes and looks up for the window."""

@@ -4,6 +4,7 @@ base.py      opening (WAL, busy_timeout, foreign keys), migrations, BEGIN IMMEDI
 feeds.py     feeds and their schedule; one poll's writes in one transaction; rematch verdicts
 articles.py  rematch batches, full-text search, export
 outbox.py    the alert outbox: due deliveries, leases, outcomes, dead letters, digest slots
+stories.py   each new article's story (the index, inside apply_update's transaction), merges and splits
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from .articles import ArticleQueries
 from .base import BUSY_TIMEOUT_MS, StoreHealth, from_db_time, to_db_time
 from .feeds import FeedQueries
 from .outbox import OutboxQueries
+from .stories import StoryQueries
 
 
-class Store(FeedQueries, ArticleQueries, OutboxQueries):
+class Store(FeedQueries, StoryQueries, ArticleQueries, OutboxQueries):
     """Open with `Store.open(path)`; every method is one statement or one transaction."""
 
 

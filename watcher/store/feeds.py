@@ -10,10 +10,11 @@ from typing import Any
 
 from ..models import Article, FeedRecord, FeedUpdate
 from ..text import hide_credentials
-from .base import Connection, _chunks, from_db_time, placeholders, to_db_time
+from .base import _chunks, from_db_time, placeholders, to_db_time
+from .stories import StoryQueries
 
 
-class FeedQueries(Connection):
+class FeedQueries(StoryQueries):
     # --- feeds -----------------------------------------------------------------------------------------
 
     def sync_feeds(self, feeds: Iterable[Any], default_interval: timedelta, now: datetime) -> None:
@@ -102,15 +103,24 @@ class FeedQueries(Connection):
                 "INSERT OR IGNORE INTO seen_entries (feed_id, entry_id, seen_at) VALUES (?, ?, ?)",
                 [(feed_id, eid, now) for eid in update.seen_entry_ids],
             )
+            touched: set[int] = set()  # stories whose sources changed
             for article in update.articles:
                 article_id = self._insert_article(conn, article, now)
                 self._add_source(conn, article_id, feed_id, article.entry.entry_id, article.entry.link, now)
+                # Before the matches: their alerts are queued once per story (docs/stories.md).
+                touched.add(self._place_in_story(conn, article_id, article, update.checked_at))
                 for match in article.matches:
                     queued += self._insert_match(conn, article_id, match, now, routes if update.alert else {})
             for url, entry in update.also_seen_at:
-                row = conn.execute("SELECT id FROM articles WHERE url = ?", (url,)).fetchone()
+                row = conn.execute("SELECT id, story_id FROM articles WHERE url = ?", (url,)).fetchone()
                 if row:
                     self._add_source(conn, row[0], feed_id, entry.entry_id, entry.link, now)
+                    if row[1] is not None:
+                        touched.add(row[1])
+            for story_id in touched:
+                self._refresh_story(conn, story_id, update.checked_at)
+            if update.articles:
+                self._prune_story_index(conn, update.checked_at)
         return queued
 
     def _write_feed_state(self, conn: sqlite3.Connection, feed_id: int, u: FeedUpdate) -> None:
