@@ -28,6 +28,9 @@ MAX_TITLE_CHARS = 300
 MAX_LEAD_CHARS = 600  # the title and the first sentences carry the event; the rest of a body adds angles
 MAX_TERMS = 60
 INDEX_KEYS = 16  # rarest terms written to the index; 8 found 90% of same-story dev pairs, 16 found 99.6%
+# A young store has seen few articles: every term looks common and nothing would merge. Counting as if it had
+# seen at least this many makes unseen terms rare from the start; a store past it uses its own counts.
+COLD_START_DOCUMENTS = 200
 CANDIDATES = 30  # stored articles scored per new article, at most (those sharing the most keys)
 
 # Words that say nothing about which event it is: function words and the vocabulary of every news item.
@@ -123,7 +126,7 @@ def decide_story(
 
 def same_story_score(a: StoryText, b: StoryText, df: Mapping[str, int], documents: int) -> float:
     """Log-odds that a and b report the same event."""
-    values = features(a, b, df, documents)
+    values = features(a, b, df, max(documents, COLD_START_DOCUMENTS))
     return BIAS + sum(w * v for w, v in zip(WEIGHTS, values, strict=True))
 
 

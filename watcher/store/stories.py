@@ -68,9 +68,12 @@ class StoryQueries(Connection):
         return int(story_id)
 
     def _refresh_story(self, conn: sqlite3.Connection, story_id: int, now: datetime) -> None:
-        """Recount a story's articles and sources (feeds) after a write; its headline stays its earliest title."""
+        """Recount a story's articles and sources (feeds) after a write. Its headline is the title of its earliest
+        article by publication time (the outlet that broke it): feeds polled together arrive in any order."""
         conn.execute(
             "UPDATE stories SET articles = (SELECT count(*) FROM articles WHERE story_id = :id),"
+            " headline = coalesce((SELECT title FROM articles WHERE story_id = :id AND title != ''"
+            "            ORDER BY coalesce(published_at, fetched_at), id LIMIT 1), headline),"
             " sources = (SELECT count(DISTINCT s.feed_id) FROM article_sources s JOIN articles a ON a.id = s.article_id"
             "            WHERE a.story_id = :id),"
             " last_seen = max(last_seen, :now) WHERE id = :id",
