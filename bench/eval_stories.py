@@ -106,6 +106,36 @@ def threshold_for(rows: list[tuple[float, bool, bool]], precision: float) -> flo
     return best
 
 
+def reference(half_a, half_b, pairs, texts, df, documents) -> None:
+    """The issue's reference points, measured the same way: threshold tuned on A for precision 0.95."""
+
+    def idf(term: str) -> float:
+        return math.log((documents + 1) / (df.get(term, 0) + 1)) + 1
+
+    def cosine(a: StoryText, b: StoryText) -> float:
+        dot = sum(idf(t) ** 2 for t in a.terms & b.terms)
+        norm = math.sqrt(sum(idf(t) ** 2 for t in a.terms)) * math.sqrt(sum(idf(t) ** 2 for t in b.terms))
+        return dot / norm if norm else 0.0
+
+    def jaccard(a: StoryText, b: StoryText) -> float:
+        union = a.title_terms | b.title_terms
+        return len(a.title_terms & b.title_terms) / len(union) if union else 0.0
+
+    print("\nreference scorers (no index), threshold tuned on A for precision >= 0.95:")
+    for name, scorer in (("TF-IDF cosine, title+summary", cosine), ("title-word Jaccard", jaccard)):
+
+        def rows(half, scorer=scorer):
+            return [(scorer(*texts[id(p)]), p["same"] == "yes", True) for p in half]
+
+        t = threshold_for(rows(half_a), 0.95)
+        cells = "  ".join(
+            f"{label} P {p:.3f} R {r:.3f}"
+            for label, half in (("A", half_a), ("B", half_b), ("whole", pairs))
+            for p, r, _, _ in [figures(rows(half), t)]
+        )
+        print(f"  {name:<30} {cells}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "evaldata")
@@ -114,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--df-items", type=int, default=200_000, help="corpus items for document frequencies")
     ap.add_argument("--cost", action="store_true", help="also measure the CPU cost per article")
     ap.add_argument("--stored", default="1000,1000000", help="stored articles for --cost")
+    ap.add_argument("--days", type=int, default=365, help="--cost: the stored articles span this many days")
     ap.add_argument("--errors", action="store_true", help="list the misses and false merges of half B")
     args = ap.parse_args(argv)
     path = args.data / "stories" / "dev_pairs.jsonl"
@@ -150,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         p, rec, f1, fp = figures(r, stories.StorySettings().threshold if not args.fit else threshold)
         index_recall = sum(1 for _, same, found in r if same and found) / max(1, sum(1 for _, same, _ in r if same))
         print(f"{name:<12}{len(half):>5}{p:>7.3f}{rec:>7.3f}{f1:>7.3f}{fp:>14}{index_recall:>14.3f}")
+    reference(half_a, half_b, pairs, texts, df, documents)
     if args.errors:
         t = stories.StorySettings().threshold if not args.fit else threshold
         for p in half_b:
@@ -160,9 +192,9 @@ def main(argv: list[str] | None = None) -> int:
                 kind = "FALSE MERGE" if said else "miss"
                 print(f"{kind:<12}{s:6.2f} {p['a']['title'][:60]!r} / {p['b']['title'][:60]!r}")
     if args.cost:
-        from bench.story_cost import measure  # the store-backed part, kept apart to stay readable
+        from story_cost import measure  # the store-backed part, kept apart to stay readable
 
-        measure(args.data, [int(n) for n in args.stored.split(",")], df, documents)
+        measure(args.data, [int(n) for n in args.stored.split(",")], days=args.days)
     return 0
 
 
