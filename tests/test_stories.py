@@ -214,6 +214,11 @@ async def test_five_versions_become_one_story_with_five_sources_and_one_alert(si
     assert story_of(store, "Burkina Faso junta gives French troops one month to leave") == event_story
     await dispatcher.run(T0 + timedelta(hours=4))
     assert len(hook.payloads) == 1
+    joined = store.db.execute(
+        "SELECT d.status, d.last_error FROM deliveries d JOIN articles a ON a.id = d.article_id"
+        " WHERE d.channel = 'team' AND a.title LIKE 'Burkina Faso junta%'"
+    ).fetchone()
+    assert joined == ("skipped", "joined a story already alerted on this channel")
     report = await dispatcher.send_digest_now("mail", T0 + timedelta(hours=5))
     assert report.ok and len(smtp.messages) == 2
     mail = smtp.messages[1].email
@@ -307,3 +312,29 @@ def test_decision_is_pure_and_respects_the_window():
     assert close.story_id == 7 and close.article_id == 1
     hostile = StoryText.of("x" * 10_000_000, "y " * 5_000_000)
     assert len(hostile.terms) <= 61
+
+
+def test_plan_batches_sends_a_story_once_per_channel():
+    from watcher.alerts.outbox import plan_batches
+    from watcher.config import ChannelConfig
+    from watcher.models import Delivery
+
+    fresh = Delivery(1, 10, "troops", "c", T0, story_id=5)
+    later = Delivery(2, 11, "troops", "c", T0, story_id=5, story_alerted=True)
+    immediate = plan_batches(
+        ChannelConfig("c", "console", mode="immediate"),
+        [fresh, later],
+        urgent_topics=set(),
+        slot=None,
+        last_digest_at=None,
+    )
+    assert [(b.kind, [d.id for d in b.deliveries]) for b in immediate] == [("immediate", [1]), ("joined", [2])]
+    # On a digest channel an urgent story goes at once the first time; its later sources wait for the digest.
+    digest = plan_batches(
+        ChannelConfig("c", "console", mode="digest"),
+        [fresh, later],
+        urgent_topics={"troops"},
+        slot=T0,
+        last_digest_at=None,
+    )
+    assert [(b.kind, [d.id for d in b.deliveries]) for b in digest] == [("immediate", [1]), ("digest", [2])]
