@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "evaldata")
     ap.add_argument("--fit", action="store_true", help="fit the weights on half A and print them")
-    ap.add_argument("--precision", type=float, default=0.975, help="precision the threshold aims at on half A")
+    ap.add_argument("--precision", type=float, default=0.96, help="precision the threshold aims at on half A")
     ap.add_argument("--df-items", type=int, default=200_000, help="corpus items for document frequencies")
     ap.add_argument("--cost", action="store_true", help="also measure the CPU cost per article")
     ap.add_argument("--stored", default="1000,1000000", help="stored articles for --cost")

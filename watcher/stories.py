@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 MAX_TITLE_CHARS = 300
@@ -57,6 +57,11 @@ class StoryText:
     title_terms: frozenset[str]
     terms: frozenset[str]  # title and lead
     published_at: datetime | None = None
+    # Total inverse document frequency of `terms` and of `title_terms`, fixed when the article was stored (None:
+    # computed from the frequencies at hand). A stored candidate carries them, so the decision needs the current
+    # frequencies of the new article's terms only; the counts drift slowly, and that drift is all it costs.
+    weight: float | None = None
+    title_weight: float | None = None
 
     @classmethod
     def of(cls, title: str, text: str, published_at: datetime | None = None) -> StoryText:
@@ -64,6 +69,11 @@ class StoryText:
         title_terms = frozenset(_term(w) for w in _words(title) if _keep(w))
         terms = frozenset(list(title_terms) + [_term(w) for w in _words(lead) if _keep(w)][:MAX_TERMS])
         return cls(title_terms, terms, published_at)
+
+    def weighed(self, df: Mapping[str, int], documents: int) -> StoryText:
+        """The same text with its weights fixed from these frequencies (what the store keeps)."""
+        idf = _idf(df, documents)
+        return replace(self, weight=sum(idf(t) for t in self.terms), title_weight=sum(idf(t) for t in self.title_terms))
 
     def index_keys(self, df: Mapping[str, int]) -> tuple[str, ...]:
         """The rarest terms, title first on ties: what the store indexes and looks up for the window."""
@@ -112,6 +122,7 @@ def decide_story(
 ) -> StoryDecision:
     """The story the article joins: the best-scoring candidate of the window above the threshold, else none."""
     best = StoryDecision(None, -math.inf, None)
+    article = article.weighed(df, max(documents, COLD_START_DOCUMENTS))
     for candidate in candidates:
         when = candidate.text.published_at
         if when is not None and abs((article.published_at or now) - when) > settings.window:
@@ -133,11 +144,10 @@ def same_story_score(a: StoryText, b: StoryText, df: Mapping[str, int], document
 def features(a: StoryText, b: StoryText, df: Mapping[str, int], documents: int) -> tuple[float, ...]:
     """What separates one event from its neighbours: how much rare vocabulary the two share, and how close in time.
 
-    Weights are inverse document frequencies, so "Kramatorsk" and "Osprey" count and "Ukraine" barely does.
+    Weights are inverse document frequencies, so "Kramatorsk" and "Osprey" count and "Ukraine" barely does. Every
+    shared term is one of a's, so only a's terms need their frequencies; b's totals may come stored.
     """
-
-    def idf(term: str) -> float:
-        return math.log((documents + 1) / (df.get(term, 0) + 1))
+    idf = _idf(df, documents)
 
     def weight(terms: frozenset[str]) -> float:
         return sum(idf(t) for t in terms)
@@ -145,8 +155,13 @@ def features(a: StoryText, b: StoryText, df: Mapping[str, int], documents: int) 
     def ratio(part: float, whole: float) -> float:
         return part / whole if whole > 0 else 0.0
 
+    a_weight = a.weight if a.weight is not None else weight(a.terms)
+    b_weight = b.weight if b.weight is not None else weight(b.terms)
+    a_title = a.title_weight if a.title_weight is not None else weight(a.title_terms)
+    b_title = b.title_weight if b.title_weight is not None else weight(b.title_terms)
     shared = a.terms & b.terms
-    shared_weight, a_weight, b_weight = weight(shared), weight(a.terms), weight(b.terms)
+    shared_weight = weight(shared)
+    shared_titles = weight(a.title_terms & b.title_terms)
     gap_hours = (
         abs((a.published_at - b.published_at).total_seconds()) / 3600
         if a.published_at is not None and b.published_at is not None
@@ -155,18 +170,24 @@ def features(a: StoryText, b: StoryText, df: Mapping[str, int], documents: int) 
     rare_cut = math.log(max(documents, 1) / 300)  # rarer than about 1 article in 300
     rare = sum(1 for t in shared if idf(t) >= rare_cut)
     return (
-        ratio(shared_weight, weight(a.terms | b.terms)),
+        ratio(shared_weight, a_weight + b_weight - shared_weight),
         ratio(shared_weight, min(a_weight, b_weight)),
-        ratio(weight(a.title_terms & b.title_terms), weight(a.title_terms | b.title_terms)),
-        max(
-            ratio(weight(a.title_terms & b.terms), weight(a.title_terms)),
-            ratio(weight(b.title_terms & a.terms), weight(b.title_terms)),
-        ),
+        ratio(shared_titles, a_title + b_title - shared_titles),
+        max(ratio(weight(a.title_terms & b.terms), a_title), ratio(weight(b.title_terms & a.terms), b_title)),
         math.log1p(shared_weight),
         math.log1p(shared_weight) / (1 + gap_hours / 12),  # shared evidence counts for more when close in time
         math.log1p(gap_hours),
         math.log1p(rare),
     )
+
+
+def _idf(df: Mapping[str, int], documents: int) -> Callable[[str], float]:
+    top = documents + 1
+
+    def idf(term: str) -> float:
+        return math.log(top / (df.get(term, 0) + 1))
+
+    return idf
 
 
 def _words(text: str) -> list[str]:

@@ -171,7 +171,7 @@ MIGRATIONS: list[str] = [
 
     ALTER TABLE articles ADD COLUMN story_id INTEGER REFERENCES stories(id);
     ALTER TABLE articles ADD COLUMN story_pinned INTEGER NOT NULL DEFAULT 0;  -- placed by hand: never re-decided
-    ALTER TABLE articles ADD COLUMN story_terms TEXT;  -- JSON [published, title terms, terms]: what the decision compares
+    ALTER TABLE articles ADD COLUMN story_terms TEXT;  -- JSON [published, title terms, terms, their weights]
     CREATE INDEX articles_story ON articles(story_id);
 
     CREATE TABLE story_keys (

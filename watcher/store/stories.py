@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import StoreError
 from ..models import Article
-from ..stories import CANDIDATES, StoryCandidate, StorySettings, StoryText, decide_story
+from ..stories import CANDIDATES, COLD_START_DOCUMENTS, StoryCandidate, StorySettings, StoryText, decide_story
 from .base import Connection, _chunks, from_db_time, placeholders, to_db_time
 
 DOCUMENTS = ""  # the story_terms row whose df counts every article
@@ -41,9 +41,6 @@ class StoryQueries(Connection):
         keys = text.index_keys(df)
         since = to_db_time(now - self.story_settings.window)
         candidates = _candidates(conn, keys, since, article_id)
-        if candidates:
-            df.update(_frequencies(conn, frozenset().union(*(c.text.terms for c in candidates)) - df.keys()))
-            df.pop(DOCUMENTS, None)
         decision = decide_story(text, candidates, df, documents, now, self.story_settings)
         stamp = to_db_time(now)
         story_id = _live_story(conn, decision.story_id) if decision.story_id is not None else None
@@ -53,9 +50,11 @@ class StoryQueries(Connection):
                 (article.title or article.url, stamp, stamp),
             ).fetchone()[0]
         published = to_db_time(text.published_at) if text.published_at else None
+        weighed = text.weighed(df, max(documents, COLD_START_DOCUMENTS))
+        kept = [published, sorted(text.title_terms), sorted(text.terms), weighed.weight, weighed.title_weight]
         conn.execute(
             "UPDATE articles SET story_id = ?, story_terms = ? WHERE id = ?",
-            (story_id, json.dumps([published, sorted(text.title_terms), sorted(text.terms)]), article_id),
+            (story_id, json.dumps(kept), article_id),
         )
         conn.executemany(
             "INSERT OR IGNORE INTO story_keys (key, seen_at, article_id) VALUES (?, ?, ?)",
@@ -186,10 +185,10 @@ def _candidates(conn: sqlite3.Connection, keys: Sequence[str], since: str, artic
     candidates = []
     for found_id, story_id, terms_json in rows:
         try:
-            published, title_terms, terms = json.loads(terms_json)
+            published, title_terms, terms, weight, title_weight = json.loads(terms_json)
         except (TypeError, ValueError):
             continue
-        text = StoryText(frozenset(title_terms), frozenset(terms), from_db_time(published))
+        text = StoryText(frozenset(title_terms), frozenset(terms), from_db_time(published), weight, title_weight)
         candidates.append(StoryCandidate(found_id, story_id, text))
     return candidates
 
