@@ -338,3 +338,24 @@ def test_plan_batches_sends_a_story_once_per_channel():
         last_digest_at=None,
     )
     assert [(b.kind, [d.id for d in b.deliveries]) for b in digest] == [("immediate", [1]), ("digest", [2])]
+
+
+def test_purging_unmatched_articles_recounts_their_stories(store):
+    from watcher.config import FeedConfig
+    from watcher.models import Article, Entry, FeedUpdate, Match
+
+    store.sync_feeds(
+        [FeedConfig("a", "https://a.example/f"), FeedConfig("b", "https://b.example/f")], timedelta(minutes=15), T0
+    )
+    for feed_id, (title, summary) in enumerate(EVENT[:2], start=1):
+        url = f"https://n.example/{feed_id}"
+        entry = Entry(f"https://f{feed_id}.example/f", f"e{feed_id}", url, url, title, summary=summary)
+        matches = (Match("troops", 1.0, ("troops",), "[[troops]]"),) if feed_id == 1 else ()
+        article = Article(url, title, summary, "feed-summary", entry, published_at=T0, matches=matches)
+        update = FeedUpdate(entry.feed_url, T0, T0, "ok", seen_entry_ids=(entry.entry_id,), articles=(article,))
+        store.apply_update(feed_id, update, {})
+    story = story_of(store, EVENT[0][0])
+    assert store.db.execute("SELECT sources, articles FROM stories WHERE id = ?", [story]).fetchone() == (2, 2)
+    assert store.purge_unmatched(T0 + timedelta(days=4)) == 1
+    assert store.db.execute("SELECT sources, articles FROM stories WHERE id = ?", [story]).fetchone() == (1, 1)
+    assert store.db.execute("SELECT count(*) FROM story_keys").fetchone()[0] == 16  # the purged article's keys went

@@ -264,9 +264,12 @@ class FeedQueries(StoryQueries):
     def purge_unmatched(self, older_than: datetime) -> int:
         """Drop unmatched articles kept for `rematch` once they are older than the window; their ids stay seen."""
         with self._write() as conn:
-            return conn.execute(
-                "DELETE FROM articles WHERE matched = 0 AND fetched_at < ?", (to_db_time(older_than),)
-            ).rowcount
+            gone = conn.execute(
+                "DELETE FROM articles WHERE matched = 0 AND fetched_at < ? RETURNING story_id", (to_db_time(older_than),)
+            ).fetchall()
+            for story_id in {row[0] for row in gone if row[0] is not None}:
+                self._refresh_story(conn, story_id, older_than)  # its counts drop; last_seen stays
+            return len(gone)
 
     # --- reading for the CLI ---------------------------------------------------------------------------
 
