@@ -265,7 +265,8 @@ class FeedQueries(StoryQueries):
         """Drop unmatched articles kept for `rematch` once they are older than the window; their ids stay seen."""
         with self._write() as conn:
             gone = conn.execute(
-                "DELETE FROM articles WHERE matched = 0 AND fetched_at < ? RETURNING story_id", (to_db_time(older_than),)
+                "DELETE FROM articles WHERE matched = 0 AND fetched_at < ? RETURNING story_id",
+                (to_db_time(older_than),),
             ).fetchall()
             for story_id in {row[0] for row in gone if row[0] is not None}:
                 self._refresh_story(conn, story_id, older_than)  # its counts drop; last_seen stays
