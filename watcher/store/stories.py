@@ -186,10 +186,11 @@ def _candidates(conn: sqlite3.Connection, keys: Sequence[str], since: str, artic
     )
     params: list[Any] = [value for key in keys for value in (key, since, POSTINGS_PER_KEY)]
     rows = conn.execute(
-        f"WITH hits(article_id) AS ({hits})"
-        " SELECT h.article_id, a.story_id, a.story_terms FROM hits h JOIN articles a ON a.id = h.article_id"
-        " WHERE h.article_id != ? AND a.story_id IS NOT NULL"
-        " GROUP BY h.article_id ORDER BY count(*) DESC, h.article_id DESC LIMIT ?",
+        f"WITH hits(article_id) AS ({hits}),"
+        " best AS (SELECT article_id, count(*) AS shared FROM hits WHERE article_id != ?"
+        "          GROUP BY article_id ORDER BY shared DESC, article_id DESC LIMIT ?)"
+        " SELECT b.article_id, a.story_id, a.story_terms FROM best b JOIN articles a ON a.id = b.article_id"
+        " WHERE a.story_id IS NOT NULL ORDER BY b.shared DESC, b.article_id DESC",
         [*params, article_id, CANDIDATES],
     ).fetchall()
     candidates = []
