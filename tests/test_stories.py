@@ -359,3 +359,20 @@ def test_purging_unmatched_articles_recounts_their_stories(store):
     assert store.purge_unmatched(T0 + timedelta(days=4)) == 1
     assert store.db.execute("SELECT sources, articles FROM stories WHERE id = ?", [story]).fetchone() == (1, 1)
     assert store.db.execute("SELECT count(*) FROM story_keys").fetchone()[0] == 16  # the purged article's keys went
+
+
+async def test_a_zero_window_makes_every_article_its_own_story(site, store, extractor):
+    serve_world(site)
+    config = config_for(site, {"inbox": {"type": "console", "mode": "immediate"}})
+    config = config_from_dict(
+        {
+            "fetch": {"allow_networks": ["127.0.0.0/8"]},
+            "extract": {"enabled": False},
+            "stories": {"window": "0s"},
+            "feeds": [{"name": f.name, "url": f.url} for f in config.feeds],
+            "topics": {"troops": {"rule": "troop* OR soldier* OR forces"}},
+        },
+        "test-config.toml",
+    )
+    await poll_all(config, store, extractor, now=T0 + timedelta(hours=2))
+    assert len({story_of(store, title) for title, _ in EVENT}) == 5

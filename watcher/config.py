@@ -71,7 +71,8 @@ class ExtractSettings:
 
 @dataclass(frozen=True, slots=True)
 class StoryConfig:
-    window: timedelta = timedelta(hours=72)  # an article joins a story seen within this long; older ones are history
+    # An article joins a story seen within this long; older ones are history. "0s": every article is its own story.
+    window: timedelta = timedelta(hours=72)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +261,7 @@ def _read_extract(t: Table) -> ExtractSettings:
 
 
 def _read_stories(t: Table) -> StoryConfig:
-    settings = StoryConfig(window=t.duration("window", StoryConfig().window))
+    settings = StoryConfig(window=t.duration("window", StoryConfig().window, allow_zero=True))
     t.reject_unknown()
     return settings
 

@@ -37,6 +37,10 @@ class StoryQueries(Connection):
         if row[0] is not None:
             return int(row[0])
         text = StoryText.of(article.title, article.body, article.published_at or now)
+        if self.story_settings.window <= timedelta(0):  # stories turned off: each article its own
+            story_id = _new_story(conn, article, now)
+            conn.execute("UPDATE articles SET story_id = ? WHERE id = ?", (story_id, article_id))
+            return story_id
         df = _frequencies(conn, text.terms)
         documents = df.pop(DOCUMENTS, 0)
         keys = text.index_keys(df)
@@ -44,12 +48,8 @@ class StoryQueries(Connection):
         candidates = _candidates(conn, keys, since, article_id)
         decision = decide_story(text, candidates, df, documents, now, self.story_settings)
         stamp = to_db_time(now)
-        story_id = _live_story(conn, decision.story_id) if decision.story_id is not None else None
-        if story_id is None:
-            story_id = conn.execute(
-                "INSERT INTO stories (headline, first_seen, last_seen) VALUES (?, ?, ?) RETURNING id",
-                (article.title or article.url, stamp, stamp),
-            ).fetchone()[0]
+        joined = _live_story(conn, decision.story_id) if decision.story_id is not None else None
+        story_id = joined if joined is not None else _new_story(conn, article, now)
         published = to_db_time(text.published_at) if text.published_at else None
         weighed = text.weighed(df, max(documents, COLD_START_DOCUMENTS))
         kept = [published, sorted(text.title_terms), sorted(text.terms), weighed.weight, weighed.title_weight]
@@ -202,6 +202,15 @@ def _candidates(conn: sqlite3.Connection, keys: Sequence[str], since: str, artic
         text = StoryText(frozenset(title_terms), frozenset(terms), from_db_time(published), weight, title_weight)
         candidates.append(StoryCandidate(found_id, story_id, text))
     return candidates
+
+
+def _new_story(conn: sqlite3.Connection, article: Article, now: datetime) -> int:
+    stamp = to_db_time(now)
+    story_id = conn.execute(
+        "INSERT INTO stories (headline, first_seen, last_seen) VALUES (?, ?, ?) RETURNING id",
+        (article.title or article.url, stamp, stamp),
+    ).fetchone()[0]
+    return int(story_id)
 
 
 def _live_story(conn: sqlite3.Connection, story_id: int | None) -> int | None:
