@@ -184,8 +184,8 @@ class RenderSettings:
 
 
 def item_from_delivery(d: Delivery) -> AlertItem:
-    """The best headline of a story is its earliest article's title (the outlet that broke it; it does not
-    change between the alert and the digest); an article without a story shows its own title."""
+    """The best headline of a story is its earliest article's title by publication time (the outlet that broke
+    it; the store recomputes it when a source joins); an article without a story shows its own title."""
     return AlertItem(
         delivery_id=d.id,
         topic=clean_text(d.topic, NAME_MAX),
