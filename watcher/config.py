@@ -69,6 +69,12 @@ class ExtractSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StoryConfig:
+    # An article joins a story seen within this long; older ones are history. "0s": every article is its own story.
+    window: timedelta = timedelta(hours=72)
+
+
+@dataclass(frozen=True, slots=True)
 class FeedConfig:
     name: str
     url: str
@@ -102,6 +108,7 @@ class Config:
     fetch: FetchSettings = FetchSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     extract: ExtractSettings = ExtractSettings()
+    stories: StoryConfig = StoryConfig()
     feeds: tuple[FeedConfig, ...] = ()
     terms: dict[str, str] = field(default_factory=dict)
     topics: tuple[TopicConfig, ...] = ()
@@ -168,6 +175,7 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
     fetch = _read_fetch(top.table("fetch"))
     schedule = _read_schedule(top.table("schedule"))
     extract = _read_extract(top.table("extract"))
+    stories = _read_stories(top.table("stories"))
     feeds = _read_feeds(top, problems)
     terms = _read_terms(top.table("terms"))
     topics = _read_topics(top.table("topics"))
@@ -184,6 +192,7 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
         fetch=fetch,
         schedule=schedule,
         extract=extract,
+        stories=stories,
         feeds=feeds,
         terms=terms,
         topics=topics,
@@ -253,6 +262,12 @@ def _read_extract(t: Table) -> ExtractSettings:
         keep_unmatched=t.duration("keep_unmatched", d.keep_unmatched, allow_zero=True),
         max_entries_per_feed=t.number("max_entries_per_feed", d.max_entries_per_feed, minimum=1),
     )
+    t.reject_unknown()
+    return settings
+
+
+def _read_stories(t: Table) -> StoryConfig:
+    settings = StoryConfig(window=t.duration("window", StoryConfig().window, allow_zero=True))
     t.reject_unknown()
     return settings
 

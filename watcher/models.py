@@ -203,3 +203,20 @@ class Delivery:
     terms: tuple[str, ...] = ()
     snippet: str = ""
     possible: bool = False  # a possible match (learn/): the rule missed it; shown apart in digests, never urgent
+    # Its story (docs/stories.md): the headline, every source (feed, link, time) and whether an earlier delivery
+    # of the same story, topic and channel was already sent.
+    story_id: int | None = None
+    story_headline: str = ""
+    story_sources: tuple[StorySource, ...] = ()
+    story_alerted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StorySource:
+    """One feed's report of a story, as a digest shows it."""
+
+    feed: str
+    url: str
+    title: str
+    at: datetime | None = None
+    article_id: int = 0

@@ -56,6 +56,7 @@ class Pipeline:
 
     @classmethod
     def build(cls, config: Config, store: Store, runtime: Runtime) -> Pipeline:
+        store.configure_stories(config.stories.window)  # the same-story window (docs/stories.md)
         return cls(
             config=config,
             store=store,

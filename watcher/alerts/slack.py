@@ -58,12 +58,31 @@ def item_text(item: AlertItem, timezone: str) -> str:
     if when:
         meta = f"{meta} · {'published' if item.published_at else 'found'} {when}" if meta else when
     lines = [head, f"_{meta}_" if meta else ""]
+    if len(item.sources) > 1:
+        lines.append(_sources(item, timezone))
     if item.terms:
         lines.append("terms: " + escape(", ".join(item.terms), 300))
     used = sum(len(line) + 1 for line in lines)
     if item.snippet:
         lines.append(">" + _snippet(item, MAX_SECTION - used - 2))
     return "\n".join(line for line in lines if line)[:MAX_SECTION]
+
+
+def _sources(item: AlertItem, timezone: str) -> str:
+    """'*5 sources* · also reported by <link|Reuters> 14:02, ...': bounded, whatever the number of sources."""
+    shown = []
+    for src in item.also_reported_by[:8]:
+        name = escape(src.feed, 60) or "?"
+        url = src.url.replace("&", "&amp;") if src.url else None
+        link = f"<{url}|{name}>" if url and len(url) <= 300 else name  # a long link would not fit
+        shown.append(f"{link} {format_time(src.at, timezone)}".strip())
+    more = len(item.also_reported_by) - len(shown)
+    earlier = " (alerted earlier)" if item.alerted_before else ""
+    return (
+        f"*{len(item.sources)} sources*{earlier} · also reported by "
+        + ", ".join(shown)
+        + (f" +{more}" if more > 0 else "")
+    )[:1200]
 
 
 def _snippet(item: AlertItem, budget: int) -> str:

@@ -4,6 +4,7 @@ base.py      opening (WAL, busy_timeout, foreign keys), migrations, BEGIN IMMEDI
 feeds.py     feeds and their schedule; one poll's writes in one transaction; rematch verdicts
 articles.py  rematch batches, full-text search, export
 outbox.py    the alert outbox: due deliveries, leases, outcomes, dead letters, digest slots
+stories.py   each new article's story (the index, inside apply_update's transaction), merges and splits
 labels.py    labels, the topics' models (plain numbers) and their calls (held-back and possible matches)
 """
 
@@ -14,9 +15,10 @@ from .base import BUSY_TIMEOUT_MS, DATABASE_ERRORS, StoreHealth, from_db_time, r
 from .feeds import FeedQueries
 from .labels import LabelQueries, NewLabel
 from .outbox import OutboxQueries
+from .stories import StoryQueries
 
 
-class Store(FeedQueries, ArticleQueries, OutboxQueries, LabelQueries):
+class Store(FeedQueries, StoryQueries, ArticleQueries, OutboxQueries, LabelQueries):
     """Open with `Store.open(path)`; every method is one statement or one transaction."""
 
 
