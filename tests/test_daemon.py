@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
 from tests.helpers.daemon_runner import CONFIG, Daemon
+from tests.helpers.localsite import hang
 from tests.helpers.news import serve_site
 
 pytestmark = pytest.mark.slow
@@ -85,3 +89,57 @@ async def test_every_job_runs_late_rather_than_never(tmp_path):
     for job in jobs:
         assert (job.misfire_grace_time, job.coalesce, job.max_instances) == (None, True, 1), job.name
     store.close()
+
+
+def _interrupt_like_a_terminal(proc) -> None:
+    """Ctrl-C: SIGINT to the whole foreground process group, the worker processes included."""
+    os.killpg(proc.pid, signal.SIGINT)
+
+
+def test_ctrl_c_stops_the_daemon_without_tracebacks_from_the_workers(site, tmp_path):
+    serve_site(site)
+    site.add("/error.xml", "no", status=500, content_type="text/plain")
+    (tmp_path / "config.toml").write_text(CONFIG.replace("{base}", site.url("")))
+    daemon = Daemon(tmp_path, own_group=True)
+    try:
+        daemon.wait_for("feed world: ok")  # its pages were extracted: the worker processes are running
+        _interrupt_like_a_terminal(daemon.proc)
+        daemon.proc.wait(timeout=15)
+        daemon.wait_for("watcher stopped", timeout=5)
+    finally:
+        if daemon.proc.poll() is None:
+            os.killpg(daemon.proc.pid, signal.SIGKILL)
+    output = daemon.all_output()
+    assert daemon.proc.returncode == 0, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+
+
+def test_ctrl_c_during_poll_prints_no_worker_tracebacks(site, tmp_path):
+    serve_site(site)
+    site.add("/slow.xml", handler=hang)  # keeps the poll running after the first feed's pages were extracted
+    config = CONFIG.replace("{base}", site.url("")).replace("/error.xml", "/slow.xml")
+    (tmp_path / "config.toml").write_text(config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "--config", "config.toml", "poll"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        seen = []
+        for line in proc.stderr:  # the log goes to stderr; this loop ends when the line comes (or the process ends)
+            seen.append(line)
+            if "feed world: ok" in line:
+                break
+        assert any("feed world: ok" in line for line in seen), "".join(seen)
+        _interrupt_like_a_terminal(proc)
+        _, rest = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    stderr = "".join(seen) + rest
+    assert "SpawnProcess" not in stderr and "Traceback" not in stderr, stderr
