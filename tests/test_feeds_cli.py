@@ -143,6 +143,17 @@ def test_add_refuses_with_a_reason_and_leaves_the_file_alone(local, site, args, 
     assert local.read_bytes() == before
 
 
+def test_adding_a_local_feed_without_the_allow_list_says_which_setting_allows_it(site, tmp_path):
+    site.add("/feed.xml", (FIXTURES / "site" / "world.rss").read_bytes(), content_type="application/rss+xml")
+    config = tmp_path / "config.toml"
+    text = LOCAL_CONFIG.replace('allow_networks = ["127.0.0.0/8"]', "allow_networks = []")
+    config.write_text(text.replace("{base}", site.url("")))
+    result = run(config, "feeds", "add", site.url("/feed.xml"))
+    assert result.exit_code == 2
+    assert "127.0.0.1 is loopback" in result.output
+    assert '[fetch] allow_networks = ["127.0.0.0/8"]' in result.output
+
+
 def test_add_refuses_what_is_not_a_web_address(local):
     result = run(local, "feeds", "add", "ftp://example.org/feed")
     assert result.exit_code == 2 and "http:// or https://" in result.output

@@ -160,6 +160,39 @@ def refusal(address: IPAddress, allow: Sequence[IPNetwork] = ()) -> str | None:
     return None
 
 
+_LOOPBACKS = (ipaddress.IPv4Address("127.0.0.1"), ipaddress.IPv6Address("::1"))
+
+
+def _is_loopback_name(host: str) -> bool:
+    name = host.strip("[]").lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
+
+
+def _allowed_loopbacks(allow: Sequence[IPNetwork]) -> list[IPAddress]:
+    """The loopback addresses a localhost name may reach: those the allow list opens (an allowed network allows
+    its names)."""
+    return [address for address in _LOOPBACKS if refusal(address, allow) is None]
+
+
+def _network_to_allow(address: IPAddress) -> str:
+    """The `allow_networks` entry that would let `address` through: its whole reserved range when we know it."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    tables = BLOCKED_V4 if isinstance(address, ipaddress.IPv4Address) else (*BLOCKED_V6, *_NAMED_NON_GLOBAL_V6)
+    for _, net in tables:
+        if address in net and net.prefixlen > 0:
+            return str(net)
+    return str(ipaddress.ip_network(address))
+
+
+def _blocked(host: str, message: str, address: IPAddress) -> BlockedAddressError:
+    """Every refusal an operator can lift says how: the setting and the value to put in it."""
+    return BlockedAddressError(
+        host,
+        f'{message}; to fetch it, allow its network in the config: [fetch] allow_networks = ["{_network_to_allow(address)}"]',
+    )
+
+
 def check_host(host: str, allow: Sequence[IPNetwork] = ()) -> None:
     """URL-level check, before any DNS: refuse localhost names, odd digits and literal refused addresses."""
     h = host.strip("[]").lower()
@@ -168,16 +201,18 @@ def check_host(host: str, allow: Sequence[IPNetwork] = ()) -> None:
     if any(ch.isdigit() and not ch.isascii() for ch in h):
         # IDNA would fold fullwidth or Arabic-Indic digits into an IPv4 literal; no honest host needs them.
         raise BlockedAddressError(host, f"host {host!r} contains non-ASCII digits")
-    name = h.rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        # RFC 6761: these names are loopback by definition; never even ask a resolver about them.
-        raise BlockedAddressError(host, f"{host} is a loopback name")
+    if _is_loopback_name(h):
+        # RFC 6761: these names are loopback by definition; never even ask a resolver about them. They are as
+        # allowed as the loopback network is.
+        if not _allowed_loopbacks(allow):
+            raise _blocked(host, f"{host} is a loopback name", _LOOPBACKS[0])
+        return
     address = literal_address(h)
     if address is not None:
         reason = refusal(address, allow)
         if reason:
-            raise BlockedAddressError(
-                host, f"{host} is {reason}" if str(address) == h else f"{host} is {address}, {reason}"
+            raise _blocked(
+                host, f"{host} is {reason}" if str(address) == h else f"{host} is {address}, {reason}", address
             )
 
 
@@ -201,6 +236,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     async def addresses(self, host: str, port: int, timeout: float | None = None) -> list[IPAddress]:
         """Every address `host` stands for, each checked; raises BlockedAddressError if any is refused."""
         check_host(host, self._allow)
+        if _is_loopback_name(host):
+            return _allowed_loopbacks(self._allow)  # never DNS (RFC 6761); check_host refused it if none is allowed
         literal = literal_address(host)
         if literal is not None:
             return [literal]
@@ -224,7 +261,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             # One refused answer refuses the name: an attacker's DNS mixes a public and a private answer.
             reason = refusal(address, self._allow)
             if reason:
-                raise BlockedAddressError(host, f"{host} resolves to {address}, {reason}")
+                raise _blocked(host, f"{host} resolves to {address}, {reason}", address)
         return found
 
     async def connect_tcp(
