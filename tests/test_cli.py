@@ -35,6 +35,13 @@ def test_check_lists_every_error_and_exits_2(tmp_path):
     assert result.exit_code == 2
     assert "schedule.interval" in result.output and "feeds[0].url" in result.output
     assert str(path) in result.output
+    # The broken rule is listed beside the other problems, in words that read, with the caret on its line.
+    assert "3 error(s)" in result.output
+    assert (
+        "topics.t.rule: expected a term, found the end of the rule (position 8)\n    a AND (\n           ^"
+        in result.output
+    )
+    assert "found topic" not in result.output
 
 
 def test_config_comes_from_the_environment_too(tmp_path):

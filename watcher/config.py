@@ -383,7 +383,6 @@ def _compile_rules(
         try:
             compiled.append(compile_topic(topic, terms))
         except RuleError as e:
-            problems.append(
-                ConfigProblem(f"topics.{topic.name}.rule", "a valid rule (see docs/rules.md)", e.describe())
-            )
+            # The rule's own message says what was expected; the path already names the topic.
+            problems.append(ConfigProblem(f"topics.{topic.name}.rule", "", e.describe(name_topic=False)))
     return tuple(compiled), problems
