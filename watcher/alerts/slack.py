@@ -119,6 +119,26 @@ def render_payload(message: Message) -> dict[str, Any]:
     return {"text": escape(message.subject, 500), "blocks": blocks}
 
 
+_LINK = re.compile(r"<(https?://[^|>]*)\|([^>]*)>")
+_BOLD = re.compile(r"\*([^*\n]+)\*")
+_ITALIC = re.compile(r"(?<!\w)_([^\n]+?)_(?!\w)")
+
+
+def plain_rendering(payload: dict[str, Any]) -> str:
+    """Roughly what Slack shows for `payload`, as plain text: for `watcher digest preview --format slack`."""
+    lines: list[str] = []
+    for block in payload.get("blocks", []):
+        texts = [block["text"]["text"]] if "text" in block else [e.get("text", "") for e in block.get("elements", [])]
+        for text in texts:
+            text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})", text)
+            text = _ITALIC.sub(r"\1", _BOLD.sub(r"\1", text))
+            for escaped, raw in (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"), (_ZWSP, "")):
+                text = text.replace(escaped, raw)
+            lines.extend(("  " + line[1:]) if line.startswith(">") else line for line in text.splitlines())
+        lines.append("")
+    return "\n".join(lines)
+
+
 def split(message: Message) -> list[Message]:
     """Cut a message into parts that each fit in one Slack post (blocks and characters), keeping item order."""
     parts: list[list[AlertItem]] = []
