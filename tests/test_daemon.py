@@ -143,3 +143,38 @@ def test_ctrl_c_during_poll_prints_no_worker_tracebacks(site, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     stderr = "".join(seen) + rest
     assert "SpawnProcess" not in stderr and "Traceback" not in stderr, stderr
+
+
+def test_on_a_terminal_poll_draws_its_bar_without_log_lines_inside_it(site, tmp_path):
+    import pty
+
+    serve_site(site)
+    site.add("/error.xml", "no", status=500, content_type="text/plain")
+    (tmp_path / "config.toml").write_text(CONFIG.replace("{base}", site.url("")))
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "--config", "config.toml", "poll"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env=env,
+    )
+    os.close(follower)
+    terminal = b""
+    while True:  # until the process closes its end of the terminal
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    stdout, _ = proc.communicate(timeout=60)
+    os.close(leader)
+    text = terminal.decode()
+    assert "polling" in text and "100%" in text
+    for line in text.replace("\r\x1b[K", "\n").split("\r"):
+        assert not ("polling" in line and (" INFO " in line or "WARNING" in line)), text  # none inside the bar
+    assert " INFO " not in text  # the per-feed lines are in the table instead
+    assert "broken-server" in stdout.decode() and "world" in stdout.decode()

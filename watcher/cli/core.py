@@ -64,6 +64,7 @@ def poll(app: App, feed_names: tuple[str, ...], as_json: bool) -> None:
     Example:
         watcher poll --feed "Yonhap (English)"
     """
+    from ..logs import beside_a_progress_bar
     from ..pipeline import Pipeline, utcnow
     from ..pipeline import poll as poll_feeds
     from ..runtime import Runtime
@@ -82,8 +83,12 @@ def poll(app: App, feed_names: tuple[str, ...], as_json: bool) -> None:
     async def go():
         async with Runtime(config) as runtime:
             pipeline = Pipeline.build(config, store, runtime)
-            with click.progressbar(length=len(feeds), label="polling", file=sys.stderr) as bar:
-                return await poll_feeds(pipeline, feeds, on_done=lambda _: bar.update(1))
+            if not sys.stderr.isatty():  # a log file or a pipe: the log lines, no bar
+                return await poll_feeds(pipeline, feeds)
+            # A terminal: the bar, and only warnings beside it; the table below says how each feed went.
+            with beside_a_progress_bar(sys.stderr):
+                with click.progressbar(length=len(feeds), label="polling", file=sys.stderr) as bar:
+                    return await poll_feeds(pipeline, feeds, on_done=lambda _: bar.update(1))
 
     started = datetime.now()
     outcomes = asyncio.run(go())
