@@ -107,4 +107,4 @@ def beside_a_progress_bar(stream: TextIO) -> Iterator[None]:
     finally:
         for handler, level, formatter in saved:
             handler.setLevel(level)
-            handler.setFormatter(formatter)  # type: ignore[arg-type]
+            handler.setFormatter(formatter)

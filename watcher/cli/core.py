@@ -86,9 +86,11 @@ def poll(app: App, feed_names: tuple[str, ...], as_json: bool) -> None:
             if not sys.stderr.isatty():  # a log file or a pipe: the log lines, no bar
                 return await poll_feeds(pipeline, feeds)
             # A terminal: the bar, and only warnings beside it; the table below says how each feed went.
-            with beside_a_progress_bar(sys.stderr):
-                with click.progressbar(length=len(feeds), label="polling", file=sys.stderr) as bar:
-                    return await poll_feeds(pipeline, feeds, on_done=lambda _: bar.update(1))
+            with (
+                beside_a_progress_bar(sys.stderr),
+                click.progressbar(length=len(feeds), label="polling", file=sys.stderr) as bar,
+            ):
+                return await poll_feeds(pipeline, feeds, on_done=lambda _: bar.update(1))
 
     started = datetime.now()
     outcomes = asyncio.run(go())
