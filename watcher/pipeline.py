@@ -80,15 +80,23 @@ async def poll(
             # The store keeps URLs without credentials; poll the config's own URL.
             return await write_one(replace(feed, url=pipeline.feed_urls.get(feed.name, feed.url)))
 
+    recounted: set[int] = set()  # feeds first logged as failing, then found to be part of an outage
+
     async def write_one(feed: FeedRecord) -> FeedOutcome:
+        network = pipeline.runtime.network
         update = await update_feed(pipeline, feed)
         if update.status == "error":
             plain = replace(update, next_check_at=_next_check(pipeline, feed, update.checked_at))
-            update = pipeline.runtime.network.classify(update, plain)
+            update = network.classify(update, plain, key=feed.id)
         else:
-            update = pipeline.runtime.network.classify(update)
+            update = network.classify(update)
         try:
             queued = pipeline.store.apply_update(feed.id, update, pipeline.routes)
+            earlier = network.take_earlier_failures()
+            if earlier:
+                pipeline.store.record_offline(earlier)
+                recounted.update(feed_id for feed_id, _ in earlier)
+                log.info("network: %d earlier failures of this outage recorded as offline too", len(earlier))
         except StoreError as e:
             # Nothing of this poll was written (one transaction), so the feed is still due: it is simply
             # polled again at the next tick, and succeeds once the disk has room again.
@@ -100,7 +108,13 @@ async def poll(
             on_done(outcome)
         return outcome
 
-    return list(await asyncio.gather(*(one(f) for f in feeds)))
+    outcomes = list(await asyncio.gather(*(one(f) for f in feeds)))
+    return [
+        replace(o, update=replace(o.update, status="offline", error_kind="offline"))
+        if o.feed.id in recounted and o.update.status == "error"
+        else o
+        for o in outcomes
+    ]
 
 
 async def update_feed(pipeline: Pipeline, feed: FeedRecord) -> FeedUpdate:
@@ -280,14 +294,20 @@ def _log_outcome(o: FeedOutcome) -> None:
         "queued": o.queued,
         "duration_s": round(u.duration_s, 3),
     }
-    if u.status in ("error", "offline"):
+    if u.status == "offline":
         extra["error"] = u.error
-        level = logging.WARNING if u.status == "error" else logging.INFO
-        log.log(
-            level,
-            "feed %s: %s (%s) %s; next try %s",
+        log.info(
+            "feed %s: offline (the network is down): %s; next try %s",
             o.feed.name,
-            u.status,
+            u.error,
+            u.next_check_at.strftime("%H:%M:%S"),
+            extra=extra,
+        )
+    elif u.status == "error":
+        extra["error"] = u.error
+        log.warning(
+            "feed %s: error (%s) %s; next try %s",
+            o.feed.name,
             u.error_kind,
             u.error,
             u.next_check_at.strftime("%H:%M:%S"),

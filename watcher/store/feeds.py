@@ -113,6 +113,18 @@ class FeedQueries(Connection):
                     self._add_source(conn, row[0], feed_id, entry.entry_id, entry.link, now)
         return queued
 
+    def record_offline(self, feeds: Sequence[tuple[int, datetime]]) -> None:
+        """Feeds whose last failure turned out to be part of a network outage: not their fault after all.
+
+        Their error is taken back from the count and they keep their plain interval (`next_check_at` given per
+        feed); a feed that has been polled again meanwhile (no longer 'error') is left alone."""
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE feeds SET error_count = max(error_count - 1, 0), last_status = 'offline',"
+                " last_error_kind = 'offline', next_check_at = ? WHERE id = ? AND last_status = 'error'",
+                [(to_db_time(next_check), feed_id) for feed_id, next_check in feeds],
+            )
+
     def _write_feed_state(self, conn: sqlite3.Connection, feed_id: int, u: FeedUpdate) -> None:
         if u.status in ("error", "offline"):
             # "offline" (the whole network is down) is recorded but not counted against the feed.
