@@ -33,6 +33,7 @@ from .config import FetchSettings
 from .errors import FetchError
 from .guard import GuardedBackend, check_host, install_guard, parse_networks
 from .models import FeedState, FetchedFeed, FetchedPage, NotModified
+from .walls import CHALLENGE_STATUSES, challenge_sign
 
 # httpx logs every request line, full URL and tokens included, at INFO (RELIABILITY.md, "What it may write").
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MAX_HINT = timedelta(days=1)  # a server's Retry-After or max-age is obeyed up to a day, never beyond
 _MAX_PER_CLIENT = 20  # one httpx client slows down above ~20 connections (DESIGN.md, performance facts)
+ERROR_BODY_CAP = 64 * 1024  # of a 403/429/503 answer: enough for a challenge page's signs
 _PIECE = 64 * 1024  # most decoded bytes produced per zlib call: memory stays bounded whatever the ratio
 _REDIRECTS = {301, 302, 303, 307, 308}
 _PERMANENT = {301, 308}
@@ -320,7 +322,7 @@ class Fetcher:
             if 200 <= status < 300 or (status == 304 and conditional):
                 final = str(target) if statuses else url
                 return final, response, body or b"", bool(statuses) and all(s in _PERMANENT for s in statuses)
-            raise _status_error(current, response)
+            raise _status_error(current, response, body)
         raise FetchError(redact_url(url), f"more than {self._settings.max_redirects} redirects", kind="redirects")
 
     def _prepare(self, url: str, *, hop: bool) -> httpx.URL:
@@ -346,7 +348,8 @@ class Fetcher:
     async def _exchange(
         self, url: str, target: httpx.URL, headers: dict[str, str], cap: int, budget: float
     ) -> tuple[httpx.Response, bytes | None, float]:
-        """One request/response under the remaining deadline; the body is read only for a 2xx."""
+        """One request/response under the remaining deadline; the body is read for a 2xx (and a little of a
+        403/429/503, to recognise a bot challenge)."""
         loop = asyncio.get_running_loop()
         async with self._slot(target.host) as client:
             started = loop.time()
@@ -356,7 +359,12 @@ class Fetcher:
                         request = client.build_request("GET", target, headers=headers)
                         response = await client.send(request, stream=True)
                         try:
-                            body = await _read_body(response, cap, url) if 200 <= response.status_code < 300 else None
+                            status = response.status_code
+                            body: bytes | None = None
+                            if 200 <= status < 300:
+                                body = await _read_body(response, cap, url)
+                            elif status in CHALLENGE_STATUSES:
+                                body = await _error_body(response, url)  # a challenge page says what it is
                             if response.status_code == 304:
                                 # A 304 has no body; reading its end lets the connection go back to the pool.
                                 # Closed unread, httpcore drops it: 50 conditional GETs opened 40 connections.
@@ -401,8 +409,22 @@ async def _read_body(response: httpx.Response, cap: int, url: str) -> bytes:
     return decoder.finish()
 
 
-def _status_error(url: str, response: httpx.Response) -> FetchError:
+async def _error_body(response: httpx.Response, url: str) -> bytes | None:
+    """The start of an error answer's body, for its signs; None when it cannot be read within a small cap."""
+    try:
+        return await _read_body(response, ERROR_BODY_CAP, url)
+    except FetchError:
+        return None
+
+
+def _status_error(url: str, response: httpx.Response, body: bytes | None = None) -> FetchError:
     status = response.status_code
+    sign = challenge_sign(status, {k.lower(): v for k, v in response.headers.items()}, body)
+    if sign is not None:
+        # Not a broken URL: bot protection wants a browser. Named, so its owner can set `extract = false`.
+        return FetchError(
+            redact_url(url), f"HTTP {status}: a bot challenge ({sign}), not the page", kind="challenge", status=status
+        )
     try:
         phrase = http.HTTPStatus(status).phrase  # ours, not the server's: a reason phrase is free text
     except ValueError:

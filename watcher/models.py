@@ -106,6 +106,8 @@ class Extracted:
     author: str = ""
     published_at: datetime | None = None
     language: str = ""
+    wall: str = ""  # "consent", "paywall" or "blocked" when the page is a wall, not the article (walls.py)
+    wall_sign: str = ""  # the sign it was recognised by
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,9 @@ class Article:
     published_at: datetime | None = None
     language: str = ""
     matches: tuple[Match, ...] = ()
+    # What came of fetching the page: "ok", "blocked" (a bot challenge), "consent", "paywall", "failed";
+    # None when no page was fetched (extraction off, or no link).
+    page_outcome: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

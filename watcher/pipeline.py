@@ -192,20 +192,38 @@ async def _shared_article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) ->
 
 async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Article:
     """Build an article from an entry: the page's extracted text when we can get it, else the feed's own text."""
-    body, source, extracted = "", "none", None
+    body, source, extracted, outcome = "", "none", None, None
+    teaser = ""
     if pipeline.config.extract.enabled and feed.extract and entry.link:
         runtime = pipeline.runtime
         async with runtime.pages_in_flight:
             try:
                 page = await runtime.fetcher.fetch_page(entry.link)
                 extracted = await runtime.workers.extract(page)
-                body, source = extracted.text, "page"
-            except (FetchError, ExtractError) as e:
+                if extracted.wall:
+                    # A bot challenge, a consent wall or a paywall is not the article (walls.py): the feed's text
+                    # is used; a paywall's teaser only when the feed has no text at all.
+                    outcome, teaser = extracted.wall, extracted.text if extracted.wall == "paywall" else ""
+                    log.info(
+                        "article %s: %s page (%s); using the feed's text",
+                        redact_url(entry.link),
+                        outcome,
+                        extracted.wall_sign,
+                    )
+                else:
+                    body, source, outcome = extracted.text, "page", "ok"
+            except FetchError as e:
+                outcome = "blocked" if e.kind == "challenge" else "failed"
+                log.debug("article %s: %s; using the feed's text", redact_url(entry.link), e)
+            except ExtractError as e:
+                outcome = "failed"
                 log.debug("article %s: %s; using the feed's text", redact_url(entry.link), e)
     feed_body, feed_source = _feed_text(entry)
-    # A page that yields less than the feed itself carries (a paywall teaser, a consent wall) loses to the feed.
+    # A page that yields less than the feed itself carries (an unrecognised teaser) loses to the feed.
     if len(body) < len(feed_body):
         body, source = feed_body, feed_source
+    if not body and teaser:
+        body, source = teaser, "page"
     title = entry.title or (extracted.title if extracted else "")
     matches = match_article(pipeline.topics, title, body)
     return Article(
@@ -218,6 +236,7 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
         published_at=entry.published_at or entry.updated_at or (extracted.published_at if extracted else None),
         language=extracted.language if extracted else "",
         matches=matches,
+        page_outcome=outcome,
     )
 
 

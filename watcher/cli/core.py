@@ -181,11 +181,17 @@ def status(app: App, as_json: bool, check: bool) -> None:
             "next check": ago(r["next_check_at"], now),
             "errors": r["error_count"],
             "matches": r["matches"],
-            "last error": (r["last_error"] or "")[:60] + (f"  (moved to {r['moved_to']})" if r["moved_to"] else ""),
+            "last error": _shorten(r["last_error"] or "", 60)
+            + (f"  (moved to {r['moved_to']})" if r["moved_to"] else ""),
         }
         for r in rows
     ]
     echo_table(table)
+    walled = [r for r in rows if r["pages_walled"]]
+    if walled:
+        click.echo("\narticle pages behind a wall (the feed's own text is used; `extract = false` stops the fetches):")
+        for r in walled:
+            click.echo(f"  {r['name']}: {r['pages_walled']} of {r['pages_tried']} pages ({r['walls']})")
     counts = store.counts()
     click.echo(
         f"{counts['feeds']} feeds, {counts['articles']} matched articles, {counts['matches']} matches; "
@@ -197,6 +203,15 @@ def status(app: App, as_json: bool, check: bool) -> None:
         for match in latest:
             click.echo(f"  {click.style(match.topic, fg='cyan')}  {match.title[:90]}")
             click.echo(f"      terms: {', '.join(match.terms[:8])}   {match.url}")
+
+
+def _shorten(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word and marked with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
 
 
 def _health_check(app: App) -> Any:

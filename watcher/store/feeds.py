@@ -163,8 +163,8 @@ class FeedQueries(Connection):
 
     def _insert_article(self, conn: sqlite3.Connection, a: Article, now: str) -> int:
         row = conn.execute(
-            "INSERT INTO articles (url, title, body, body_source, author, language, published_at, fetched_at, matched)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET matched = max(matched, excluded.matched)"
+            "INSERT INTO articles (url, title, body, body_source, author, language, published_at, fetched_at, matched,"
+            " page_outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET matched = max(matched, excluded.matched)"
             " RETURNING id",
             (
                 a.url,
@@ -176,6 +176,7 @@ class FeedQueries(Connection):
                 to_db_time(a.published_at),
                 now,
                 int(bool(a.matches)),
+                a.page_outcome,
             ),
         ).fetchone()
         return row[0]
@@ -274,10 +275,9 @@ class FeedQueries(Connection):
 
     def feed_status(self) -> list[dict[str, Any]]:
         return self._query(
-            "SELECT name, url, enabled, last_status, last_success_at, next_check_at, error_count, last_error,"
-            " last_error_kind, moved_to, (SELECT count(*) FROM article_sources s JOIN matches m"
-            " ON m.article_id = s.article_id WHERE s.feed_id = f.id AND m.retracted_at IS NULL) AS matches"
-            " FROM feeds f ORDER BY name"
+            "SELECT f.name, f.url, f.enabled, f.last_status, f.last_success_at, f.next_check_at, f.error_count,"
+            " f.last_error, f.last_error_kind, f.moved_to, h.matches, h.pages_tried, h.pages_walled, h.walls"
+            " FROM feeds f JOIN feed_health h ON h.name = f.name ORDER BY f.name"
         )
 
     def counts(self) -> dict[str, int]:
