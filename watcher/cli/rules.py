@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import difflib
 import json
 import sys
 from datetime import UTC, datetime
@@ -130,12 +131,14 @@ def rematch(app: Any, topic_names: tuple[str, ...], no_alerts: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.pass_obj
 def search(app: Any, query: str, topic: str | None, feed: str | None, since: str | None, limit: int, fmt: str) -> None:
-    """Search stored articles (SQLite FTS5 syntax: words, "phrases", AND, OR, NOT, prefix*), best first.
+    """Search stored articles, best first: words (their forms too: drones finds drone), hyphenated words,
+    "phrases", AND, OR, NOT in capitals, prefix*, parentheses.
 
     \b
     Example:
         watcher search '"North Korean" AND troops' --since 7d --format json
     """
+    _check_names(app, topic=topic, feed=feed)
     rows = app.store.search(query, topic=topic, feed=feed, since=_since(since), limit=limit)
     if fmt == "table":
         for row in rows:
@@ -159,13 +162,32 @@ def export(app: Any, topic: str | None, since: str | None, fmt: str) -> None:
     Example:
         watcher export --topic troop_deployment --since 30d > troops.csv
     """
+    _check_names(app, topic=topic)
     _write_rows(app.store.export_matches(topic=topic, since=_since(since)), fmt)
+
+
+def _check_names(app: Any, *, topic: str | None = None, feed: str | None = None) -> None:
+    """An unknown --topic or --feed is a mistake to point out, not an empty result (exit 0) to puzzle over."""
+    if topic is not None:
+        topics = {t.name for t in app.config.topics} | set(app.store.topic_names())
+        if topic not in topics:
+            raise click.BadParameter(
+                f"no topic named {topic!r}; known: {', '.join(sorted(topics)) or 'none'}", param_hint="--topic"
+            )
+    if feed is not None:
+        feeds = {f.name for f in app.config.feeds} | {r["name"] for r in app.store.feed_status()}
+        if feed not in feeds:
+            close = difflib.get_close_matches(feed, sorted(feeds), n=3)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else "; see `watcher status`"
+            raise click.BadParameter(f"no feed named {feed!r}{hint}", param_hint="--feed")
 
 
 def _write_rows(rows, fmt: str) -> None:
     writer = None
     for row in rows:
         if fmt == "json":
+            if isinstance(row.get("terms"), str):  # stored as JSON text: a list in JSON output, not a string
+                row = {**row, "terms": json.loads(row["terms"])}
             click.echo(json.dumps(row, ensure_ascii=False))
             continue
         if writer is None:
