@@ -33,6 +33,7 @@ from .config import FetchSettings
 from .errors import FetchError
 from .guard import GuardedBackend, check_host, install_guard, parse_networks
 from .models import FeedState, FetchedFeed, FetchedPage, NotModified
+from .unreachable import Remembered
 from .walls import CHALLENGE_STATUSES, challenge_sign
 
 # httpx logs every request line, full URL and tokens included, at INFO (RELIABILITY.md, "What it may write").
@@ -217,6 +218,9 @@ class Fetcher:
         per_client = math.ceil(settings.concurrency / count)
         # One TLS context for all clients: loading the CA bundle costs ~40 ms each time.
         tls = httpx.create_ssl_context(trust_env=settings.use_env_proxy)
+        # One guard under every client, with one memory: names and hosts that failed a moment ago fail their next
+        # pages at once (unreachable.py).
+        self._backend = GuardedBackend(self._allow, memory=Remembered())
         self._clients = [self._client(per_client, tls) for _ in range(count)]
         self._in_flight = [0] * count
         self._all = asyncio.Semaphore(settings.concurrency)
@@ -240,7 +244,7 @@ class Fetcher:
             # No cookie jar shared across feeds: cookies would be state, and could travel between sites.
             cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
         )
-        install_guard(client, GuardedBackend(self._allow))
+        install_guard(client, self._backend)
         return client
 
     async def __aenter__(self) -> Fetcher:
@@ -290,6 +294,17 @@ class Fetcher:
             permanent_redirect=url if permanent else None,
             retry_after=hint,
         )
+
+    async def check_reachable(self, url: str) -> None:
+        """Resolve and check the URL's host now, without taking a slot; fail at once for a host that failed a
+        moment ago (unreachable.py). The pipeline calls it before a page takes one of the shared page slots, so a
+        page whose name does not resolve never holds up another feed's pages. Raises FetchError."""
+        if self._settings.use_env_proxy:
+            return  # the proxy resolves names, not us
+        target = self._prepare(url, hop=False)
+        port = target.port or (443 if target.scheme == "https" else 80)
+        with _translated(url, self._settings):
+            await self._backend.check_reachable(target.host, port, self._settings.connect_timeout.total_seconds())
 
     async def fetch_page(self, url: str) -> FetchedPage:
         """GET an article page (capped at max_page_bytes). Raises FetchError."""

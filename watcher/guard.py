@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 import httpcore
 
 from .errors import BlockedAddressError, FetchError
+from .unreachable import Remembered
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -228,10 +229,15 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     changes between two lookups) without touching the network.
     """
 
-    def __init__(self, allow: Sequence[IPNetwork] = (), resolve: Resolver | None = None) -> None:
+    def __init__(
+        self, allow: Sequence[IPNetwork] = (), resolve: Resolver | None = None, memory: Remembered | None = None
+    ) -> None:
+        """`memory`, shared by the backends of one fetcher, remembers answers and failures a short while
+        (unreachable.py): a name that does not resolve, or a host that refuses, fails its next pages at once."""
         self._allow = tuple(allow)
         self._resolve = resolve or _system_resolve
         self._inner = httpcore.AnyIOBackend()
+        self._memory = memory
 
     async def addresses(self, host: str, port: int, timeout: float | None = None) -> list[IPAddress]:
         """Every address `host` stands for, each checked; raises BlockedAddressError if any is refused."""
@@ -241,6 +247,39 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         literal = literal_address(host)
         if literal is not None:
             return [literal]
+        if self._memory is None:
+            return await self._lookup(host, port, timeout)
+        key = ("dns", host.lower())
+        recalled = self._memory.failure(key)
+        if recalled is not None:
+            error, age = recalled
+            message = getattr(error, "message", str(error))
+            raise FetchError(host, f"{message} ({age:.0f} s ago; not asked again yet)", kind="dns")
+        found = await self._memory.get(
+            key,
+            lambda: self._lookup(host, port, timeout),
+            keep=lambda e: getattr(e, "kind", "") == "dns" or isinstance(e, httpcore.ConnectTimeout),
+        )
+        for address in found:  # an answer kept a while is checked again against today's allow list
+            reason = refusal(address, self._allow)
+            if reason:
+                raise _blocked(host, f"{host} resolves to {address}, {reason}", address)
+        return found
+
+    async def check_reachable(self, host: str, port: int, timeout: float | None = None) -> None:
+        """Resolve and check `host` now, and fail at once if it refused connections a moment ago.
+
+        For a caller that is about to take a shared slot (the pipeline's pages in flight): waiting for a slow or
+        failing lookup must not hold one. Raises FetchError (kinds dns, connect, blocked)."""
+        try:
+            await self.addresses(host, port, timeout)
+        except httpcore.ConnectTimeout as e:
+            raise FetchError(host, str(e), kind="dns") from e
+        recalled = self._memory.failure(("connect", host.lower(), port)) if self._memory else None
+        if recalled is not None:
+            raise FetchError(host, f"{recalled[0]} ({recalled[1]:.0f} s ago; not tried again yet)", kind="connect")
+
+    async def _lookup(self, host: str, port: int, timeout: float | None) -> list[IPAddress]:
         try:
             async with asyncio.timeout(timeout):
                 answers = await self._resolve(host, port)
@@ -272,6 +311,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        key = ("connect", host.lower(), port)
+        recalled = self._memory.failure(key) if self._memory else None
+        if recalled is not None:
+            raise httpcore.ConnectError(f"{recalled[0]} ({recalled[1]:.0f} s ago; not tried again yet)")
         error: Exception | None = None
         for address in await self.addresses(host, port, timeout):
             try:
@@ -282,6 +325,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
                 error = e  # try the next checked address, as getaddrinfo-based connects do
         assert error is not None
+        if self._memory is not None:
+            self._memory.remember_failure(key, error)  # the host's other pages fail at once for a while
         raise error
 
     async def connect_unix_socket(

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from .config import Config
 from .errors import ExtractError, FetchError, ParseError, StoreError, WatcherError
 from .fetch import redact_url
-from .models import Article, Entry, FeedRecord, FeedUpdate, NotModified
+from .models import Article, Entry, Extracted, FeedRecord, FeedUpdate, NotModified
 from .rules import CompiledTopic, compile_topics, match_article
 from .runtime import Runtime
 from .schedules import next_check_at
@@ -195,29 +195,13 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
     body, source, extracted, outcome = "", "none", None, None
     teaser = ""
     if pipeline.config.extract.enabled and feed.extract and entry.link:
-        runtime = pipeline.runtime
-        async with runtime.pages_in_flight:
-            try:
-                page = await runtime.fetcher.fetch_page(entry.link)
-                extracted = await runtime.workers.extract(page)
-                if extracted.wall:
-                    # A bot challenge, a consent wall or a paywall is not the article (walls.py): the feed's text
-                    # is used; a paywall's teaser only when the feed has no text at all.
-                    outcome, teaser = extracted.wall, extracted.text if extracted.wall == "paywall" else ""
-                    log.info(
-                        "article %s: %s page (%s); using the feed's text",
-                        redact_url(entry.link),
-                        outcome,
-                        extracted.wall_sign,
-                    )
-                else:
-                    body, source, outcome = extracted.text, "page", "ok"
-            except FetchError as e:
-                outcome = "blocked" if e.kind == "challenge" else "failed"
-                log.debug("article %s: %s; using the feed's text", redact_url(entry.link), e)
-            except ExtractError as e:
-                outcome = "failed"
-                log.debug("article %s: %s; using the feed's text", redact_url(entry.link), e)
+        extracted, outcome = await _page(pipeline, entry.link)
+        if extracted is not None and extracted.wall:
+            # A bot challenge, a consent wall or a paywall is not the article (walls.py): the feed's text is
+            # used; a paywall's teaser only when the feed has no text at all.
+            teaser = extracted.text if extracted.wall == "paywall" else ""
+        elif extracted is not None:
+            body, source = extracted.text, "page"
     feed_body, feed_source = _feed_text(entry)
     # A page that yields less than the feed itself carries (an unrecognised teaser) loses to the feed.
     if len(body) < len(feed_body):
@@ -238,6 +222,30 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
         matches=matches,
         page_outcome=outcome,
     )
+
+
+async def _page(pipeline: Pipeline, link: str) -> tuple[Extracted | None, str]:
+    """The article page's extraction and the page's outcome: ok, blocked, consent, paywall or failed."""
+    runtime = pipeline.runtime
+    try:
+        # Resolved before a page slot is taken: a name that does not resolve (or resolves slowly) must not hold a
+        # slot other feeds' pages wait for; a host that failed a moment ago fails at once (unreachable.py).
+        await runtime.fetcher.check_reachable(link)
+        async with runtime.pages_in_flight:
+            page = await runtime.fetcher.fetch_page(link)
+            extracted = await runtime.workers.extract(page)
+    except FetchError as e:
+        log.debug("article %s: %s; using the feed's text", redact_url(link), e)
+        return None, "blocked" if e.kind == "challenge" else "failed"
+    except ExtractError as e:
+        log.debug("article %s: %s; using the feed's text", redact_url(link), e)
+        return None, "failed"
+    if extracted.wall:
+        log.info(
+            "article %s: %s page (%s); using the feed's text", redact_url(link), extracted.wall, extracted.wall_sign
+        )
+        return extracted, extracted.wall
+    return extracted, "ok"
 
 
 def _feed_text(entry: Entry) -> tuple[str, str]:
