@@ -44,6 +44,20 @@ def test_check_lists_every_error_and_exits_2(tmp_path):
     assert "found topic" not in result.output
 
 
+def test_check_warns_about_every_secret_the_environment_lacks(tmp_path):
+    path = tmp_path / "config.toml"
+    invoke("init", str(path))
+    path.write_text(
+        path.read_text()
+        + '\n[channels.s1]\ntype = "slack"\nwebhook_url_env = "UNSET_ONE"\n'
+        + '\n[channels.s2]\ntype = "slack"\nwebhook_url_env = "SET_TWO"\n'
+    )
+    result = CliRunner().invoke(main, ["--config", str(path), "check"], env={"SET_TWO": "https://hooks.example/x"})
+    assert result.exit_code == 0
+    assert "warning: channels.s1.webhook_url_env: environment variable UNSET_ONE is not set" in result.output
+    assert "SET_TWO" not in result.output
+
+
 def test_config_comes_from_the_environment_too(tmp_path):
     path = tmp_path / "elsewhere.toml"
     invoke("init", str(path))

@@ -180,3 +180,21 @@ def test_on_a_terminal_poll_draws_its_bar_without_log_lines_inside_it(site, tmp_
         assert not ("polling" in line and (" INFO " in line or "WARNING" in line)), text  # none inside the bar
     assert " INFO " not in text  # the per-feed lines are in the table instead
     assert "broken-server" in stdout.decode() and "world" in stdout.decode()
+
+
+def test_start_up_warns_about_every_secret_the_environment_lacks(site, tmp_path):
+    serve_site(site)
+    site.add("/error.xml", "no", status=500, content_type="text/plain")
+    config = CONFIG.replace("{base}", site.url("")) + (
+        '\n[channels.team_slack]\ntype = "slack"\nwebhook_url_env = "WATCHER_TEST_UNSET_SLACK_URL"\n'
+    )
+    (tmp_path / "config.toml").write_text(config)
+    daemon = Daemon(tmp_path)  # the runner drops every WATCHER_* variable from the environment
+    try:
+        line = daemon.wait_for("WATCHER_TEST_UNSET_SLACK_URL")
+        daemon.stop()
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+    assert "WARNING" in line
+    assert "channels.team_slack.webhook_url_env: environment variable WATCHER_TEST_UNSET_SLACK_URL is not set" in line

@@ -15,6 +15,7 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -115,6 +116,17 @@ class Config:
     def routes(self) -> dict[str, tuple[str, ...]]:
         """topic -> the channels that alert on it (a channel with no `topics` takes every topic)."""
         return {t.name: tuple(c.name for c in self.channels if not c.topics or t.name in c.topics) for t in self.topics}
+
+    def missing_secrets(self, environ: Mapping[str, str]) -> list[str]:
+        """Every secret the config names (a channel's `*_env` key) that `environ` lacks, as `check` and the daemon's
+        start-up warn about it: found at once, not at the first send."""
+        return [
+            f"channels.{channel.name}.{key}: environment variable {env} is not set; channel {channel.name!r} "
+            "cannot send until it is"
+            for channel in self.channels
+            for key, env in channel.options.secret_envs().items()
+            if not environ.get(env)
+        ]
 
 
 # --- reading ----------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import signal
 import time
 from datetime import datetime, timedelta
@@ -89,6 +90,8 @@ class Daemon:
                     store.path,
                 )
                 self._report_database()
+                for problem in config.missing_secrets(os.environ):
+                    log.warning("%s", problem)
                 await self.stopping.wait()
             finally:
                 log.info("stopping: %d polls in flight", len(self.in_flight))
@@ -243,6 +246,8 @@ class Daemon:
         )
         for setting in _restart_only_changes(old, new) + self.runtime.restart_only_changes(new):
             log.warning("config: %s changed; that takes effect when watcher restarts", setting)
+        for problem in new.missing_secrets(os.environ):
+            log.warning("%s", problem)
         self._spawn(self.tick())  # added feeds are due now: poll them without waiting for the next tick
 
     def _spawn(self, coro) -> None:

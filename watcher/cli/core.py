@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 
-from ..config import Config
 from ..errors import ConfigError
 from .app import DEFAULT_CONFIG, App, ago, echo_table
 
@@ -131,21 +130,12 @@ def check(app: App) -> None:
         watcher --config config.toml check
     """
     config = app.config  # raises ConfigError with every problem
-    warnings = _secret_warnings(config)
+    warnings = config.missing_secrets(os.environ)
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     click.echo(
         f"{app.config_path}: ok ({len(config.feeds)} feeds, {len(config.topics)} topics, {len(config.channels)} channels)"
     )
-
-
-def _secret_warnings(config: Config) -> list[str]:
-    warnings = []
-    for channel in config.channels:
-        for key, env in channel.options.secret_envs().items():
-            if not os.environ.get(env):
-                warnings.append(f"channels.{channel.name}.{key}: environment variable {env} is not set")
-    return warnings
 
 
 @click.command()
