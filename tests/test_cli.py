@@ -58,6 +58,33 @@ def test_check_warns_about_every_secret_the_environment_lacks(tmp_path):
     assert "SET_TWO" not in result.output
 
 
+def test_init_empty_writes_the_starter_config_without_its_feeds(tmp_path):
+    path = tmp_path / "config.toml"
+    result = invoke("init", "--empty", str(path))
+    assert result.exit_code == 0 and "feeds add" in result.output
+    text = path.read_text()
+    assert "[[feeds]]\n" not in text and "[topics." in text and "# --- Feeds" in text
+    checked = invoke("--config", str(path), "check")
+    assert checked.exit_code == 0 and "ok (0 feeds, 2 topics" in checked.output
+
+
+def test_status_check_finds_the_database_of_a_broken_config(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[watcher]\ndatabase = "news.db"\n[schedule]\ninterval = "soon"\n')
+    result = invoke("--config", str(path), "status", "--check")
+    assert result.exit_code == 0  # degraded, not an error: the daemon may still run on its previous config
+    assert "config.toml: 1 problem(s)" in result.output
+    assert (tmp_path / "news.db").exists()
+
+
+def test_help_examples_name_channels_as_configs_spell_them():
+    from watcher.cli.alerts import alerts, digest
+
+    for group in (digest, alerts):
+        for command in group.commands.values():
+            assert "team-" not in (command.help or ""), command.name
+
+
 def test_config_comes_from_the_environment_too(tmp_path):
     path = tmp_path / "elsewhere.toml"
     invoke("init", str(path))

@@ -92,10 +92,13 @@ class ChannelConfig:
     )  # the type's own keys, typed and checked by its ChannelType
 
 
+DEFAULT_DATABASE = "watcher.db"
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     path: str
-    database: str = "watcher.db"
+    database: str = DEFAULT_DATABASE
     timezone: str = "UTC"
     log_level: str = "info"
     alert_on_first_poll: bool = False  # a new feed's existing items are recorded, not alerted
@@ -132,6 +135,17 @@ class Config:
 # --- reading ----------------------------------------------------------------------------------------------
 
 
+def database_setting(path: str | Path) -> str:
+    """`[watcher] database` alone, read from a file that may be broken elsewhere: `status --check` must find the
+    database (and report the broken config as a reason) instead of failing on the config itself."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        value = data.get("watcher", {}).get("database")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        value = None
+    return value if isinstance(value, str) and value else DEFAULT_DATABASE
+
+
 _HTTP_ADDRESS = re.compile(r"\[[0-9A-Fa-f:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5}")
 
 
@@ -156,7 +170,7 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
     top = Table(data, "", problems)
 
     w = top.table("watcher")
-    database = w.text("database", "watcher.db")
+    database = w.text("database", DEFAULT_DATABASE)
     timezone = w.text("timezone", "UTC")
     if "timezone" in w.data and isinstance(timezone, str):
         try:

@@ -145,7 +145,7 @@ def send_command(obj: Any, channel: str | None) -> None:
 
     \b
     Example:
-        watcher digest send --channel team-email
+        watcher digest send --channel team_email
     """
     _check_channel(obj, channel)
     names = [channel] if channel else [c.name for c in obj.config.channels if c.mode == "digest"]
@@ -185,7 +185,7 @@ def test_command(obj: Any, channel: str) -> None:
 
     \b
     Example:
-        SMTP_PASSWORD=... watcher alerts test --channel team-email
+        SMTP_PASSWORD=... watcher alerts test --channel team_email
     """
     _check_channel(obj, channel)
     outcome = asyncio.run(_dispatcher(obj).send_test(channel, _now()))
@@ -221,7 +221,7 @@ def list_command(obj: Any, status: str | None, channel: str | None, limit: int, 
 
     \b
     Example:
-        watcher alerts list --failed --channel team-slack
+        watcher alerts list --failed --channel team_slack
     """
     rows = obj.store.list_deliveries(status=status, channel=channel, limit=limit)
     if as_json:
@@ -257,7 +257,7 @@ def retry_command(obj: Any, ids: tuple[int, ...], channel: str | None, send: boo
 
     \b
     Example:
-        watcher alerts retry --channel team-slack 41 42
+        watcher alerts retry --channel team_slack 41 42
     """
     _check_channel(obj, channel)
     count = obj.store.retry_dead(_now(), channel=channel, ids=list(ids))

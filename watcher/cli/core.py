@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from datetime import datetime
 from importlib import resources
@@ -218,18 +219,40 @@ def _health_check(app: App) -> Any:
 
 @click.command()
 @click.argument("path", default=DEFAULT_CONFIG, type=click.Path(dir_okay=False))
-def init(path: str) -> None:
+@click.option("--empty", is_flag=True, help="Without the default feeds: add your own with `watcher feeds add`.")
+def init(path: str, empty: bool) -> None:
     """Write a starter config file (the default feeds and topics); never overwrites an existing file.
 
     \b
     Example:
         watcher init my-config.toml
+        watcher init --empty my-config.toml
     """
     target = Path(path)
     if target.exists():
         raise click.ClickException(f"{path} exists; not overwriting it")
-    target.write_text(default_config_text(), encoding="utf-8")
+    text = default_config_text()
+    target.write_text(without_feeds(text) if empty else text, encoding="utf-8")
     click.echo(f"wrote {path}; check it with `watcher --config {path} check`")
+    if empty:
+        click.echo(f"it has no feeds yet: add one with `watcher --config {path} feeds add https://example.org/`")
+
+
+def without_feeds(text: str) -> str:
+    """The starter config with its [[feeds]] tables left out (the comments that explain them stay)."""
+    out, in_feed = [], False
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped == "[[feeds]]":
+            in_feed = True
+            continue
+        if in_feed and stripped.startswith(("[", "# ---")):
+            in_feed = False
+        if in_feed:
+            continue
+        out.append(line)
+    # Outlet-group comments ("# Korea") of the feeds left out are dropped with them; blank runs are folded.
+    return re.sub(r"\n(?:# [A-Z][^\n-]*\n)+(?=\n|# ---)", "\n", "".join(out))
 
 
 def default_config_text() -> str:
