@@ -99,6 +99,7 @@ def test_preview_in_slack_format_prints_block_kit_and_how_it_reads(env):
     assert payload["blocks"][0]["type"] == "header"
     assert any("Drones &lt;b&gt;bold&lt;/b&gt;" in json.dumps(b) for b in payload["blocks"])
     assert "Drones <b>bold</b>" in plain and "&lt;" not in plain and "*" not in plain
+    assert "Joint drone production (1) · drone_cooperation" in plain  # the topic by its description first
     assert statuses(store) == {"pending": 4}
 
 

@@ -81,10 +81,10 @@ def _snippet(item: AlertItem, budget: int) -> str:
 
 
 def _topic_text(topic: str, description: str, count: int) -> str:
-    text = f"*{escape(topic, 200)}* ({count})"
+    """An analyst reads the topic's description; its code name follows, for the config."""
     if description:
-        text += " — " + escape(description, 400)
-    return text
+        return f"*{escape(description, 400)}* ({count}) · {escape(topic, 200)}"
+    return f"*{escape(topic, 200)}* ({count})"
 
 
 def _header(message: Message) -> str:
