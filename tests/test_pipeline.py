@@ -304,3 +304,12 @@ async def test_feeds_in_flight_are_capped_so_memory_does_not_grow_with_the_feed_
     outcomes = await poll_all(config, store, extractor)
     assert len(outcomes) == 30 and {o.update.status for o in outcomes.values()} == {"ok"}
     assert 2 <= most <= 2 * config.fetch.concurrency  # 30 feeds due at once, never more than 4 between fetch and write
+
+
+def test_a_page_text_that_opens_with_the_headline_is_stored_without_it():
+    from watcher.pipeline import _without_headline
+
+    title = "Drone Parts Came From Europe, Investigators Say"
+    assert _without_headline(f"{title}\n\nWhen Western researchers...", title) == "When Western researchers..."
+    assert _without_headline("DRONE PARTS  came from Europe, investigators say\nText", title) == "Text"
+    assert _without_headline("When Western researchers...\nMore", title) == "When Western researchers...\nMore"

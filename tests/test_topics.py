@@ -477,6 +477,12 @@ def test_snippet_is_cut_at_words_around_the_best_window():
     assert " ".join(m.snippet.split()) == m.snippet  # whitespace collapsed
 
 
+def test_a_line_break_in_the_text_stays_visible_in_the_snippet():
+    body = "Drone Parts Came From Europe, Investigators Say\nWhen Western researchers took the drone apart..."
+    m = match_article([topic("drone AND researchers")], "Weekly roundup", body)[0]
+    assert "Investigators Say · When Western [[researchers]]" in m.snippet
+
+
 def test_snippet_marks_a_phrase_once_and_the_title_when_only_the_title_matches():
     m = match_article([topic('title:"drone factory"')], "A new drone factory opens", "Nothing about it here.")[0]
     assert m.snippet == "A new [[drone factory]] opens"

@@ -201,7 +201,7 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
             # used; a paywall's teaser only when the feed has no text at all.
             teaser = extracted.text if extracted.wall == "paywall" else ""
         elif extracted is not None:
-            body, source = extracted.text, "page"
+            body, source = _without_headline(extracted.text, entry.title), "page"
     feed_body, feed_source = _feed_text(entry)
     # A page that yields less than the feed itself carries (an unrecognised teaser) loses to the feed.
     if len(body) < len(feed_body):
@@ -246,6 +246,15 @@ async def _page(pipeline: Pipeline, link: str) -> tuple[Extracted | None, str]:
         )
         return extracted, extracted.wall
     return extracted, "ok"
+
+
+def _without_headline(text: str, title: str) -> str:
+    """The page's text without the headline that often opens it: the title is stored apart, and a body that
+    repeats it runs it into the first sentence of snippets."""
+    first, newline, rest = text.partition("\n")
+    if newline and title and " ".join(first.split()).casefold() == " ".join(title.split()).casefold():
+        return rest.lstrip()
+    return text
 
 
 def _feed_text(entry: Entry) -> tuple[str, str]:

@@ -360,7 +360,10 @@ def describe(art: ArticleText, hits) -> tuple[tuple[str, ...], str]:
         pieces += [text[cursor:a], "[[", text[a:b], "]]"]
         cursor = b
     pieces.append(text[cursor:end])
-    snippet = re.sub(r"\s+", " ", "".join(pieces)).strip()
+    # A line break in the text (a headline above its first paragraph, paragraphs) stays visible as " · ": joined
+    # by a space, "...Investigators Say" ran on into "When Western researchers..." as one sentence.
+    snippet = re.sub(r"[^\S\n]+", " ", "".join(pieces)).strip()
+    snippet = re.sub(r" ?\n[\s]*", " · ", snippet)
     return terms, ("…" if start > 0 else "") + snippet + ("…" if end < len(text) else "")
 
 
