@@ -79,7 +79,25 @@ def test_rules_test_explains_a_match(env):
 def test_rules_test_says_why_not_and_exits_1(env):
     result = run(env, "rules", "test", "drone* AND factory", "--text", "A drone show over the river.")
     assert result.exit_code == 1
-    assert "factory" in result.output
+    assert "not found: factory" in result.output
+
+
+def test_rules_test_gives_a_short_verdict_and_the_tree_with_explain(env):
+    args = ["rules", "test", "troops", "--text", "Russia deployed troops to the border."]
+    short = run(env, *args).output.splitlines()
+    assert short[0].startswith("troops: MATCH") and len(short) <= 4  # verdict, terms, snippet
+    assert not any("✓" in line for line in short)
+    tree = run(env, *args, "--explain").output
+    assert "✓" in tree and len(tree.splitlines()) > len(short)
+
+
+def test_an_untriggered_penalty_is_not_ticked(env):
+    rule = "troop* AND deploy* AND exercise^-1"
+    tree = run(env, "rules", "test", rule, "--text", "Troops deployed to the border.", "--explain").output
+    (line,) = [line for line in tree.splitlines() if "exercise" in line and "AND" not in line]
+    assert "✓" not in line and "penalty not triggered" in line
+    applied = run(env, "rules", "test", rule, "--text", "Troops deployed for an exercise.", "--explain").output
+    assert "penalty applied" in applied
 
 
 def test_rules_test_reports_a_bad_rule_with_its_position(env):

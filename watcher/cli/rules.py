@@ -39,13 +39,17 @@ def rules() -> None:
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), help="A text (or HTML) file.")
 @click.option("--url", help="An article URL: fetched and extracted as the daemon would.")
 @click.option("--title", default="", help="A title to go with --text or --file.")
+@click.option("--explain", "show_tree", is_flag=True, help="Also show each part of the rule and whether it held.")
 @click.pass_obj
-def rules_test(app: Any, rule_or_topic: str, text: str | None, path: str | None, url: str | None, title: str) -> None:
-    """Show whether a rule (or a topic of the config, by name) matches a text, and why.
+def rules_test(
+    app: Any, rule_or_topic: str, text: str | None, path: str | None, url: str | None, title: str, show_tree: bool
+) -> None:
+    """Show whether a rule (or a topic of the config, by name) matches a text: the verdict, the terms found and a
+    snippet; --explain adds each part of the rule and whether it held.
 
     \b
     Examples:
-        watcher rules test troop_deployment --text "North Korea sent 3,000 troops to Russia"
+        watcher rules test troop_deployment --text "North Korea sent 3,000 troops to Russia" --explain
         watcher rules test 'drone* NEAR/10 (supply OR produce)' --url https://example.org/story
     """
     from ..rules import TopicConfig, compile_topic, explain
@@ -67,7 +71,7 @@ def rules_test(app: Any, rule_or_topic: str, text: str | None, path: str | None,
     elif url is not None:
         text, title = _fetch_and_extract(app, url, title)
     result = explain(topic, title, text or "")
-    click.echo(result.render())
+    click.echo(result.render(tree=show_tree))
     sys.exit(0 if result.matched else 1)
 
 
