@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
 
@@ -75,6 +76,26 @@ def test_status_check_finds_the_database_of_a_broken_config(tmp_path):
     assert result.exit_code == 0  # degraded, not an error: the daemon may still run on its previous config
     assert "config.toml: 1 problem(s)" in result.output
     assert (tmp_path / "news.db").exists()
+
+
+def test_status_says_a_removed_feed_is_removed_and_never_checked(tmp_path):
+    from watcher.config import load_config
+    from watcher.store import Store
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[[feeds]]\nname = "kept"\nurl = "https://a.example/feed"\n'
+        '[[feeds]]\nname = "gone"\nurl = "https://b.example/feed"\n[topics.t]\nrule = "drone"\n'
+    )
+    store = Store.open(tmp_path / "watcher.db")
+    store.sync_feeds(load_config(path).feeds, timedelta(minutes=15), datetime.now(UTC))
+    path.write_text('[[feeds]]\nname = "kept"\nurl = "https://a.example/feed"\n[topics.t]\nrule = "drone"\n')
+    store.sync_feeds(load_config(path).feeds, timedelta(minutes=15), datetime.now(UTC))
+    store.close()
+    lines = invoke("--config", str(path), "status").output.splitlines()
+    gone = next(line for line in lines if line.startswith("gone"))
+    assert "(removed from the config)" in gone
+    assert "never" in gone
 
 
 def test_help_examples_name_channels_as_configs_spell_them():

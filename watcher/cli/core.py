@@ -165,11 +165,17 @@ def status(app: App, as_json: bool, check: bool) -> None:
             click.echo(json.dumps(row, ensure_ascii=False))
         return
     now = datetime.now().astimezone()
+    try:
+        configured = {f.name for f in app.config.feeds}
+    except ConfigError:
+        configured = {r["name"] for r in rows}  # a broken config: say "disabled" rather than guess "removed"
     table = [
         {
-            "feed": r["name"] + ("" if r["enabled"] else " (disabled)"),
+            # A feed taken out of the config keeps its rows (its articles stay searchable) but is never polled.
+            "feed": r["name"]
+            + ("" if r["enabled"] else " (disabled)" if r["name"] in configured else " (removed from the config)"),
             "last success": ago(r["last_success_at"], now),
-            "next check": ago(r["next_check_at"], now),
+            "next check": ago(r["next_check_at"], now) if r["enabled"] else "never",
             "errors": r["error_count"],
             "matches": r["matches"],
             "last error": _shorten(r["last_error"] or "", 60)
