@@ -252,6 +252,31 @@ def test_import_check_adds_only_feeds_that_parse(local, site, tmp_path):
     assert [f.name for f in load_config(local).feeds] == ["world", "asia"]
 
 
+def test_import_check_on_a_machine_without_network_says_so(local, tmp_path, monkeypatch):
+    import socket
+
+    from watcher import guard
+
+    async def offline(host: str, port: int) -> list[str]:  # every name fails, as with the network down
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(guard, "_system_resolve", offline)
+    opml = tmp_path / "far.opml"
+    opml.write_text(
+        "<opml version='2.0'><body>"
+        + "".join(f"<outline text='f{i}' xmlUrl='https://feeds{i}.example.test/rss'/>" for i in range(5))
+        + "</body></opml>"
+    )
+    before = local.read_bytes()
+    result = CliRunner().invoke(
+        main, ["--config", str(local), "feeds", "import", "--check", str(opml)], env={"WATCHER_CONFIG": None}
+    )
+    assert result.exit_code == 1
+    assert "added 0 feeds" in result.stdout
+    assert "none of the 5 feeds could be reached (DNS or connection failures): is the network down?" in result.stderr
+    assert local.read_bytes() == before
+
+
 def test_an_opml_round_trip_through_two_configs_keeps_every_feed(tmp_path):
     first, second = tmp_path / "one.toml", tmp_path / "two.toml"
     for path in (first, second):
