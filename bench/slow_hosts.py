@@ -23,13 +23,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.helpers.localsite import LocalSite  # noqa: E402
-from tests.helpers.news import make_config, serve_site  # noqa: E402
-from watcher import guard  # noqa: E402
-from watcher.pipeline import Pipeline, poll  # noqa: E402
-from watcher.runtime import Runtime  # noqa: E402
-from watcher.store import Store  # noqa: E402
-from watcher.workers import Workers  # noqa: E402
+from tests.helpers.localsite import LocalSite
+from tests.helpers.news import make_config, serve_site
+from watcher import guard
+from watcher.pipeline import Pipeline, poll
+from watcher.runtime import Runtime
+from watcher.store import Store
+from watcher.workers import Workers
 
 
 async def run(site: LocalSite, workers: Workers, dead_feeds: int, links: int, delay: float) -> dict:
