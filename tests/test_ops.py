@@ -345,7 +345,9 @@ def test_metrics_count_what_the_daemon_did(tmp_path):
     store = open_store(tmp_path / "w.db", config)
     poll_result(store, "a", status="error", kind="dns")
     store.sync_feeds(config.feeds[:2], config.schedule.interval, NOW)
-    s = parse_exposition(metrics.render(gauges(store, in_flight=1, last_tick_at=NOW)))
+    s = parse_exposition(
+        metrics.render(gauges(store, in_flight=1, last_tick_at=NOW, configured={f.name for f in config.feeds[:2]}))
+    )
 
     assert [value(s, "watcher_feed_polls_total", status=st) for st in ("ok", "not-modified", "error", "offline")] == [
         1,
@@ -376,7 +378,8 @@ def test_metrics_count_what_the_daemon_did(tmp_path):
     assert value(s, "watcher_poll_duration_seconds_bucket", le="+Inf") == 3
     assert value(s, "watcher_poll_duration_seconds_count") == 3
     assert value(s, "watcher_poll_duration_seconds_sum") == pytest.approx(30.81)
-    assert [value(s, "watcher_feeds", state=st) for st in ("enabled", "failing", "disabled")] == [2, 1, 1]
+    # The third feed was taken out of the config: removed, not disabled.
+    assert [value(s, "watcher_feeds", state=st) for st in ("enabled", "failing", "disabled", "removed")] == [2, 1, 0, 1]
     assert value(s, "watcher_polls_in_flight") == 1
     assert value(s, "watcher_last_tick_timestamp_seconds") == NOW.timestamp()
 

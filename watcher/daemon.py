@@ -288,7 +288,14 @@ class Daemon:
         return health_response(await self.health())
 
     async def _metrics(self) -> Response:
-        text = self.metrics.render(gauges(self.store, in_flight=len(self.in_flight), last_tick_at=self.last_tick_at))
+        text = self.metrics.render(
+            gauges(
+                self.store,
+                in_flight=len(self.in_flight),
+                last_tick_at=self.last_tick_at,
+                configured={f.name for f in self.config.feeds},
+            )
+        )
         return Response(200, METRICS_CONTENT_TYPE, text.encode())
 
 
