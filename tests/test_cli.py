@@ -65,6 +65,7 @@ def test_init_empty_writes_the_starter_config_without_its_feeds(tmp_path):
     assert result.exit_code == 0 and "feeds add" in result.output
     text = path.read_text()
     assert "[[feeds]]\n" not in text and "[topics." in text and "# --- Feeds" in text
+    assert "38 North" not in text  # nor the note on the default feeds' full text
     checked = invoke("--config", str(path), "check")
     assert checked.exit_code == 0 and "ok (0 feeds, 2 topics" in checked.output
 

@@ -257,8 +257,10 @@ def without_feeds(text: str) -> str:
         if in_feed:
             continue
         out.append(line)
-    # Outlet-group comments ("# Korea") of the feeds left out are dropped with them; blank runs are folded.
-    return re.sub(r"\n(?:# [A-Z][^\n-]*\n)+(?=\n|# ---)", "\n", "".join(out))
+    # Outlet-group comments ("# Korea") of the feeds left out are dropped with them, and so is the note on which of
+    # them carry full text.
+    text = re.sub(r"#\n# Full text or not:.*?\n(?=\n)", "", "".join(out), flags=re.S)
+    return re.sub(r"\n(?:# [A-Z][^\n-]*\n)+(?=\n|# ---)", "\n", text)
 
 
 def default_config_text() -> str:
