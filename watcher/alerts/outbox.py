@@ -291,9 +291,18 @@ class Dispatcher:
             return SendOutcome(ch.name, "test", 1, "failed", f"{type(e).__name__}: {e}")
         return SendOutcome(ch.name, "test", 1, "sent")
 
+    def next_digest(self, channel: str, now: datetime) -> Message:
+        """`watcher digest preview`: exactly what `send_digest_now(channel, now)` would send, nothing claimed or marked.
+
+        The same query and rendering as the send: the channel's pending deliveries whose time has come (already
+        sent items, matches that never made a delivery and items waiting for a retry are not in it)."""
+        ch = self.channel_config(channel)
+        pending = self.store.pending_deliveries(ch.name, now)
+        return build_message("digest", ch.name, [item_from_delivery(d) for d in pending], now, self.settings)
+
     def preview(self, channel: str | None, since: timedelta, now: datetime) -> Message:
-        """`watcher digest preview`: the matches of the last `since` (for `channel`'s topics) as a digest Message,
-        whether or not they were delivered. Use `.text` or `.html`."""
+        """`watcher digest preview --since`: the matches of the last `since` (for `channel`'s topics) as a digest
+        Message, whether or not they were delivered. Use `.text` or `.html`."""
         topics: Sequence[str] | None = None
         name = "preview"
         if channel is not None:

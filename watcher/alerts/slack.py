@@ -100,10 +100,10 @@ def _snippet(item: AlertItem, budget: int) -> str:
 
 
 def _topic_text(topic: str, description: str, count: int) -> str:
-    text = f"*{escape(topic, 200)}* ({count})"
+    """An analyst reads the topic's description; its code name follows, for the config."""
     if description:
-        text += " — " + escape(description, 400)
-    return text
+        return f"*{escape(description, 400)}* ({count}) · {escape(topic, 200)}"
+    return f"*{escape(topic, 200)}* ({count})"
 
 
 def _header(message: Message) -> str:
@@ -136,6 +136,26 @@ def render_payload(message: Message) -> dict[str, Any]:
         }
     )
     return {"text": escape(message.subject, 500), "blocks": blocks}
+
+
+_LINK = re.compile(r"<(https?://[^|>]*)\|([^>]*)>")
+_BOLD = re.compile(r"\*([^*\n]+)\*")
+_ITALIC = re.compile(r"(?<!\w)_([^\n]+?)_(?!\w)")
+
+
+def plain_rendering(payload: dict[str, Any]) -> str:
+    """Roughly what Slack shows for `payload`, as plain text: for `watcher digest preview --format slack`."""
+    lines: list[str] = []
+    for block in payload.get("blocks", []):
+        texts = [block["text"]["text"]] if "text" in block else [e.get("text", "") for e in block.get("elements", [])]
+        for text in texts:
+            text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})", text)
+            text = _ITALIC.sub(r"\1", _BOLD.sub(r"\1", text))
+            for escaped, raw in (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"), (_ZWSP, "")):
+                text = text.replace(escaped, raw)
+            lines.extend(("  " + line[1:]) if line.startswith(">") else line for line in text.splitlines())
+        lines.append("")
+    return "\n".join(lines)
 
 
 def split(message: Message) -> list[Message]:

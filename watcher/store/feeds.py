@@ -135,6 +135,18 @@ class FeedQueries(StoryQueries):
                 self._prune_story_index(conn, update.checked_at)
         return queued
 
+    def record_offline(self, feeds: Sequence[tuple[int, datetime]]) -> None:
+        """Feeds whose last failure turned out to be part of a network outage: not their fault after all.
+
+        Their error is taken back from the count and they keep their plain interval (`next_check_at` given per
+        feed); a feed that has been polled again meanwhile (no longer 'error') is left alone."""
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE feeds SET error_count = max(error_count - 1, 0), last_status = 'offline',"
+                " last_error_kind = 'offline', next_check_at = ? WHERE id = ? AND last_status = 'error'",
+                [(to_db_time(next_check), feed_id) for feed_id, next_check in feeds],
+            )
+
     def _write_feed_state(self, conn: sqlite3.Connection, feed_id: int, u: FeedUpdate) -> None:
         if u.status in ("error", "offline"):
             # "offline" (the whole network is down) is recorded but not counted against the feed.
@@ -173,8 +185,8 @@ class FeedQueries(StoryQueries):
 
     def _insert_article(self, conn: sqlite3.Connection, a: Article, now: str) -> int:
         row = conn.execute(
-            "INSERT INTO articles (url, title, body, body_source, author, language, published_at, fetched_at, matched)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET matched = max(matched, excluded.matched)"
+            "INSERT INTO articles (url, title, body, body_source, author, language, published_at, fetched_at, matched,"
+            " page_outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET matched = max(matched, excluded.matched)"
             " RETURNING id",
             (
                 a.url,
@@ -186,6 +198,7 @@ class FeedQueries(StoryQueries):
                 to_db_time(a.published_at),
                 now,
                 int(bool(a.matches)),
+                a.page_outcome,
             ),
         ).fetchone()
         return row[0]
@@ -290,10 +303,9 @@ class FeedQueries(StoryQueries):
 
     def feed_status(self) -> list[dict[str, Any]]:
         return self._query(
-            "SELECT name, url, enabled, last_status, last_success_at, next_check_at, error_count, last_error,"
-            " last_error_kind, moved_to, (SELECT count(*) FROM article_sources s JOIN matches m"
-            " ON m.article_id = s.article_id WHERE s.feed_id = f.id AND m.retracted_at IS NULL) AS matches"
-            " FROM feeds f ORDER BY name"
+            "SELECT f.name, f.url, f.enabled, f.last_status, f.last_success_at, f.next_check_at, f.error_count,"
+            " f.last_error, f.last_error_kind, f.moved_to, h.matches, h.pages_tried, h.pages_walled, h.walls"
+            " FROM feeds f JOIN feed_health h ON h.name = f.name ORDER BY f.name"
         )
 
     def counts(self) -> dict[str, int]:

@@ -256,4 +256,43 @@ MIGRATIONS: list[str] = [
          GROUP BY m.topic, s.id
          ORDER BY s.last_seen DESC;
     """,
+    # 6: what stood between watcher and each article page (blocked by a bot challenge, a consent wall, a paywall),
+    # shown per feed in feed_health; and the full-text index rebuilt so that search finds a word's forms (porter:
+    # drones = drone) and Datasette finds it (it looks for content="articles" in double quotes).
+    """
+    ALTER TABLE articles ADD COLUMN page_outcome TEXT;
+
+    DROP VIEW feed_health;
+    CREATE VIEW feed_health AS
+        SELECT f.name, f.url, f.last_status, f.last_success_at, f.next_check_at, f.error_count, f.last_error,
+               (SELECT count(*) FROM article_sources s JOIN matches m ON m.article_id = s.article_id
+                 WHERE s.feed_id = f.id AND m.retracted_at IS NULL) AS matches,
+               (SELECT count(*) FROM article_sources s JOIN articles a ON a.id = s.article_id
+                 WHERE s.feed_id = f.id AND a.page_outcome IS NOT NULL) AS pages_tried,
+               (SELECT count(*) FROM article_sources s JOIN articles a ON a.id = s.article_id
+                 WHERE s.feed_id = f.id AND a.page_outcome IN ('blocked', 'consent', 'paywall')) AS pages_walled,
+               (SELECT group_concat(outcome, ', ') FROM (SELECT DISTINCT a.page_outcome AS outcome
+                  FROM article_sources s JOIN articles a ON a.id = s.article_id
+                 WHERE s.feed_id = f.id AND a.page_outcome IN ('blocked', 'consent', 'paywall'))) AS walls
+          FROM feeds f;
+
+    DROP TRIGGER articles_ai;
+    DROP TRIGGER articles_ad;
+    DROP TRIGGER articles_au;
+    DROP TABLE articles_fts;
+    CREATE VIRTUAL TABLE articles_fts USING fts5(
+        title, body, content="articles", content_rowid="id", tokenize="porter unicode61 remove_diacritics 2"
+    );
+    INSERT INTO articles_fts(articles_fts) VALUES ('rebuild');
+    CREATE TRIGGER articles_ai AFTER INSERT ON articles BEGIN
+        INSERT INTO articles_fts(rowid, title, body) VALUES (new.id, new.title, new.body);
+    END;
+    CREATE TRIGGER articles_ad AFTER DELETE ON articles BEGIN
+        INSERT INTO articles_fts(articles_fts, rowid, title, body) VALUES ('delete', old.id, old.title, old.body);
+    END;
+    CREATE TRIGGER articles_au AFTER UPDATE OF title, body ON articles BEGIN
+        INSERT INTO articles_fts(articles_fts, rowid, title, body) VALUES ('delete', old.id, old.title, old.body);
+        INSERT INTO articles_fts(rowid, title, body) VALUES (new.id, new.title, new.body);
+    END;
+    """,
 ]
