@@ -58,9 +58,6 @@ SEND_DEADLINE_S = 120.0  # one send, all parts of its conversation (SMTP, HTTP);
 # Who this process is, for the claims it takes: host / pid / a token unique to this process's life (a restarted
 # daemon in a container often gets the same pid back).
 CLAIM_OWNER = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
-# Deliveries this process has sent but could not yet mark sent (the database was busy or unwritable): no pass of
-# this process (nor a dispatcher that replaced this one on a reload) takes them again, whatever their lease says.
-_SENT_UNRECORDED: set[int] = set()
 RECORD_RETRY_MAX_S = 30.0
 
 
@@ -353,7 +350,7 @@ class Dispatcher:
         if batch.kind == "joined":
             self.store.mark_skipped([d.id for d in batch.deliveries], "joined a story already alerted on this channel")
             return
-        deliveries = [d for d in batch.deliveries if d.id not in _SENT_UNRECORDED]
+        deliveries = [d for d in batch.deliveries if d.id not in self.store.sent_unrecorded]
         if batch.deliveries and not deliveries:
             return
         if deliveries:
@@ -439,7 +436,7 @@ class Dispatcher:
         is busy (another process holding the write lock past busy_timeout), never given up for a retry of the send.
         Meanwhile this process keeps the deliveries out of its passes, and the channel's lock stays held, so the
         next pass finds the channel busy; the claim (owned by this live process) keeps other processes away."""
-        _SENT_UNRECORDED.update(ids)
+        self.store.sent_unrecorded.update(ids)
         delay = 1.0
         try:
             while True:
@@ -457,4 +454,4 @@ class Dispatcher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECORD_RETRY_MAX_S)
         finally:
-            _SENT_UNRECORDED.difference_update(ids)
+            self.store.sent_unrecorded.difference_update(ids)

@@ -93,6 +93,10 @@ class Connection:
         self.path = path
         self._thread: ThreadPoolExecutor | None = None
         self._reader: Connection | None = None
+        # Deliveries this process sent but could not yet mark sent (the database was busy or unwritable): no pass
+        # over this database (nor a dispatcher that replaced another on a reload) takes them again, whatever their
+        # lease says. Kept with the store, since delivery ids are this database's.
+        self.sent_unrecorded: set[int] = set()
 
     async def call(self, method: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run one store method on the store's own thread: `await store.call(store.mark_sent, ids, now)`.
