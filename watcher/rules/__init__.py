@@ -7,9 +7,9 @@
     explain(topic, title, body) -> Explanation          for `watcher rules test`
     match_text(topics, ArticleText) / clause_results(topic, ArticleText)   for learn/, on words cut once
 
-The modules, bottom up: text.py (folding, word forms, the tokenised article), parse.py (grammar -> syntax
+The modules, bottom up: forms.py (folding, word forms), text.py (the tokenised article), parse.py (grammar -> syntax
 tree), evaluate.py (the compiled nodes and their evaluation), near.py (NEAR and SENTENCE), topics.py (compiling
-a topic, matching, explanations, snippets), clauses.py (the truth of each part of a rule, for learn/). The
+a topic, matching, explanations), snippets.py (terms and marked snippets), clauses.py (the truth of each part of a rule, for learn/). The
 language is documented in docs/rules.md.
 """
 
