@@ -1,4 +1,5 @@
-"""Applying changed rules to the articles already stored (`watcher rematch`): the loop, batch by batch.
+"""Applying changed rules to the articles already stored (`watcher rematch`): the loop, batch by batch; and
+what a changed rule would add and drop before it is saved (`preview_rule`, for the analyst's page).
 
 Matching is pure (rules/); the store writes each batch's verdicts in one transaction (store.apply_rematch:
 new matches added and alerted, lost ones retracted, never deleted). The command line only shows progress.
@@ -39,3 +40,57 @@ def rematch(
         if on_batch:
             on_batch(len(batch))
     return RematchResult(checked, added, retracted, queued)
+
+
+# --- what a changed rule would do, before it is saved (the analyst's page, "try a rule") ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewItem:
+    article_id: int
+    title: str
+    url: str
+    snippet: str  # from the rule that matches it ([[ ]]-marked terms)
+
+
+@dataclass(frozen=True, slots=True)
+class RulePreview:
+    """How `candidate` compares with the current rule over the articles fetched since `since`."""
+
+    checked: int
+    kept: int  # matched by both
+    added: tuple[PreviewItem, ...]  # matched by the candidate only
+    dropped: tuple[PreviewItem, ...]  # matched by the current rule only
+    added_count: int
+    dropped_count: int
+
+
+def preview_rule(
+    store: Store,
+    current: CompiledTopic | None,
+    candidate: CompiledTopic,
+    since: datetime,
+    *,
+    show: int = 50,
+) -> RulePreview:
+    """Match the stored articles since `since` with both rules (pure matching, nothing written): what the candidate
+    would add and drop. Both rules are run now, so a difference is the rule's, not the store's history."""
+    checked = kept = added_count = dropped_count = 0
+    added: list[PreviewItem] = []
+    dropped: list[PreviewItem] = []
+    for batch in store.articles_since(since):
+        for row in batch:
+            checked += 1
+            new = match_article([candidate], row["title"], row["body"])
+            old = match_article([current], row["title"], row["body"]) if current is not None else ()
+            if new and old:
+                kept += 1
+            elif new:
+                added_count += 1
+                if len(added) < show:
+                    added.append(PreviewItem(row["id"], row["title"], row["url"], new[0].snippet))
+            elif old:
+                dropped_count += 1
+                if len(dropped) < show:
+                    dropped.append(PreviewItem(row["id"], row["title"], row["url"], old[0].snippet))
+    return RulePreview(checked, kept, tuple(added), tuple(dropped), added_count, dropped_count)

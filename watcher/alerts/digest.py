@@ -109,6 +109,8 @@ class AlertItem:
     found_at: datetime | None
     terms: tuple[str, ...]
     snippet: str  # terms still marked with [[ ]]
+    article_id: int = 0
+    page_url: str | None = None  # the item's page on the analyst's page (web/), with [watcher] public_url set
 
     @property
     def segments(self) -> tuple[tuple[str, bool], ...]:
@@ -156,10 +158,15 @@ class RenderSettings:
 
     timezone: str = "UTC"
     topics: tuple[tuple[str, str], ...] = ()  # (name, description)
+    public_url: str = ""  # [watcher] public_url: each item links to its page there (a page that only shows)
 
     @classmethod
     def from_config(cls, config: _RenderedConfig) -> RenderSettings:
-        return cls(config.timezone, tuple((t.name, display_text(t.description, 200)) for t in config.topics))
+        return cls(
+            config.timezone,
+            tuple((t.name, display_text(t.description, 200)) for t in config.topics),
+            getattr(config, "public_url", ""),
+        )
 
 
 class _Topic(Protocol):
@@ -189,7 +196,16 @@ def item_from_delivery(d: Delivery) -> AlertItem:
         found_at=d.created_at,
         terms=tuple(dict.fromkeys(t for t in (display_text(t, NAME_MAX) for t in d.terms) if t)),
         snippet=display_text(d.snippet, SNIPPET_MAX),
+        article_id=d.article_id,
     )
+
+
+def with_page_links(items: Sequence[AlertItem], public_url: str) -> list[AlertItem]:
+    """Each item with the link to its article's page (`{public_url}/article/{id}`): a GET that changes nothing."""
+    if not public_url:
+        return list(items)
+    base = public_url.rstrip("/")
+    return [replace(i, page_url=safe_url(f"{base}/article/{i.article_id}")) if i.article_id else i for i in items]
 
 
 def group_items(items: Sequence[AlertItem], settings: RenderSettings) -> tuple[TopicGroup, ...]:
@@ -217,7 +233,7 @@ def build_message(
 ) -> Message:
     if kind not in KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
-    groups = group_items(items, settings)
+    groups = group_items(with_page_links(items, settings.public_url), settings)
     subject = render_subject(kind, channel, groups, part)
     context = {
         "kind": kind,

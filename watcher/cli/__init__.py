@@ -5,6 +5,7 @@ core.py    run, poll, check, status, init
 feeds.py   feeds add/list/remove/import/export, serve (Datasette)
 rules.py   rules test, rematch, search, export
 alerts.py  digest preview/send, alerts test/list/retry
+ui.py      ui (the analyst's page without the daemon)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import alerts, core, feeds, rules
+from . import alerts, core, feeds, rules, ui
 from .app import DEFAULT_CONFIG, App, WatcherGroup
 
 
@@ -67,5 +68,6 @@ for _command in (
     alerts.digest, alerts.alerts,
     rules.rules, rules.rematch, rules.search, rules.export,
     feeds.feeds, feeds.serve,
+    ui.ui,
 ):  # fmt: skip
     main.add_command(_command)

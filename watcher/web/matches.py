@@ -1,0 +1,106 @@
+"""The matches per topic (newest first, filtered by topic, time and feed, or searched) and an article's page:
+its sources, its extracted text, and why each topic's rule matched it (rules.explain)."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..errors import StoreError
+from ..rules import explain
+from . import present
+from .app import context_of, render
+
+PAGE_SIZE = 50
+
+
+def _filters(request: Request) -> dict[str, str]:
+    q = request.query_params
+    return {k: q.get(k, "").strip()[:500] for k in ("topic", "feed", "since", "q")}
+
+
+async def matches_page(request: Request) -> Response:
+    ctx = context_of(request)
+    f = _filters(request)
+    page = max(1, int(request.query_params.get("page", "1"))) if request.query_params.get("page", "1").isdigit() else 1
+    error = ""
+    try:
+        since = present.since_of(f["since"], ctx.clock())
+    except ValueError:
+        since, error = None, f"not a time span: {f['since']!r} (try 24h, 7d)"
+    rows: list[dict] = []
+    if f["q"]:
+        try:
+            found = ctx.store.search(
+                f["q"], topic=f["topic"] or None, feed=f["feed"] or None, since=since, limit=PAGE_SIZE
+            )
+        except StoreError as e:
+            found, error = [], str(e)
+        rows = [
+            {
+                "article_id": r["id"],
+                "topic": r["topics"] or "",
+                "title": r["title"],
+                "url": r["url"],
+                "published_at": r["published_at"],
+                "matched_at": None,
+                "snippet": r["snippet"],
+                "terms": "[]",
+                "feeds_text": r["feeds"] or "",
+            }
+            for r in found
+        ]
+    else:
+        rows = ctx.store.latest_matches(
+            topic=f["topic"] or None,
+            feed=f["feed"] or None,
+            since=since,
+            limit=PAGE_SIZE + 1,
+            offset=(page - 1) * PAGE_SIZE,
+        )
+        for r in rows:
+            r["feeds_text"] = ", ".join(present.json_list(r["feeds"]))
+    more = len(rows) > PAGE_SIZE
+    feeds = [r["name"] for r in ctx.store.feed_status()]
+    return render(
+        request,
+        "matches.html",
+        rows=rows[:PAGE_SIZE],
+        filters=f,
+        feeds=feeds,
+        since_choices=present.SINCE_CHOICES,
+        page=page,
+        more=more and not f["q"],
+        error=error,
+    )
+
+
+async def article_page(request: Request) -> Response:
+    ctx = context_of(request)
+    article = ctx.store.article_page(int(request.path_params["article_id"]))
+    if article is None:
+        raise HTTPException(404, "no such article")
+    config = ctx.config()
+    matched = {m["topic"]: m for m in article["matches"]}
+    explanations = [
+        explain(topic, article["title"], article["body"])
+        for topic in config.compiled_topics
+        if topic.name in matched or len(config.compiled_topics) <= 12
+    ]
+    return render(
+        request,
+        "article.html",
+        article=article,
+        matched=matched,
+        explanations=explanations,
+        paragraphs=present.paragraphs(article["body"]),
+    )
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/matches", matches_page),
+        Route("/article/{article_id:int}", article_page),
+    ]
