@@ -352,3 +352,37 @@ def test_alerts_link_each_item_to_its_page_when_public_url_is_set(tmp_path):
     assert sorted(links) == sorted(f"https://watcher.example.org/article/{d.article_id}" for d in deliveries)
     assert f'<a href="https://watcher.example.org/article/{deliveries[0].article_id}"' in message.html
     store.close()
+
+
+# --- watcher ui ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_watcher_ui_serves_the_page_from_the_database_alone(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    config = write_config(tmp_path)
+    store = Store.open(tmp_path / "watcher.db")
+    seed(store, config)
+    store.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    command = [sys.executable, "-m", "watcher", "--config", str(tmp_path / "config.toml"), "ui"]
+    proc = subprocess.Popen([*command, "--http", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stderr.readline()
+        url = re.search(r"(http://127\.0\.0\.1:\d+)/", line).group(1)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url + "/matches", timeout=10) as r:
+            page = r.read().decode()
+        assert "North Korea and Russia to co-produce attack drones" in page
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)
+    assert proc.returncode == 0
+    # Elsewhere than loopback without a password, it refuses to start and says what to do.
+    refused = subprocess.run([*command, "--http", "0.0.0.0:0"], capture_output=True, text=True, env=env, timeout=60)
+    assert refused.returncode != 0 and "web_password_env" in refused.stderr
