@@ -386,3 +386,32 @@ def test_watcher_ui_serves_the_page_from_the_database_alone(tmp_path):
     # Elsewhere than loopback without a password, it refuses to start and says what to do.
     refused = subprocess.run([*command, "--http", "0.0.0.0:0"], capture_output=True, text=True, env=env, timeout=60)
     assert refused.returncode != 0 and "web_password_env" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "origin, status",
+    [("https://watcher.example.org", 303), ("null", 403), ("https://watcher.example.org.evil.example", 403)],
+)
+async def test_behind_a_proxy_forms_from_the_public_url_are_ours(web, origin, status):
+    """A proxy may send its own Host (nginx's default): the Origin of public_url is still ours, nothing else is."""
+    from watcher.web import access_for
+
+    web.context.access = access_for("127.0.0.1", "", "https://watcher.example.org", {})
+    transport = httpx.ASGITransport(app=build_app(web.context))
+    # The proxy speaks TLS to the browser: cookies are Secure. It forwards the Host it was configured with.
+    async with httpx.AsyncClient(transport=transport, base_url="https://127.0.0.1:9108") as client:
+        page = Page(client, web.context)
+        await page.get("/alerts")
+        r = await page.post("/alerts/retry", {"channel": "inbox"}, headers={"origin": origin})
+        assert r.status_code == status
+
+
+@pytest.mark.parametrize("target, expected", [("/feeds", "/feeds"), ("//evil.example/", "/"), ("/\\evil.example", "/")])
+async def test_the_login_only_sends_back_to_this_site(web, target, expected):
+    web.context.access = Access(loopback=False, password="s3cret")
+    transport = httpx.ASGITransport(app=build_app(web.context))
+    async with httpx.AsyncClient(transport=transport, base_url="http://10.0.0.5:9108") as client:
+        page = Page(client, web.context)
+        await page.get("/login")
+        r = await page.post("/login", {"password": "s3cret", "next": target})
+        assert r.headers["location"] == expected

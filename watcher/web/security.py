@@ -63,6 +63,7 @@ class Access:
     loopback: bool  # listening on loopback only
     password: str | None  # None: no login (loopback only)
     secure_cookies: bool = False  # public_url is https: cookies only travel over TLS
+    public_host: str = ""  # public_url's host[:port]: forms posted from there are ours, whatever Host a proxy sends
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     _failures: dict[str, list[float]] = field(default_factory=dict)
 
@@ -178,7 +179,8 @@ class Guard:
             return
         method = scope["method"]
         origin = header_of(scope, b"origin")
-        if method not in ("GET", "HEAD") and origin and origin != "null" and urlsplit(origin).netloc != host:
+        ours = {host, access.public_host} - {""}
+        if method not in ("GET", "HEAD") and origin is not None and urlsplit(origin).netloc not in ours:
             await _plain(send, 403, "Refused: a form posted from another site.\n")
             return
         cookies = cookies_of(scope)
@@ -251,4 +253,5 @@ def access_for(host: str, password_env: str, public_url: str, environ: MutableMa
         loopback=is_loopback(host),
         password=password or None,
         secure_cookies=public_url.lower().startswith("https://"),
+        public_host=urlsplit(public_url).netloc if public_url else "",
     )

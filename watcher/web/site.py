@@ -42,7 +42,8 @@ async def _login_page(request: Request) -> Response:
             return render(request, "login.html", 429, error="Too many failed attempts; wait a minute.", next="/")
         if ctx.access.password_ok(text_field(form, "password", 1000)):
             target = text_field(form, "next", 2000)
-            target = target if target.startswith("/") and not target.startswith("//") else "/"
+            # Only a path of this site: never "//evil.example" or "/\\evil.example", which browsers read as another host.
+            target = target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
             response = RedirectResponse(target, status_code=303)
             name, value = cookie_header(
                 SESSION_COOKIE, ctx.access.new_session(), secure=ctx.access.secure_cookies, max_age=SESSION_TTL_S
