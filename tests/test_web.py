@@ -38,7 +38,7 @@ class Page:
 
     async def post(self, url: str, data: dict, *, csrf: bool = True, **kw) -> httpx.Response:
         if csrf and not self.csrf:
-            await self.get("/matches")
+            await self.get("/feeds")  # a page with forms
         return await self.client.post(url, data={**data, **({"csrf": self.csrf} if csrf else {})}, **kw)
 
 
@@ -401,7 +401,7 @@ async def test_behind_a_proxy_forms_from_the_public_url_are_ours(web, origin, st
     # The proxy speaks TLS to the browser: cookies are Secure. It forwards the Host it was configured with.
     async with httpx.AsyncClient(transport=transport, base_url="https://127.0.0.1:9108") as client:
         page = Page(client, web.context)
-        await page.get("/alerts")
+        await page.get("/feeds")
         r = await page.post("/alerts/retry", {"channel": "inbox"}, headers={"origin": origin})
         assert r.status_code == status
 
