@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from .rules import CompiledTopic, match_article
+from .rules import ArticleText, CompiledTopic, match_article, topic_holds
 from .store import Store
 
 
@@ -74,23 +74,30 @@ def preview_rule(
     show: int = 50,
 ) -> RulePreview:
     """Match the stored articles since `since` with both rules (pure matching, nothing written): what the candidate
-    would add and drop. Both rules are run now, so a difference is the rule's, not the store's history."""
+    would add and drop. Both rules are run now, so a difference is the rule's, not the store's history. Each
+    article is cut into words once for both rules, and snippets are made only for the items shown."""
     checked = kept = added_count = dropped_count = 0
     added: list[PreviewItem] = []
     dropped: list[PreviewItem] = []
+
+    def item(topic: CompiledTopic, row: dict) -> PreviewItem:
+        found = match_article([topic], row["title"], row["body"])
+        return PreviewItem(row["id"], row["title"], row["url"], found[0].snippet if found else "")
+
     for batch in store.articles_since(since):
         for row in batch:
             checked += 1
-            new = match_article([candidate], row["title"], row["body"])
-            old = match_article([current], row["title"], row["body"]) if current is not None else ()
+            art = ArticleText(row["title"], row["body"])
+            new = topic_holds(candidate, art)
+            old = current is not None and topic_holds(current, art)
             if new and old:
                 kept += 1
             elif new:
                 added_count += 1
                 if len(added) < show:
-                    added.append(PreviewItem(row["id"], row["title"], row["url"], new[0].snippet))
+                    added.append(item(candidate, row))
             elif old:
                 dropped_count += 1
-                if len(dropped) < show:
-                    dropped.append(PreviewItem(row["id"], row["title"], row["url"], old[0].snippet))
+                if len(dropped) < show and current is not None:
+                    dropped.append(item(current, row))
     return RulePreview(checked, kept, tuple(added), tuple(dropped), added_count, dropped_count)

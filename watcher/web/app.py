@@ -82,6 +82,7 @@ class WebContext:
     config_written: Callable[[Config], Awaitable[None]] | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one config edit or rematch at a time
+    previews: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))  # "try a rule" runs
 
 
 # --- shared by the route modules ----------------------------------------------------------------------------
