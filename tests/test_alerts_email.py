@@ -210,3 +210,114 @@ async def test_missing_password_variable_is_retried_not_lost(tmp_path, smtp, mon
     add_articles(store, config, [article("sanctions")], T0)
     report = await dispatcher.run(T0)
     assert report.retried == 1 and "NOT_SET_PASSWORD is not set" in report.outcomes[0].error
+
+
+# CVE-2024-6923: RFC 2047 encoded words in a title that the email package (before 3.11.10/3.12.5) decodes back into
+# CR/LF when it writes the Subject, adding headers or ending the header block.
+ENCODED_WORD_EXPLOITS = [
+    "Drone factory =?utf-8?q?H=0D=0ABcc:_victim@example.org?=",
+    "Drone factory =?utf-8?q?H=0D=0AContent-Type:_text/html?=",
+    "Drone factory =?utf-8?q?H=0D=0A=0D=0AATTACKER_TEXT_FIRST?=",
+    "Drone factory =?utf-8?b?SA0KQmNjOiB2aWN0aW1AZXhhbXBsZS5vcmc=?=",  # the same Bcc, base64
+    "Drone factory = ?utf-8?q?H=0D=0ABcc:_victim@example.org?= =?UTF-8?Q?=0ABcc:_victim@example.org?=",
+]
+
+
+async def test_encoded_words_in_a_title_add_no_header_through_a_real_smtp_server(tmp_path, smtp):
+    config, store, dispatcher = setup(tmp_path, smtp.port, mode="immediate")
+    titles = [*ENCODED_WORD_EXPLOITS, "Drone plant at Alabuga hires North Koreans"]
+    for i, title in enumerate(titles):
+        add_articles(store, config, [article("drone_cooperation", title=title)], T0 - timedelta(minutes=10 - i))
+        report = await dispatcher.run(T0 + timedelta(minutes=i))
+        assert report.sent == 1, report.outcomes  # one hostile title does not stop the outbox
+    assert len(smtp.messages) == len(titles)
+    for received in smtp.messages:
+        assert received.rcpt_tos == ["analyst@example.org", "desk@example.org"]
+        head, _, body = received.raw.partition(b"\r\n\r\n")
+        headers = head.replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ").split(b"\r\n")  # unfolded lines
+        names = [line.split(b":", 1)[0].lower() for line in headers]
+        assert b"bcc" not in names and names.count(b"content-type") == 1, head
+        assert all(b"ATTACKER" not in line for line in headers if not line.startswith(b"Subject:"))
+        assert body.startswith(b"--=====")  # the MIME body comes first, intact, not the attacker's text
+        mail = received.email
+        assert mail["Bcc"] is None and mail.get_content_type() == "multipart/alternative"
+        assert "\n" not in mail["Subject"] and "\r" not in mail["Subject"]
+        assert mail["Subject"].startswith("watcher alert: drone_cooperation — Drone ")
+        text_part, html_part = list(mail.iter_parts())
+        assert text_part.get_content_type() == "text/plain" and html_part.get_content_type() == "text/html"
+        assert "== drone_cooperation (1)" in text_part.get_content()  # the body intact, after the headers
+    assert statuses(store) == {"sent": len(titles)}
+
+
+def test_a_header_that_would_break_a_line_is_refused_and_the_message_still_goes_out(monkeypatch, caplog):
+    from dataclasses import replace
+    from email.message import EmailMessage
+
+    from watcher.alerts import email as email_module
+    from watcher.alerts.digest import RenderSettings, sample_message
+
+    mail = EmailMessage(policy=email_module.STRICT_SMTP_POLICY)
+    mail["Subject"] = ENCODED_WORD_EXPLOITS[0]  # set directly, skipping the cleaning: the policy alone refuses it
+    mail.set_content("x")
+    with pytest.raises(email_module.HeaderInjectionError):
+        mail.as_bytes()
+    # With the cleaning gone, the exploit reaches the policy check in build_email: a fixed subject, still sent.
+    monkeypatch.setattr(email_module, "header_text", lambda value, limit=250: value)
+    message = replace(sample_message("mail", T0, RenderSettings()), subject=ENCODED_WORD_EXPLOITS[0])
+    built = email_module.build_email(message, sender="watcher@example.org", recipients=["a@example.org"])
+    raw = built.as_bytes()
+    assert b"Bcc" not in raw and built["Subject"] == email_module.FALLBACK_SUBJECT
+    assert "subject withheld" in caplog.text or "fixed subject" in caplog.text
+
+
+async def test_a_send_recorded_while_another_process_holds_the_write_lock_is_delivered_exactly_once(
+    tmp_path, smtp, monkeypatch
+):
+    """The hostile run's duplicate: the send succeeded, mark_sent met a write lock held past busy_timeout, and the
+    live daemon sent again when the lease ran out. Now the mark is retried until it lands; nothing resends."""
+    import asyncio
+    import logging
+    import sqlite3
+
+    import watcher.store.base
+
+    monkeypatch.setattr(watcher.store.base, "BUSY_TIMEOUT_MS", 300)  # the lock is held longer than this
+    config = make_config(email_channels(smtp.port, mode="immediate"))
+    store = open_store(tmp_path, config)
+    add_articles(store, config, [article("drone_cooperation")], T0 - timedelta(minutes=1))
+    holder = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+
+    class LockAfterSending(EmailChannel):
+        def _deliver(self, mail, password):
+            super()._deliver(mail, password)
+            holder.execute("BEGIN IMMEDIATE")  # another connection takes the write lock right after the send
+
+    channel = LockAfterSending(
+        "mail", host="127.0.0.1", port=smtp.port, security="none", sender="w@example.org", recipients=["a@example.org"]
+    )
+    not_recorded = asyncio.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record):
+            if "not recorded yet" in record.getMessage():
+                not_recorded.set()
+
+    watch = Watch()
+    logging.getLogger("watcher.alerts").addHandler(watch)
+    try:
+        first = asyncio.create_task(Dispatcher(config, store, {"mail": channel}).run(T0))
+        waiting = asyncio.ensure_future(not_recorded.wait())
+        # sent, and the mark failed on the lock at least once (or, without the retry, the pass gave up)
+        await asyncio.wait({first, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        # Meanwhile a later pass, and a dispatcher that replaced this one on a reload, send nothing.
+        later = await Dispatcher(config, store, {"mail": channel}).run(T0 + timedelta(minutes=10))
+        assert later.sent == 0 and len(smtp.messages) == 1
+        holder.execute("ROLLBACK")  # the other process lets go
+        report = await first
+    finally:
+        logging.getLogger("watcher.alerts").removeHandler(watch)
+        holder.close()
+    assert report.sent == 1 and statuses(store) == {"sent": 1}
+    after_lease = await Dispatcher(config, store, {"mail": channel}).run(T0 + timedelta(minutes=30))
+    assert after_lease.sent == 0 and len(smtp.messages) == 1  # exactly one delivery

@@ -318,3 +318,21 @@ def test_claims_are_taken_back_only_from_processes_that_are_gone():
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     assert not claim_holder_is_alive(f"{host}/{int(dead.stdout)}/x")  # exited
     assert claim_holder_is_alive("other-host/123/x")  # another machine: its lease decides
+
+
+async def test_a_live_process_on_this_host_keeps_its_claims_past_the_lease(tmp_path):
+    """Another daemon on this file that sent and is still retrying to record it (its database write blocked past
+    the lease) keeps its deliveries: taking them would send them twice. A claim of a process that is gone, or of
+    another host's (which cannot be judged), is taken as before."""
+    import socket
+
+    config, store, _rec, dispatcher = setup(tmp_path, IMMEDIATE)
+    add_articles(store, config, [article("drone_cooperation") for _ in range(3)], T0)
+    ids = [d.id for d in store.pending_deliveries("now", T0)]
+    live = f"{socket.gethostname()}/1/another-daemon"  # pid 1 is always alive
+    store.claim_deliveries(ids[:1], T0, T0 + LEASE, live)
+    store.claim_deliveries(ids[1:2], T0, T0 + LEASE, "other-host/123/x")
+    report = await dispatcher.run(T0 + LEASE + timedelta(minutes=5))  # both leases ran out
+    assert report.sent == 2  # the unclaimed one and the other host's; not the live local process's
+    assert statuses(store) == {"sent": 2, "pending": 1}
+    assert [d.id for d in store.pending_deliveries("now", T0 + timedelta(days=1))] == ids[:1]

@@ -85,3 +85,53 @@ async def test_every_job_runs_late_rather_than_never(tmp_path):
     for job in jobs:
         assert (job.misfire_grace_time, job.coalesce, job.max_instances) == (None, True, 1), job.name
     store.close()
+
+
+def test_sigterm_during_start_up_is_a_clean_stop(site, tmp_path):
+    serve_site(site)
+    (tmp_path / "config.toml").write_text(CONFIG.replace("{base}", site.url("")))
+    daemon = Daemon(tmp_path)
+    try:
+        daemon.wait_for("starting: checking database")  # before the workers start and the scheduler runs
+        daemon.stop()
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+    # The default action of SIGTERM ended the process with -15 and no log line before.
+    assert daemon.proc.returncode == 0, "".join(daemon.log)
+    daemon.wait_for("watcher stopped", timeout=5)
+    assert "Traceback" not in "".join(daemon.log)
+
+
+def test_a_fatal_signal_is_reported_at_the_next_start(site, tmp_path):
+    """SQLite's memory-mapped -shm file made unwritable (the immutable flag) kills the daemon with SIGBUS and no log
+    line. A real SIGBUS in a process armed the way the daemon arms itself leaves the report; the next start says it."""
+    import subprocess
+    import sys
+
+    serve_site(site)
+    (tmp_path / "config.toml").write_text(CONFIG.replace("{base}", site.url("")))
+    db = tmp_path / "watcher.db"
+    died = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys; from watcher.crashlog import arm; arm(sys.argv[1]);"
+            " os.kill(os.getpid(), signal.SIGBUS)",
+            str(db),
+        ],
+        capture_output=True,
+    )
+    assert died.returncode == -signal.SIGBUS
+    daemon = Daemon(tmp_path)
+    try:
+        line = daemon.wait_for("the previous run died of a fatal signal")
+        assert "Fatal Python error: Bus error" in line and "-shm" in line
+        daemon.wait_for("watcher started")
+        daemon.stop()
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+    assert daemon.proc.returncode == 0
+    assert not (tmp_path / "watcher.db.crash").exists()  # a clean stop leaves nothing to report
+    assert (tmp_path / "watcher.db.crash.old").read_text().startswith("Fatal Python error: Bus error")

@@ -696,6 +696,10 @@ ALLOWED, REFUSED = True, False
         ("100.64.0.1", REFUSED),
         ("100.127.255.255", REFUSED),
         ("169.254.169.254", REFUSED),
+        ("168.63.129.16", REFUSED),  # Azure's platform endpoint (WireServer), a public address
+        ("::ffff:168.63.129.16", REFUSED),
+        ("64:ff9b::a83f:8110", REFUSED),  # NAT64 of 168.63.129.16
+        ("168.63.129.17", ALLOWED),
         ("192.0.0.8", REFUSED),
         ("192.0.2.1", REFUSED),
         ("198.18.0.1", REFUSED),

@@ -234,6 +234,29 @@ def test_a_database_locked_by_another_writer_is_not_writable(tmp_path):
     assert store.db.conn.execute("SELECT count(*) FROM channel_state").fetchone()[0] == 0  # the probe left nothing
 
 
+async def test_healthz_answers_while_a_write_waits_for_a_lock_another_process_holds(tmp_path):
+    """The hostile run: another process held BEGIN IMMEDIATE for 40 s and /healthz took 17-19 s. The store's calls
+    run on its own thread and health reads on connections of their own, so the verdict comes while the write waits."""
+    from watcher.daemon import Daemon
+
+    config = make_config()
+    store = open_store(tmp_path / "w.db", config)
+    other = sqlite3.connect(tmp_path / "w.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        write = asyncio.create_task(store.call(store.sync_feeds, config.feeds, config.schedule.interval, NOW))
+        await asyncio.sleep(0)  # the write starts waiting (busy_timeout, 15 s) on the store's thread
+        health = await Daemon(config, store).health()
+        assert not write.done()  # the verdict did not queue behind the waiting write
+        assert health.status == "failing" and "locked" in " ".join(health.reasons)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await write  # and the write goes through once the lock is free
+    assert (await Daemon(config, store).health()).status != "failing"
+    store.close()
+
+
 # --- `watcher status --check` gives the same verdict ---------------------------------------------------------------
 
 

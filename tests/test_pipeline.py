@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.helpers.localsite import hang
 from tests.helpers.news import FEEDS, SITE, articles, make_config, poll_all, serve_site
 from watcher.config import config_from_dict
@@ -236,6 +238,45 @@ async def test_a_runaway_page_is_stopped_and_the_item_keeps_the_feeds_text(site,
     assert bodies[site.url("/articles/troops-kursk.html")]["body_source"] == "page"  # the others still extracted
 
 
+async def test_matching_runs_off_the_event_loop_and_a_runaway_match_is_stopped_at_its_time_limit(site, store, caplog):
+    """Feed text reaches the matcher too: a match that runs away (a text or rule we did not foresee) is stopped at
+    the workers' time limit, the article is kept unmatched, the others match, and the loop keeps running meanwhile."""
+    import asyncio
+
+    from tests.helpers.misbehaving_extract import matching_runs_away_on_marked_titles
+
+    serve_site(site)
+    world = site.routes["/world.rss"]
+    site.add(
+        "/world.rss",
+        world.body.replace(b"<title>North Korea and Russia", b"<title>RUNAWAY North Korea and Russia"),
+        content_type="application/rss+xml",
+    )
+    config = make_config(site, feeds={"world": "/world.rss"}, extract={"enabled": False})
+    workers = Workers(workers=1, timeout_s=1.0, matcher=matching_runs_away_on_marked_titles)
+    beats = 0
+
+    async def heartbeat() -> None:
+        nonlocal beats
+        while True:
+            beats += 1
+            await asyncio.sleep(0.01)
+
+    beating = asyncio.create_task(heartbeat())
+    try:
+        outcomes = await poll_all(config, store, workers)
+        beats_during_poll = beats
+    finally:
+        beating.cancel()
+        workers.shutdown()
+    assert outcomes["world"].update.status == "ok"
+    assert beats_during_poll >= 20  # the loop ran all through the one-second stall (a blocked loop beats once)
+    rows = {r["title"]: r["matched"] for r in store.db.query("SELECT title, matched FROM articles")}
+    assert rows["RUNAWAY North Korea and Russia to co-produce attack drones at a new plant"] == 0
+    assert rows["Pyongyang sends thousands more troops to Russia's Kursk front"] == 1  # the others still match
+    assert "matching took longer than 1 s" in caplog.text
+
+
 async def test_a_full_disk_loses_nothing_and_recovers_when_space_returns(site, store, extractor, caplog):
     serve_site(site)
     long_story = "<p>" + "North Korean engineers are helping Russia produce drones at the new factory. " * 800 + "</p>"
@@ -302,3 +343,19 @@ async def test_feeds_in_flight_are_capped_so_memory_does_not_grow_with_the_feed_
     outcomes = await poll_all(config, store, extractor)
     assert len(outcomes) == 30 and {o.update.status for o in outcomes.values()} == {"ok"}
     assert 2 <= most <= 2 * config.fetch.concurrency  # 30 feeds due at once, never more than 4 between fetch and write
+
+
+@pytest.mark.slow
+async def test_max_feed_mb_above_the_parsers_default_is_the_limit_that_holds(site, store, extractor):
+    """`max_feed_mb = 20` used to meet the parser's fixed 16 MB limit silently; the config's limit holds now."""
+    big = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>Big</title><!--'
+        + b" " * (17 * 2**20)
+        + b"--><item><title>Drone plant opens</title><guid>big-1</guid><description>drone factory</description>"
+        + b"</item></channel></rss>"
+    )
+    site.add("/big.rss", big, content_type="application/rss+xml")
+    config = make_config(site, feeds={"big": "/big.rss"}, fetch={"max_feed_mb": 20}, extract={"enabled": False})
+    outcomes = await poll_all(config, store, extractor)
+    assert outcomes["big"].update.status == "ok", outcomes["big"].update.error
+    assert outcomes["big"].update.entries_in_feed == 1

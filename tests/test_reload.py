@@ -8,6 +8,7 @@ import queue
 import re
 import signal
 import sqlite3
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -155,3 +156,49 @@ def test_removing_a_feed_disables_it_and_keeps_its_rows(daemon, site, tmp_path):
     assert result.exit_code == 0, result.output
     daemon.wait_after(mark, "config reloaded (file changed): 1 feeds (+0, -1)")
     assert feeds_in_db(tmp_path) == {"world": 0, "asia": 1}
+
+
+def _healthz(url: str) -> dict:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        return json.loads(opener.open(url + "/healthz", timeout=10).read())
+    except urllib.error.HTTPError as e:  # 503 carries the verdict too
+        return json.loads(e.read())
+
+
+HOSTILE_ITEM = """<?xml version="1.0"?><rss version="2.0"><channel><title>Hostile</title><link>{base}/</link>
+<item><title>Drone factory</title><guid>hostile-1</guid><description>{text}</description></item>
+</channel></rss>"""
+
+
+def test_a_hostile_item_and_a_doubling_term_chain_do_not_freeze_the_daemon(daemon, site, tmp_path):
+    """The nested-NEAR item of the hostile run (42 s and 4.3 GB on the event loop before) and a reload with a chain
+    of lists that each use the previous one twice (2^22 expansions, a frozen daemon): /healthz answers through both."""
+    url = re.search(r"listening on (http://\S+)", daemon.wait_for("ops endpoint listening on")).group(1)
+    site.add(
+        "/hostile.rss",
+        HOSTILE_ITEM.format(base=site.url(""), text="drone factory Russia Korea troops. " * 1200),
+        content_type="application/rss+xml",
+    )
+    chain = "".join(f'a{i} = "(@a{i - 1} x{i}) OR (@a{i - 1} y{i})"\n' for i in range(1, 23))
+    config = tmp_path / "config.toml"
+    mark = daemon.mark()
+    config.write_text(
+        config.read_text().replace(
+            "[channels.console]",
+            '[topics.nested]\nrule = "NEAR(NEAR(NEAR(NEAR(drone factory, 5) Russia, 10) Korea, 10) troops, 10)"\n\n'
+            '[topics.chain]\nrule = "@a22"\n\n[channels.console]',
+        )
+        + f'\n[[feeds]]\nname = "hostile"\nurl = "{site.url("/hostile.rss")}"\n'
+        + f'\n[terms]\na0 = "drone OR factory"\n{chain}'
+    )
+    daemon.wait_after(mark, "config reloaded (file changed): 2 feeds (+1, -0), 3 topics")
+    assert _healthz(url)["status"] in ("ok", "degraded")  # answered (degraded: the broken-server feed of others)
+    daemon.wait_after(mark, "feed hostile: ok")
+    assert _healthz(url)["status"] in ("ok", "degraded")
+    db = sqlite3.connect(f"file:{tmp_path / 'watcher.db'}?mode=ro", uri=True)
+    try:
+        topics = {t for (t,) in db.execute("SELECT topic FROM matches")}
+    finally:
+        db.close()
+    assert "nested" in topics  # matched, within the time limit, off the loop

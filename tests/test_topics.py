@@ -558,7 +558,28 @@ DEFAULT_CASES = [
     ("Ukrainian troops advance near Bakhmut", "Fighting continued through the night.", set()),
     ("Three soldiers killed as troops withdraw from the village", "", set()),
     ("Army holds annual parade", "Soldiers marched through the capital.", set()),
+    # Vocabulary of the rewrite (docs/rules.md): forms of dispatch, personnel; and what only looks like a deployment.
+    ("North Korea decides to dispatch 12,000 soldiers to Russia", "", {"troop_deployment"}),
+    ("100 more U.S. military personnel arrive in Poland", "", {"troop_deployment"}),
+    ("Striker sent on loan as club reinforces for the football season", "Troops of fans cheered.", set()),
+    ("Prisoner exchange: 90 soldiers return home", "", set()),
+    ("Rehabilitation centre opens for troops returning from the front", "", set()),
+    ("Reporter's dispatches from the front: troops hold the line", "", set()),
+    ("Carrier strike group sails near Taiwan during drills", "", set()),
+    ("Teacher sold the school's drones to a buyer abroad", "He sold drones to a buyer.", set()),
+    (
+        "Iran plans a drone plant in Russia",
+        "Iran will help Russia build a drone plant near Kazan.",
+        {"drone_cooperation"},
+    ),
 ]
+
+
+@pytest.mark.parametrize("form", ["dispatch", "dispatches", "dispatched", "dispatching"])
+def test_every_form_of_dispatch_has_one_stem(form):
+    from watcher.rules.text import stem
+
+    assert stem(form) == "dispatch"
 
 
 @pytest.mark.parametrize("title,body,expected", DEFAULT_CASES)

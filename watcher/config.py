@@ -119,6 +119,11 @@ class Config:
         """topic -> the channels that alert on it (a channel with no `topics` takes every topic)."""
         return {t.name: tuple(c.name for c in self.channels if not c.topics or t.name in c.topics) for t in self.topics}
 
+    def possible_routes(self) -> dict[str, tuple[str, ...]]:
+        """topic -> the digest channels that show its possible matches (learn/): never an immediate channel."""
+        digest = {c.name for c in self.channels if c.mode == "digest"}
+        return {topic: tuple(c for c in channels if c in digest) for topic, channels in self.routes().items()}
+
 
 # --- reading ----------------------------------------------------------------------------------------------
 
@@ -337,10 +342,21 @@ def _read_topics(t: Table) -> tuple[TopicConfig, ...]:
                 description=sub.text("description", ""),
                 min_score=float(sub.number("min_score", 1.0, integer=False)),
                 urgent=sub.flag("urgent", False),
+                learn=sub.flag("learn", True),
+                hold_below=_probability(sub, "hold_below", 0.1),
+                possible_above=_probability(sub, "possible_above", 0.9),
             )
         )
         sub.reject_unknown()
     return tuple(topics)
+
+
+def _probability(t: Table, name: str, default: float) -> float:
+    value = float(t.number(name, default, integer=False))
+    if not 0 <= value <= 1:
+        t.problem(name, "a probability from 0 to 1", value)
+        return default
+    return value
 
 
 _COMMON_CHANNEL_KEYS = ("type", "mode", "schedule", "topics", "urgent_immediately", "send_empty")

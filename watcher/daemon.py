@@ -34,25 +34,37 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .alerts.outbox import Dispatcher
 from .config import Config, load_config
-from .errors import ConfigError, ConfigProblem, WatcherError
+from .crashlog import arm, crash_file, disarm, previous_crash
+from .errors import ConfigError, ConfigProblem, StoreError, WatcherError
+from .learn.retrain import refresh_models
 from .metrics import METRICS_CONTENT_TYPE, Metrics, gauges
 from .models import FeedRecord
-from .ops import Health, Response, assess_health, health_response
+from .ops import (
+    STORE_FAILURES_FAILING,
+    Health,
+    Response,
+    assess_health,
+    clear_failure_marker,
+    health_response,
+    write_failure_marker,
+)
 from .pipeline import Pipeline, poll, utcnow
 from .runtime import Runtime
-from .store import Store
+from .store import Store, recovery_advice
 from .web import WebContext, WebServer, access_for, build_app
 
 log = logging.getLogger("watcher.daemon")
 
 MAINTENANCE_EVERY = timedelta(hours=1)
 CONFIG_WATCH_EVERY = timedelta(seconds=2)  # how soon an edit of the config file (or `watcher feeds add`) is seen
+LEARN_EVERY = timedelta(seconds=30)  # how soon labels given elsewhere (the command line, the web) reach the models
 STOP_GRACE_S = 6.0  # in-flight polls get this long, sends 2 s more: the whole stop stays under 10 s
 
 
 class Daemon:
-    def __init__(self, config: Config, store: Store, *, http: str | None = None):
+    def __init__(self, config: Config, store: Store, *, http: str | None = None, early_stop: list[int] | None = None):
         self.config = config
+        self._early_stop = early_stop if early_stop is not None else []
         self.store = store
         self.http = http or config.http  # `run --http` wins over [watcher] http
         self.in_flight: dict[int, asyncio.Task] = {}  # feed id -> its poll task
@@ -66,11 +78,32 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self._retired: list[Dispatcher] = []  # dispatchers replaced by a reload: drained at stop
         self._tasks: set[asyncio.Task] = set()  # reloads and ticks started from signals and reloads
+        self.store_failures = 0  # polls in a row whose outcome could not be written (ops.STORE_FAILURES_FAILING)
+        self.store_error: str | None = None
 
     async def run(self) -> None:
         config, store = self.config, self.store
-        store.sync_feeds(config.feeds, config.schedule.interval, utcnow())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # first: a stop asked during start-up is a clean stop too
+            loop.add_signal_handler(sig, self.stopping.set)
+        if self._early_stop:
+            self.stopping.set()
+        log.info("starting: checking database %s", store.path)
+        damage = await store.call(store.quick_check)
+        if damage:
+            raise StoreError(
+                f"database {store.path} is damaged (PRAGMA quick_check: {damage}); watcher will not start on it: "
+                + recovery_advice(store.path)
+            )
+        clear_failure_marker(store.path)  # a run of failures recorded by a previous process is over
+        await store.call(store.sync_feeds, config.feeds, config.schedule.interval, utcnow())
+        if self.stopping.is_set():
+            log.info("watcher stopped during start-up")
+            return
         async with Runtime(config) as runtime:
+            if self.stopping.is_set():  # asked while the workers started: they stop with the runtime
+                log.info("watcher stopped during start-up")
+                return
             self.runtime = runtime
             self.pipeline = Pipeline.build(config, store, runtime)
             self.dispatcher = Dispatcher(config, store)
@@ -79,9 +112,6 @@ class Daemon:
             try:
                 ops_server = await self._start_ops()  # before anything runs: a busy port stops the start
                 scheduler = self._scheduler()
-                loop = asyncio.get_running_loop()
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(sig, self.stopping.set)
                 loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload("SIGHUP")))
                 scheduler.start()
                 log.info(
@@ -131,6 +161,7 @@ class Daemon:
             (self.send_alerts, self.config.schedule.alerts, now + timedelta(seconds=2)),
             (self.maintenance, MAINTENANCE_EVERY, now + timedelta(seconds=5)),
             (self.watch_config, CONFIG_WATCH_EVERY, now + CONFIG_WATCH_EVERY),
+            (self.learn, LEARN_EVERY, now + LEARN_EVERY),
         )
         for func, every, first in jobs:
             job = scheduler.add_job(
@@ -143,7 +174,7 @@ class Daemon:
     async def tick(self) -> None:
         """Start a poll for every due feed that is not being polled already."""
         self.last_tick_at, self._last_tick_mono = utcnow(), time.monotonic()
-        due = [f for f in self.store.due_feeds(utcnow()) if f.id not in self.in_flight]
+        due = [f for f in await self.store.call(self.store.due_feeds, utcnow()) if f.id not in self.in_flight]
         for feed in due:
             self.in_flight[feed.id] = asyncio.create_task(self._poll_one(feed), name=f"poll {feed.name}")
 
@@ -151,10 +182,25 @@ class Daemon:
         try:
             for outcome in await poll(self.pipeline, [feed]):
                 self.metrics.record_feed(outcome)
+                self._count_store_failure(outcome.update.error if outcome.update.error_kind == "store" else None)
         except Exception:
             log.exception("bug while polling %s", feed.name)  # the daemon lives on; the feed is retried next tick
         finally:
             self.in_flight.pop(feed.id, None)
+
+    def _count_store_failure(self, error: str | None) -> None:
+        """Writes failing in a row make the verdict failing (a damaged table lets the write probe through), here
+        and, through the marker file, in `watcher status --check`."""
+        if error is None:
+            if self.store_failures >= STORE_FAILURES_FAILING:
+                clear_failure_marker(self.store.path)
+                log.info("database writes succeed again")
+            self.store_failures, self.store_error = 0, None
+            return
+        self.store_failures += 1
+        self.store_error = error
+        if self.store_failures >= STORE_FAILURES_FAILING:
+            write_failure_marker(self.store.path, self.store_failures, error)
 
     async def send_alerts(self) -> None:
         try:
@@ -165,11 +211,26 @@ class Daemon:
     async def maintenance(self) -> None:
         keep = self.config.extract.keep_unmatched
         try:
-            purged = self.store.purge_unmatched(utcnow() - keep)
+            purged = await self.store.call(self.store.purge_unmatched, utcnow() - keep)
             if purged:
                 log.info("maintenance: dropped %d unmatched articles older than %s", purged, keep)
         except Exception:
             log.exception("bug during maintenance")
+
+    async def learn(self) -> None:
+        """Retrain the topics whose labels changed, in a thread on a connection of its own (never blocking polls),
+        then swap the new models into the pipeline."""
+        pipeline = self.pipeline
+        try:
+            models = await asyncio.to_thread(refresh_models, self.config, self.store.path, utcnow, pipeline.models)
+        except WatcherError as e:
+            log.error("topics not retrained: %s", e)
+            return
+        except Exception:
+            log.exception("bug while retraining topics")
+            return
+        if models is not None and pipeline is self.pipeline:  # a reload in between built its own
+            pipeline.models = models
 
     async def _finish_polls(self) -> None:
         tasks = list(self.in_flight.values())
@@ -195,10 +256,12 @@ class Daemon:
             path = self.config.path
             self._config_digest = _digest(path)
             try:
-                new = load_config(path)
+                # Compiling the rules is CPU work that a hostile config could make long: off the loop, so polls,
+                # /healthz and signals go on meanwhile (the limits in rules/ bound it; the thread keeps it apart).
+                new = await asyncio.to_thread(load_config, path)
                 pipeline = Pipeline.build(new, self.store, self.runtime)
                 dispatcher = Dispatcher(new, self.store)
-                self.store.sync_feeds(new.feeds, new.schedule.interval, utcnow())
+                await self.store.call(self.store.sync_feeds, new.feeds, new.schedule.interval, utcnow())
             except Exception as e:  # a WatcherError is the file's fault; anything else a bug: neither stops the daemon
                 if isinstance(e, ConfigError):
                     problems = e.problems
@@ -295,23 +358,28 @@ class Daemon:
         await self.reload("the page")
 
     async def health(self) -> Health:
-        database_error = await asyncio.to_thread(self.store.probe_write)  # its own connection: safe in a thread
+        # In a thread, on connections of its own (the probe's and the store's reader): the verdict must come even
+        # while the store's thread waits for a lock another process holds.
         tick_age = time.monotonic() - self._last_tick_mono if self._last_tick_mono is not None else None
-        return assess_health(
-            self.store,
+        return await asyncio.to_thread(
+            assess_health,
+            self.store.reader(),
             self.config,
-            utcnow(),
-            database_error=database_error,
+            utcnow(),  # the write probe runs in the thread too (assess_health)
             tick_age_s=tick_age,
             config_error=self.config_error,
+            store_failures=self.store_failures,
+            store_error=self.store_error,
         )
 
     async def _healthz(self) -> Response:
         return health_response(await self.health())
 
     async def _metrics(self) -> Response:
-        text = self.metrics.render(gauges(self.store, in_flight=len(self.in_flight), last_tick_at=self.last_tick_at))
-        return Response(200, METRICS_CONTENT_TYPE, text.encode())
+        samples = await asyncio.to_thread(
+            gauges, self.store.reader(), in_flight=len(self.in_flight), last_tick_at=self.last_tick_at
+        )
+        return Response(200, METRICS_CONTENT_TYPE, self.metrics.render(samples).encode())
 
 
 def _digest(path: str) -> bytes | None:
@@ -333,5 +401,28 @@ def _restart_only_changes(old: Config, new: Config) -> list[str]:
     return changed
 
 
-def run_daemon(config: Config, store: Store, *, http: str | None = None) -> None:
-    asyncio.run(Daemon(config, store, http=http).run())
+def catch_early_stop() -> list[int]:
+    """Called first thing by `watcher run`: a SIGTERM or Ctrl-C during start-up (loading and compiling the config,
+    opening the database, starting the workers) asks for a clean stop instead of killing the process with the
+    default action. The daemon's loop takes the signals over once it runs, and honours one that came before."""
+    received: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: received.append(signum))
+    return received
+
+
+def run_daemon(config: Config, store: Store, *, http: str | None = None, early_stop: list[int] | None = None) -> None:
+    crash = previous_crash(store.path)
+    if crash:
+        log.error(
+            "the previous run died of a fatal signal (%s), without a clean stop; with SQLite this is most often the "
+            "database's memory-mapped -shm file becoming unwritable (an immutable flag, a full or remounted "
+            "/dev/shm): see docs/reliability.md; the report is in %s.old",
+            crash,
+            crash_file(store.path),
+        )
+    arm(store.path)
+    try:
+        asyncio.run(Daemon(config, store, http=http, early_stop=early_stop).run())
+    finally:
+        disarm(store.path)

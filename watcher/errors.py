@@ -7,7 +7,9 @@
     │   └── BlockedAddressError  the URL points at an address the guard refuses
     ├── ParseError               a feed body that yields nothing usable
     ├── ExtractError             an article page that yields no text, or ran out of time
+    ├── MatchError               matching one article against the topics ran out of time
     ├── StoreError               the database cannot be opened, migrated or written
+    ├── LearnError               a topic's model cannot be trained (too few labels, no learner installed)
     └── DeliveryError            one alert could not be sent
         └── PermanentDeliveryError   ... and retrying will not help (SMTP 5xx, webhook 4xx)
 
@@ -110,7 +112,15 @@ class ExtractError(WatcherError):
     pass
 
 
+class MatchError(WatcherError):
+    """Matching one article ran past its time limit (hostile text or a hostile rule); the article is kept unmatched."""
+
+
 class StoreError(WatcherError):
+    pass
+
+
+class LearnError(WatcherError):
     pass
 
 

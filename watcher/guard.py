@@ -42,6 +42,9 @@ BLOCKED_V4: tuple[tuple[str, IPNetwork], ...] = (
     ("carrier-grade NAT", _V4("100.64.0.0/10")),
     ("loopback", _V4("127.0.0.0/8")),
     ("link-local (cloud metadata)", _V4("169.254.0.0/16")),
+    # Azure's platform endpoint (WireServer: DHCP, DNS, instance health, VM agent settings) is a public address
+    # that only means something from inside Azure; nothing a feed links to lives there.
+    ("Azure platform endpoint", _V4("168.63.129.16/32")),
     ("private (RFC 1918)", _V4("172.16.0.0/12")),
     ("IETF protocol assignments", _V4("192.0.0.0/24")),
     ("documentation", _V4("192.0.2.0/24")),

@@ -134,6 +134,20 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelCall:
+    """A topic's model overruling its rule, with why: a rule match held back (the model is almost sure it is
+    wrong) or a possible match (the rule missed it; the model is almost sure it is right). learn/ makes them."""
+
+    topic: str
+    verdict: str  # "held" (rule matched, not alerted) | "possible" (rule missed; shown in digests to confirm)
+    probability: float  # the model's estimate that the article belongs to the topic
+    rule_score: float  # the rule's score (0 when it did not match)
+    terms: tuple[str, ...]  # the rule's terms as found (held), or the parts of the rule that held (possible)
+    snippet: str
+    features: tuple[tuple[str, float], ...]  # the model's strongest features for its verdict: (name, weight)
+
+
+@dataclass(frozen=True, slots=True)
 class Article:
     """An entry with its body, ready to be matched and stored."""
 
@@ -146,6 +160,7 @@ class Article:
     published_at: datetime | None = None
     language: str = ""
     matches: tuple[Match, ...] = ()
+    model_calls: tuple[ModelCall, ...] = ()  # held-back and possible matches (topics that learn from labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,3 +202,4 @@ class Delivery:
     published_at: datetime | None = None
     terms: tuple[str, ...] = ()
     snippet: str = ""
+    possible: bool = False  # a possible match (learn/): the rule missed it; shown apart in digests, never urgent

@@ -4,7 +4,8 @@ One verdict for every asker: `/healthz`, `watcher status --check` and the Docker
 `watcher status --check`) all end in `health_verdict(facts)`. The facts come from the database, which any
 process can read, plus what only the daemon knows (its scheduler's last tick, a config file it refused):
 
-  failing   the database cannot be written; the scheduler stopped (no tick, or feeds long overdue: is the
+  failing   the database cannot be written (the probe fails, or the daemon's writes failed STORE_FAILURES_FAILING
+            times in a row: a damaged table lets the probe through); the scheduler stopped (no tick, or feeds long overdue: is the
             daemon running?); every feed fails and the network is not simply down
   degraded  the network is down (the pipeline's network.py recorded feeds as "offline" after the last success;
             their DNS and connect failures are not the feeds' fault); more than half the feeds fail; alerts are
@@ -12,14 +13,16 @@ process can read, plus what only the daemon knows (its scheduler's last tick, a 
   ok        otherwise; reasons may still list a few failing feeds
 
 The endpoints are served by the daemon's one listener (web/server.py, uvicorn on the daemon's loop, beside the
-analyst's page), so their store reads run on the loop's thread between transactions, like every other store call
-(docs/architecture.md, "Runtime model"); only the write probe, which opens its own connection, runs in a thread.
+analyst's page); the daemon gathers the facts in a thread, on the store's reader connection and the probe's own,
+so a write waiting for a lock never delays the verdict. The daemon's run of failed writes is also kept in a
+small file beside the database (`<db>.failing`), so that `watcher status --check`, another process, sees it too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +31,7 @@ from typing import Any
 
 from .config import Config
 from .models import NETWORK_FAILURES, FailureKind
-from .store import Store, from_db_time
+from .store import DATABASE_ERRORS, Store, from_db_time, recovery_advice
 
 log = logging.getLogger("watcher.ops")
 
@@ -37,6 +40,7 @@ UNREACHABLE_KINDS: frozenset[FailureKind] = NETWORK_FAILURES | {"offline"}
 LATE_ALERTS_AFTER = timedelta(minutes=30)  # an alert due this long and not sent is late (immediate ones go in ~1 min)
 OVERDUE_AFTER = timedelta(minutes=10)  # a feed due this long ago and not polled means no scheduler is running
 TICKS_MISSED = 3  # the daemon's own scheduler is stalled after this many ticks without one (at least a minute)
+STORE_FAILURES_FAILING = 3  # the daemon's writes failing this many times in a row is a failing database
 
 
 # --- the verdict (pure) ---------------------------------------------------------------------------------------
@@ -58,6 +62,8 @@ class HealthFacts:
     tick_age_s: float | None = None  # seconds since the scheduler's last tick; only the daemon knows it
     tick_limit_s: float = 90.0
     config_error: str | None = None  # the config file on disk does not load (the daemon keeps its old one)
+    store_failures: int = 0  # the daemon's writes that failed in a row (damaged, read-only, full, locked)
+    store_error: str | None = None  # the last of them
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +88,8 @@ def health_verdict(f: HealthFacts) -> Health:
     notes: list[str] = []
     if f.database_error:
         failing.append(f"database not writable: {f.database_error}")
+    if f.store_failures >= STORE_FAILURES_FAILING:
+        failing.append(f"database writes failing: {f.store_failures} in a row, the last: {f.store_error}")
     if f.tick_age_s is not None and f.tick_age_s > f.tick_limit_s:
         failing.append(f"scheduler stalled: last tick {f.tick_age_s:.0f} s ago")
     # Overdue feeds alone could be long polls still running (hundreds of slow pages); overdue feeds and no poll
@@ -133,6 +141,8 @@ def gather_facts(
     database_error: str | None = None,
     tick_age_s: float | None = None,
     config_error: str | None = None,
+    store_failures: int = 0,
+    store_error: str | None = None,
 ) -> HealthFacts:
     """What the verdict needs, from the database (and config, for tick and channel modes; None: defaults)."""
     tick = (config.schedule.tick if config else timedelta(seconds=30)).total_seconds()
@@ -173,6 +183,8 @@ def gather_facts(
         tick_age_s=tick_age_s,
         tick_limit_s=max(TICKS_MISSED * tick, 60.0),
         config_error=config_error,
+        store_failures=store_failures,
+        store_error=store_error,
     )
 
 
@@ -193,9 +205,49 @@ def _late_alerts(pending: Sequence[Mapping[str, Any]], config: Config | None, no
 
 
 def assess_health(store: Store, config: Config | None, now: datetime, **facts: Any) -> Health:
-    """The verdict for `watcher status --check` (the daemon passes its tick age and probes in a thread)."""
+    """The verdict for `watcher status --check` (the daemon passes its tick age and write failures; another
+    process reads the failures from the marker file). A database that cannot even be read is failing, not a
+    traceback."""
     facts.setdefault("database_error", store.probe_write())
-    return health_verdict(gather_facts(store, config, now, **facts))
+    if "store_failures" not in facts:
+        facts["store_failures"], facts["store_error"] = read_failure_marker(store.path)
+    try:
+        return health_verdict(gather_facts(store, config, now, **facts))
+    except DATABASE_ERRORS as e:
+        return Health("failing", (f"database unreadable: {e}; {recovery_advice(store.path)}",))
+
+
+# --- the daemon's run of failed writes, for other processes -----------------------------------------------------
+
+
+def failure_marker(db_path: str) -> str:
+    return db_path + ".failing"
+
+
+def write_failure_marker(db_path: str, count: int, error: str) -> None:
+    if db_path == ":memory:":
+        return
+    try:
+        with open(failure_marker(db_path), "w", encoding="utf-8") as f:
+            json.dump({"count": count, "error": error}, f)
+    except OSError as e:  # a read-only directory: /healthz still says it; the log says why the marker is missing
+        log.warning("cannot write %s: %s", failure_marker(db_path), e)
+
+
+def clear_failure_marker(db_path: str) -> None:
+    try:
+        os.unlink(failure_marker(db_path))
+    except OSError:
+        pass
+
+
+def read_failure_marker(db_path: str) -> tuple[int, str | None]:
+    try:
+        with open(failure_marker(db_path), encoding="utf-8") as f:
+            data = json.load(f)
+        return int(data["count"]), str(data["error"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0, None
 
 
 # --- the HTTP answers ------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from watcher.errors import ParseError
 from watcher.models import Entry, FetchedFeed, ParsedFeed
 from watcher.text import canonical_url, clean_text, field_text, safe_link
 
-MAX_FEED_BYTES = 16 * 1024 * 1024  # fetch.py caps bodies too; this bound holds for any caller
+MAX_FEED_BYTES = 16 * 1024 * 1024  # for callers without a config; the pipeline passes `[fetch] max_feed_mb`
 _MAX_ID_CHARS = 1024  # longer guids are hashed: they are keys in the store, not text
 _MIN_YEAR, _MAX_YEAR = 1970, 2100  # outside this a feed date is a typo or a trick (year 9999), not news
 

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from .config import Config
-from .errors import ExtractError, FetchError, ParseError, StoreError, WatcherError
+from .errors import ExtractError, FetchError, MatchError, ParseError, StoreError, WatcherError
 from .fetch import redact_url
+from .learn import TopicModel, apply_models
+from .learn.retrain import models_in_use
 from .models import Article, BodySource, Entry, FailureKind, FeedRecord, FeedUpdate, NotModified
-from .rules import CompiledTopic, compile_topics, match_article
+from .rules import CompiledTopic, RuleSet, compile_topics
 from .runtime import Runtime
 from .schedules import next_check_at
 from .store import Store
@@ -41,12 +43,16 @@ class Pipeline:
     store: Store
     runtime: Runtime
     topics: tuple[CompiledTopic, ...]
+    rules: RuleSet  # the same topics as written: what the worker processes compile and match with
     routes: dict[str, tuple[str, ...]]
     # feed name -> the config's URL, built once: the daemon calls poll() once per feed, and a table built per call
     # and held by every feed waiting its turn grew with the square of the feed count (2 GB at 10,000 feeds).
     feed_urls: dict[str, str]
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
+    # Topics that learn from labels (learn/): their models, swapped whole when retrained; empty: rules alone.
+    models: dict[str, TopicModel] = field(default_factory=dict)
+    possible_routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, config: Config, store: Store, runtime: Runtime) -> Pipeline:
@@ -56,8 +62,11 @@ class Pipeline:
             runtime=runtime,
             # Compiled when the config was loaded; a config made without compiling (tests, tools) compiles here.
             topics=config.compiled_topics or compile_topics(config.topics, config.terms),
+            rules=RuleSet.of(config.topics, config.terms),
             routes=config.routes(),
             feed_urls={f.name: f.url for f in config.feeds},
+            models=models_in_use(config, store),
+            possible_routes=config.possible_routes(),
         )
 
 
@@ -88,7 +97,9 @@ async def poll(
         else:
             update = pipeline.runtime.network.classify(update)
         try:
-            queued = pipeline.store.apply_update(feed.id, update, pipeline.routes)
+            queued = await pipeline.store.call(
+                pipeline.store.apply_update, feed.id, update, pipeline.routes, pipeline.possible_routes
+            )
         except StoreError as e:
             # Nothing of this poll was written (one transaction), so the feed is still due: it is simply
             # polled again at the next tick, and succeeds once the disk has room again.
@@ -130,22 +141,24 @@ async def _update_feed(pipeline: Pipeline, feed: FeedRecord, now: datetime) -> F
         )
     # feedparser is CPU work (~20-70 ms a changed feed): in a worker process, so it uses the other cores and
     # other feeds keep flowing.
-    parsed = await pipeline.runtime.workers.parse(fetched, config.extract.max_entries_per_feed)
+    parsed = await pipeline.runtime.workers.parse(
+        fetched, config.extract.max_entries_per_feed, max_bytes=config.fetch.max_feed_bytes
+    )
 
     entries = _unique_by_id(parsed.entries)
-    seen = pipeline.store.seen_entry_ids(feed.id, [e.entry_id for e in entries])
+    seen = await pipeline.store.call(pipeline.store.seen_entry_ids, feed.id, [e.entry_id for e in entries])
     new_entries = [e for e in entries if e.entry_id not in seen]
 
     # An article already stored under the same canonical URL (from another feed, or a moved item of this one)
     # is not fetched again: this feed is recorded as one more source.
     urls = {_article_url(e): e for e in new_entries}
-    stored = pipeline.store.stored_article_urls(list(urls))
+    stored = await pipeline.store.call(pipeline.store.stored_article_urls, list(urls))
     also_seen = tuple((url, entry) for url, entry in urls.items() if url in stored)
     to_fetch = [entry for url, entry in urls.items() if url not in stored]
 
     keep_unmatched = config.extract.keep_unmatched.total_seconds() > 0
     articles = await asyncio.gather(*(_shared_article(pipeline, feed, e) for e in to_fetch))
-    kept = tuple(a for a in articles if a.matches or keep_unmatched)
+    kept = tuple(a for a in articles if a.matches or a.model_calls or keep_unmatched)
     return FeedUpdate(
         feed_url=feed.url,
         checked_at=now,
@@ -194,7 +207,19 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
     if len(body) < len(feed_body):
         body, source = feed_body, feed_source
     title = entry.title or (extracted.title if extracted else "")
-    matches = match_article(pipeline.topics, title, body)
+    try:
+        matches = await pipeline.runtime.workers.match(pipeline.rules, title, body) if pipeline.topics else ()
+    except MatchError as e:
+        # Kept, unmatched: a text no rule can finish on in time is more likely an attack than news.
+        log.warning("article %s: %s; kept without matches", redact_url(entry.link or entry.entry_id), e)
+        matches = ()
+    model_calls: tuple = ()
+    if pipeline.models:
+        # Reading the article's features is linear in its length (matching, the part a hostile rule or text can
+        # make costly, ran in the worker under its time limit), and on a thread: the loop is never held.
+        matches, model_calls = await asyncio.to_thread(
+            apply_models, pipeline.topics, pipeline.models, (title, body), matches
+        )
     return Article(
         url=_article_url(entry),
         title=title,
@@ -205,6 +230,7 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
         published_at=entry.published_at or entry.updated_at or (extracted.published_at if extracted else None),
         language=extracted.language if extracted else "",
         matches=matches,
+        model_calls=model_calls,
     )
 
 
@@ -260,6 +286,7 @@ def _failure(pipeline: Pipeline, feed: FeedRecord, now: datetime, error: Excepti
     if isinstance(error, FetchError):
         message, kind, hint = error.message, error.kind, error.retry_after
     elif isinstance(error, WatcherError):
+        # A read of the store that failed (damaged, unreadable) is "store": the daemon counts those for health.
         # A failure kind is a stable word, never a class name.
         message, kind = str(error), _STAGE_FAILURES.get(type(error), "error")
     else:

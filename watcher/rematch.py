@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from .learn import TopicModel, judge_article
 from .rules import ArticleText, CompiledTopic, match_article, topic_holds
 from .store import Store
 
@@ -29,13 +30,21 @@ def rematch(
     routes: Mapping[str, Sequence[str]],
     now: datetime,
     on_batch: Callable[[int], None] | None = None,
+    models: Mapping[str, TopicModel] | None = None,
 ) -> RematchResult:
-    """Match every stored article against `topics` again and record what changed; `on_batch(n)` after each batch."""
+    """Match every stored article against `topics` again and record what changed; `on_batch(n)` after each batch.
+
+    With `models` (topics that learn, learn/), a match the model holds back is not a match here either: it is
+    recorded as held back, like a poll would, and a possible match is recorded without an alert."""
     names = [t.name for t in topics]
     checked = added = retracted = queued = 0
     for batch in store.articles_to_rematch():
-        results = [(row["id"], match_article(topics, row["title"], row["body"])) for row in batch]
+        judged = [(row["id"], judge_article(topics, models or {}, row["title"], row["body"])) for row in batch]
+        results = [(article_id, matches) for article_id, (matches, _) in judged]
+        calls = [(article_id, calls) for article_id, (_, calls) in judged if calls]
         a, r, q = store.apply_rematch(results, names, routes, now)
+        if calls:
+            store.save_model_calls(calls, now)
         checked, added, retracted, queued = checked + len(batch), added + a, retracted + r, queued + q
         if on_batch:
             on_batch(len(batch))

@@ -1,4 +1,4 @@
-"""The worker processes for the CPU-bound stages: article extraction and feed parsing.
+"""The worker processes for the CPU-bound stages: article extraction, feed parsing and matching.
 
 Both would hold the event loop's core (trafilatura ~20-40 ms a page, feedparser ~20-70 ms a changed feed), so
 they run in a process pool sized to the cores, and the loop only awaits them. Each call has a time limit: asyncio
@@ -21,10 +21,11 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from .errors import ExtractError, ParseError, WatcherError
+from .errors import ExtractError, MatchError, ParseError, WatcherError
 from .extract import extract_text
-from .models import Extracted, FetchedFeed, FetchedPage, ParsedFeed
+from .models import Extracted, FetchedFeed, FetchedPage, Match, ParsedFeed
 from .parse import parse_feed
+from .rules import RuleSet, match_with
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -33,7 +34,8 @@ def _warm_up() -> None:
     _die_with_parent()
     import trafilatura  # noqa: F401  (pay the imports once per worker, not on the first page)
 
-    import watcher.parse  # noqa: F401
+    import watcher.parse
+    import watcher.rules  # noqa: F401
 
 
 def _die_with_parent() -> None:
@@ -62,18 +64,22 @@ class _Died(Exception):
 
 
 class Workers:
-    """`await workers.extract(page)`, `await workers.parse(fetched, max_entries)`; close with `shutdown()`."""
+    """`await workers.extract(page)`, `await workers.parse(fetched, max_entries)`,
+    `await workers.match(rules, title, body)`; close with `shutdown()`."""
 
     def __init__(
         self,
         workers: int = 0,
         timeout_s: float = 20.0,
         function: Callable[[bytes, str], Extracted | None] = extract_text,
+        matcher: Callable[[RuleSet, str, str], tuple[Match, ...]] = match_with,
     ):
-        """`function` is the extraction run in the workers; it must be importable by name (tests pass a misbehaving one)."""
+        """`function` is the extraction and `matcher` the matching run in the workers; they must be importable by
+        name (tests pass misbehaving ones)."""
         self.workers = workers or os.cpu_count() or 1
         self.timeout_s = timeout_s
         self.function = function
+        self.matcher = matcher
         self._pool: ProcessPoolExecutor | None = None
         self._warming: asyncio.Future | None = None
         self._slot_state: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
@@ -97,14 +103,26 @@ class Workers:
             raise ExtractError(f"no article text found on {page.url}")
         return result
 
-    async def parse(self, fetched: FetchedFeed, max_entries: int) -> ParsedFeed:
-        """Parse a feed in a worker, so that parsing uses the other cores and a runaway feed is stopped too."""
+    async def parse(self, fetched: FetchedFeed, max_entries: int, max_bytes: int | None = None) -> ParsedFeed:
+        """Parse a feed in a worker, so that parsing uses the other cores and a runaway feed is stopped too.
+        `max_bytes`: the config's `max_feed_mb` (the fetcher's cap), so a limit above the parser's default holds."""
+        limit = {"max_bytes": max_bytes} if max_bytes else {}
         try:
-            return await self._run(parse_feed, fetched, max_entries=max_entries)
+            return await self._run(parse_feed, fetched, max_entries=max_entries, **limit)
         except _TimedOut:
             raise ParseError(f"parsing took longer than {self.timeout_s:g} s") from None
         except _Died:
             raise ParseError("the parsing worker died on this feed") from None
+
+    async def match(self, rules: RuleSet, title: str, body: str) -> tuple[Match, ...]:
+        """Match an article in a worker: feed text is an attacker's input to the matcher too, and a rule or a text
+        we did not foresee must cost a time limit, not the event loop (and with it /healthz and every feed)."""
+        try:
+            return await self._run(self.matcher, rules, title, body)
+        except _TimedOut:
+            raise MatchError(f"matching took longer than {self.timeout_s:g} s") from None
+        except _Died:
+            raise MatchError("the matching worker died on this article") from None
 
     def _slots(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()  # a semaphore belongs to one loop; `watcher` runs one loop per command

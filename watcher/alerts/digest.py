@@ -111,6 +111,7 @@ class AlertItem:
     snippet: str  # terms still marked with [[ ]]
     article_id: int = 0
     page_url: str | None = None  # the item's page on the analyst's page (web/), with [watcher] public_url set
+    possible: bool = False  # a possible match (learn/): grouped apart, for the analyst to confirm or dismiss
 
     @property
     def segments(self) -> tuple[tuple[str, bool], ...]:
@@ -127,6 +128,10 @@ class TopicGroup:
     topic: str
     description: str
     items: tuple[AlertItem, ...]
+    possible: bool = False  # the topic's possible matches, after every topic's matches
+
+
+POSSIBLE_DESCRIPTION = "possible matches: confirm or dismiss (watcher label ARTICLE_ID --topic TOPIC yes|no)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +202,7 @@ def item_from_delivery(d: Delivery) -> AlertItem:
         terms=tuple(dict.fromkeys(t for t in (display_text(t, NAME_MAX) for t in d.terms) if t)),
         snippet=display_text(d.snippet, SNIPPET_MAX),
         article_id=d.article_id,
+        possible=d.possible,
     )
 
 
@@ -212,13 +218,18 @@ def group_items(items: Sequence[AlertItem], settings: RenderSettings) -> tuple[T
     """Group by topic in config order (unknown topics after, by name); newest first inside a topic."""
     descriptions = dict(settings.topics)
     order = {name: i for i, (name, _) in enumerate(settings.topics)}
-    by_topic: dict[str, list[AlertItem]] = {}
+    by_topic: dict[tuple[bool, str], list[AlertItem]] = {}
     for item in items:
-        by_topic.setdefault(item.topic, []).append(item)
-    topics = sorted(by_topic, key=lambda t: (order.get(t, len(order)), t))
+        by_topic.setdefault((item.possible, item.topic), []).append(item)
+    keys = sorted(by_topic, key=lambda k: (k[0], order.get(k[1], len(order)), k[1]))
     return tuple(
-        TopicGroup(t, descriptions.get(t, ""), tuple(sorted(by_topic[t], key=lambda i: i.sort_key, reverse=True)))
-        for t in topics
+        TopicGroup(
+            t,
+            POSSIBLE_DESCRIPTION if possible else descriptions.get(t, ""),
+            tuple(sorted(by_topic[(possible, t)], key=lambda i: i.sort_key, reverse=True)),
+            possible,
+        )
+        for possible, t in keys
     )
 
 
@@ -260,7 +271,9 @@ def build_message(
 
 def subset(message: Message, items: Sequence[AlertItem], part: tuple[int, int]) -> Message:
     """The same message with only `items` (a part of a split): re-rendered, topic order kept."""
-    settings = RenderSettings(message.timezone, tuple((g.topic, g.description) for g in message.groups))
+    settings = RenderSettings(
+        message.timezone, tuple((g.topic, g.description) for g in message.groups if not g.possible)
+    )
     return build_message(message.kind, message.channel, items, message.created_at, settings, part=part)
 
 

@@ -17,8 +17,10 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from email.errors import HeaderDefect
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
+from email.policy import EmailPolicy
 from email.utils import format_datetime, make_msgid
 
 from ..config_reader import Table, resolve_secret
@@ -32,16 +34,63 @@ MAX_ITEMS_PER_EMAIL = 300
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
 
+# RFC 2047 encoded words (`=?utf-8?q?H=0D=0ABcc:_x?=`): the email package decodes them when it reads a header
+# value we set, and before CPython 3.11.10/3.12.5 it wrote the decoded CR/LF out as is (CVE-2024-6923). Feed text
+# never carries an encoded word we mean to honour, so `=?` is broken up wherever it appears.
+_ENCODED_WORD_START = re.compile(r"=\s*\?")
+# A line break not followed by folding white space starts a new header (RFC 5322 section 2.2.3).
+_NEW_HEADER_LINE = re.compile(r"\r?\n(?![ \t])|\r(?!\n)")
+FALLBACK_SUBJECT = "watcher alert (subject withheld: the feed's title could not be made into a safe header)"
+
+
+class HeaderInjectionError(HeaderDefect, ValueError):
+    """A header would serialise into more than one header line: refused, never written."""
+
+
+class StrictSMTPPolicy(EmailPolicy):
+    """SMTP_POLICY that refuses to generate a header with a line break in it, on every Python.
+
+    CPython 3.11.10/3.12.5/3.13 add `verify_generated_headers` for the same purpose; this check does not depend on
+    the interpreter having the fix (docs/reliability.md)."""
+
+    def fold(self, name: str, value: str) -> str:
+        return _verified(name, super().fold(name, value), self.linesep)
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        folded = super().fold_binary(name, value)
+        _verified(name, folded.decode("ascii", "surrogateescape"), self.linesep)
+        return folded
+
+
+def _verified(name: str, folded: str, linesep: str) -> str:
+    if not folded.endswith(linesep) or _NEW_HEADER_LINE.search(folded.removesuffix(linesep)):
+        raise HeaderInjectionError(f"the {name} header would contain a line break: refused")
+    return folded
+
+
+STRICT_SMTP_POLICY = StrictSMTPPolicy(**{k: getattr(SMTP_POLICY, k) for k in ("linesep", "max_line_length")})
+
+
 def header_text(value: str, limit: int = 250) -> str:
-    """A header value from feed text: one line, no control characters. email raises on CR/LF in a header, and one
-    bad title must not block the outbox (docs/reliability.md)."""
-    return display_text(value, limit)
+    """A header value from feed text: one line, no control characters, no RFC 2047 encoded word. email raises on
+    CR/LF in a header, and one bad title must not block the outbox (docs/reliability.md)."""
+    return display_text(_ENCODED_WORD_START.sub("= ?", display_text(value)), limit)
 
 
 def build_email(message: Message, *, sender: str, recipients: Sequence[str]) -> EmailMessage:
-    """multipart/alternative: the plain text first, then the HTML (RFC 2046: the richest last)."""
-    mail = EmailMessage(policy=SMTP_POLICY)
-    mail["Subject"] = header_text(message.subject)
+    """multipart/alternative: the plain text first, then the HTML (RFC 2046: the richest last).
+
+    The subject is the one header that carries feed text. If it still cannot be written as one header line (a
+    trick we did not foresee), the message goes out with a fixed subject instead: failing closed for this message
+    without stopping the others."""
+    mail = EmailMessage(policy=STRICT_SMTP_POLICY)
+    subject = header_text(message.subject)
+    try:
+        STRICT_SMTP_POLICY.fold_binary("Subject", STRICT_SMTP_POLICY.header_factory("Subject", subject))
+    except HeaderInjectionError:
+        log.warning("email subject refused (it would add a header line); sent with a fixed subject instead")
+        subject = FALLBACK_SUBJECT
+    mail["Subject"] = subject
     mail["From"] = sender
     mail["To"] = ", ".join(recipients)
     mail["Date"] = format_datetime(message.created_at)

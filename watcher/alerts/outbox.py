@@ -13,7 +13,10 @@ How that holds:
     stops at the first error and the rest of the batch is lost);
   * a process killed mid-send leaves its claim behind, marked with its owner (host, pid and a token of the
     process); the next pass of a new process takes back claims whose owner is gone and sends them again at once:
-    the one duplicate the promise allows. A claim of an owner it cannot judge (another host) expires (LEASE).
+    the one duplicate the promise allows. A claim of an owner it cannot judge (another host) expires (LEASE);
+    one of a live process on this host is kept past its lease (it may have sent and be waiting to record it);
+  * a send that succeeded is marked sent by retrying while the database is busy (_record_sent), and meanwhile
+    no pass of this process takes its deliveries again.
 
 Modes. `immediate`: every due delivery of the channel, batched into one message per pass (split only where the
 channel's size limits demand). `digest`: urgent topics go as immediate; the rest wait for the schedule's slot
@@ -34,7 +37,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ..config import ChannelConfig, Config, ConfigError, ConfigProblem
-from ..errors import DeliveryError, PermanentDeliveryError, WatcherError
+from ..errors import DeliveryError, PermanentDeliveryError, StoreError, WatcherError
 from ..models import Delivery
 from ..schedules import latest_slot
 from ..store import Store
@@ -55,6 +58,10 @@ SEND_DEADLINE_S = 120.0  # one send, all parts of its conversation (SMTP, HTTP);
 # Who this process is, for the claims it takes: host / pid / a token unique to this process's life (a restarted
 # daemon in a container often gets the same pid back).
 CLAIM_OWNER = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+# Deliveries this process has sent but could not yet mark sent (the database was busy or unwritable): no pass of
+# this process (nor a dispatcher that replaced this one on a reload) takes them again, whatever their lease says.
+_SENT_UNRECORDED: set[int] = set()
+RECORD_RETRY_MAX_S = 30.0
 
 
 def claim_holder_is_alive(owner: str) -> bool:
@@ -75,6 +82,14 @@ def claim_holder_is_alive(owner: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def claim_holder_is_local_and_alive(owner: str) -> bool:
+    """An owner whose claims are kept past their lease: another process on this host that is still running. It
+    may have sent and be retrying to record it while the database is busy; sending again would be a duplicate.
+    (A process on another host cannot be judged: its lease decides, as before.)"""
+    host, _, rest = owner.partition("/")
+    return host == socket.gethostname() and rest.partition("/")[0].isdigit() and claim_holder_is_alive(owner)
 
 
 def build_channels(config: Config, *, slack_pacer: Pacer | None = None) -> dict[str, Channel]:
@@ -113,7 +128,7 @@ def plan_batches(
         return [Batch("immediate", tuple(pending))] if pending else []
     urgent, overdue, waiting = [], [], []
     for d in pending:
-        if channel.urgent_immediately and d.topic in urgent_topics:
+        if channel.urgent_immediately and d.topic in urgent_topics and not d.possible:
             urgent.append(d)
         elif d.attempts > 0 or (
             last_digest_at is not None and d.created_at is not None and d.created_at <= last_digest_at
@@ -233,7 +248,12 @@ class Dispatcher:
     async def run(self, now: datetime) -> DispatchReport:
         """One pass over every channel, concurrently: a slow SMTP server does not hold up Slack."""
         state = _Pass()
-        released = self.store.release_claims(now, claim_holder_is_alive)
+        try:
+            released = await self.store.call(self.store.release_claims, now, claim_holder_is_alive)
+        except StoreError as e:  # busy or unwritable: the channels below report their own failures
+            log.error("alerts: claims of gone processes not released this pass: %s", e)
+            state.errors.append(f"(claims): {e}")
+            released = 0
         if released:
             log.info("alerts: %d deliveries claimed by a process that is gone are due again", released)
         await asyncio.gather(
@@ -295,33 +315,44 @@ class Dispatcher:
 
     async def _run_channel(self, ch: ChannelConfig, now: datetime, state: _Pass, *, force_digest: bool) -> None:
         channel = self.channels[ch.name]
-        pending = self.store.pending_deliveries(ch.name, now)
+        pending = await self.store.call(self.store.pending_deliveries, ch.name, now)
         slot = last = None
         if force_digest:
             batches = [Batch("digest", tuple(pending))] if pending or ch.send_empty else []
         else:
             if ch.mode == "digest":
-                last = self.store.last_digest_at(ch.name)
+                last = await self.store.call(self.store.last_digest_at, ch.name)
                 slot = latest_slot(ch.schedule, self.config.timezone, now, last)
             batches = plan_batches(ch, pending, urgent_topics=self.urgent_topics, slot=slot, last_digest_at=last)
         for batch in batches:
             await self._send_batch(channel, ch, batch, now, state)
         if slot is not None:
             # After the attempt, whatever its outcome: failed items are retried on their own (plan_batches' overdue).
-            self.store.set_last_digest_at(ch.name, slot)
+            await self.store.call(self.store.set_last_digest_at, ch.name, slot)
         elif force_digest and batches:
-            last = self.store.last_digest_at(ch.name)
+            last = await self.store.call(self.store.last_digest_at, ch.name)
             if last is None or now > last:
-                self.store.set_last_digest_at(ch.name, now)
+                await self.store.call(self.store.set_last_digest_at, ch.name, now)
 
     async def _send_batch(self, channel: Channel, ch: ChannelConfig, batch: Batch, now: datetime, state: _Pass) -> None:
-        deliveries = list(batch.deliveries)
+        deliveries = [d for d in batch.deliveries if d.id not in _SENT_UNRECORDED]
+        if batch.deliveries and not deliveries:
+            return
         if deliveries:
-            claimed = set(self.store.claim_deliveries([d.id for d in deliveries], now, now + LEASE, CLAIM_OWNER))
+            claimed = set(
+                await self.store.call(
+                    self.store.claim_deliveries,
+                    [d.id for d in deliveries],
+                    now,
+                    now + LEASE,
+                    CLAIM_OWNER,
+                    keep_owners=claim_holder_is_local_and_alive,
+                )
+            )
             deliveries = [d for d in deliveries if d.id in claimed]
             if not deliveries:  # another pass or process took them
                 return
-        message = self._render(batch.kind, ch, deliveries, now, state)
+        message = await self._render(batch.kind, ch, deliveries, now, state)
         if message is None:
             return
         split = getattr(channel, "split", None)
@@ -332,7 +363,7 @@ class Dispatcher:
                 channel, part, max((attempts.get(i, 0) for i in part.delivery_ids), default=0), now, state
             )
 
-    def _render(
+    async def _render(
         self, kind: str, ch: ChannelConfig, deliveries: list[Delivery], now: datetime, state: _Pass
     ) -> Message | None:
         """Render the batch. Should an item break rendering (a bug), isolate it as a dead letter and send the rest."""
@@ -346,7 +377,7 @@ class Dispatcher:
                 build_message(kind, ch.name, [item_from_delivery(d)], now, self.settings)
                 good.append(d)
             except Exception as e:
-                self.store.mark_dead([d.id], f"could not render: {type(e).__name__}: {e}")
+                await self.store.call(self.store.mark_dead, [d.id], f"could not render: {type(e).__name__}: {e}")
                 state.outcomes.append(SendOutcome(ch.name, kind, 1, "dead", f"could not render: {e}"))
         if not good:
             return None
@@ -361,7 +392,7 @@ class Dispatcher:
         except PermanentDeliveryError as e:
             log.error("alerts: %s of %d item(s) to %r refused for good: %s", kind, count, name, e)
             if ids:
-                self.store.mark_dead(ids, str(e))
+                await self.store.call(self.store.mark_dead, ids, str(e))
             state.outcomes.append(SendOutcome(name, kind, count, "dead" if ids else "failed", str(e)))
             return
         except DeliveryError as e:
@@ -377,10 +408,35 @@ class Dispatcher:
                 "alerts: %s of %d item(s) to %r failed, retry at %s: %s", kind, count, name, retry_at.isoformat(), error
             )
             if ids:
-                self.store.mark_retry(ids, str(error), retry_at)
+                await self.store.call(self.store.mark_retry, ids, str(error), retry_at)
             state.outcomes.append(SendOutcome(name, kind, count, "retry" if ids else "failed", str(error), retry_at))
             return
         if ids:
-            self.store.mark_sent(ids, now)
+            await self._record_sent(ids, name, now)
         log.info("alerts: sent %s of %d item(s) to %r", kind, count, name)
         state.outcomes.append(SendOutcome(name, kind, count, "sent"))
+
+    async def _record_sent(self, ids: list[int], channel: str, now: datetime) -> None:
+        """Record a send that succeeded before anything else can take its deliveries: retried while the database
+        is busy (another process holding the write lock past busy_timeout), never given up for a retry of the send.
+        Meanwhile this process keeps the deliveries out of its passes, and the channel's lock stays held, so the
+        next pass finds the channel busy; the claim (owned by this live process) keeps other processes away."""
+        _SENT_UNRECORDED.update(ids)
+        delay = 1.0
+        try:
+            while True:
+                try:
+                    await self.store.call(self.store.mark_sent, ids, now)
+                    return
+                except StoreError as e:
+                    log.error(
+                        "alerts: %d item(s) were sent to %r but are not recorded yet (%s); retrying in %g s",
+                        len(ids),
+                        channel,
+                        e,
+                        delay,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECORD_RETRY_MAX_S)
+        finally:
+            _SENT_UNRECORDED.difference_update(ids)

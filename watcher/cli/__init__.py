@@ -5,6 +5,7 @@ core.py    run, poll, check, status, init
 feeds.py   feeds add/list/remove/import/export, serve (Datasette)
 rules.py   rules test, rematch, search, export
 alerts.py  digest preview/send, alerts test/list/retry
+labels.py  label, labels list/import/export/train, topics evaluate
 ui.py      ui (the analyst's page without the daemon)
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import alerts, core, feeds, rules, ui
+from . import alerts, core, feeds, labels, rules, ui
 from .app import DEFAULT_CONFIG, App, WatcherGroup
 
 
@@ -68,6 +69,7 @@ for _command in (
     alerts.digest, alerts.alerts,
     rules.rules, rules.rematch, rules.search, rules.export,
     feeds.feeds, feeds.serve,
+    labels.label, labels.labels, labels.topics,
     ui.ui,
 ):  # fmt: skip
     main.add_command(_command)

@@ -13,7 +13,7 @@ import click
 
 from ..config import Config, load_config
 from ..errors import WatcherError
-from ..store import Store, from_db_time
+from ..store import DATABASE_ERRORS, Store, from_db_time, recovery_advice
 
 DEFAULT_CONFIG = "config.toml"
 
@@ -61,6 +61,11 @@ class WatcherGroup(click.Group):
             return super().invoke(ctx)
         except WatcherError as e:
             click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+        except DATABASE_ERRORS as e:  # a damaged file fails on the first query that reaches the damage
+            app = ctx.find_object(App)
+            path = app._store.path if app is not None and app._store is not None else "the database"
+            click.echo(f"error: cannot read {path}: {e}; {recovery_advice(path)}", err=True)
             ctx.exit(2)
 
 

@@ -16,6 +16,7 @@ import click
 from ..config import Config
 from ..errors import ConfigError
 from .app import DEFAULT_CONFIG, App, ago, echo_table
+from .labels import status_lines
 
 if TYPE_CHECKING:
     from ..ops import Health
@@ -50,10 +51,11 @@ def run(app: App, http: str | None) -> None:
     Example:
         watcher --config config.toml --db watcher.db run --http 127.0.0.1:9108
     """
-    from ..daemon import run_daemon
+    from ..daemon import catch_early_stop, run_daemon
 
+    early_stop = catch_early_stop()  # before the config is compiled and the database opened: both take time
     _setup_logging(app)
-    run_daemon(app.config, app.store, http=http)
+    run_daemon(app.config, app.store, http=http, early_stop=early_stop)
 
 
 @click.command()
@@ -193,6 +195,8 @@ def status(app: App, as_json: bool, check: bool) -> None:
         for match in latest:
             click.echo(f"  {click.style(match.topic, fg='cyan')}  {match.title[:90]}")
             click.echo(f"      terms: {', '.join(match.terms[:8])}   {match.url}")
+    for line in status_lines(store):
+        click.echo(line)
 
 
 def _health_check(app: App) -> Health:

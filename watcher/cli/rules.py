@@ -105,6 +105,7 @@ def rematch(app: App, topic_names: tuple[str, ...], no_alerts: bool) -> None:
     Example:
         watcher rematch --topic drone_cooperation
     """
+    from ..learn.retrain import models_in_use
     from ..rematch import rematch as rematch_articles
 
     config, store = app.config, app.store
@@ -116,7 +117,9 @@ def rematch(app: App, topic_names: tuple[str, ...], no_alerts: bool) -> None:
     routes = {} if no_alerts else config.routes()
     total = store.count_articles()
     with click.progressbar(length=total, label="rematching", file=sys.stderr) as bar:
-        result = rematch_articles(store, topics, routes, datetime.now(UTC), on_batch=bar.update)
+        result = rematch_articles(
+            store, topics, routes, datetime.now(UTC), on_batch=bar.update, models=models_in_use(config, store)
+        )
     added, retracted, queued = result.added, result.retracted, result.queued
     click.echo(f"{total} articles checked: {added} new matches, {retracted} retracted, {queued} alerts queued")
 

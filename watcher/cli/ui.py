@@ -61,7 +61,7 @@ async def _serve(app: App, address: str) -> None:
         )
 
     async def written(new) -> None:  # the feeds table follows the config, as the daemon's reload makes it
-        store.sync_feeds(new.feeds, new.schedule.interval, utcnow())
+        await store.call(store.sync_feeds, new.feeds, new.schedule.interval, utcnow())
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

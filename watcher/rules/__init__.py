@@ -3,24 +3,31 @@
     compile_topic(topic, terms) -> CompiledTopic        raises RuleError(message, rule, position, topic)
     compile_topics(topics, terms) -> tuple[CompiledTopic]
     match_article(topics, title, body) -> tuple[Match]  one Match per topic that matches
+    match_with(RuleSet, title, body) -> tuple[Match]    the same in a worker process (compiles once per RuleSet)
     explain(topic, title, body) -> Explanation          for `watcher rules test`
     topic_holds(topic, ArticleText(title, body)) -> bool the verdict alone, on words cut once (rule previews)
+    match_text(topics, ArticleText) / clause_results(topic, ArticleText)   for learn/, on words cut once
 
 The modules, bottom up: text.py (folding, word forms, the tokenised article), parse.py (grammar -> syntax
 tree), evaluate.py (the compiled nodes and their evaluation), near.py (NEAR and SENTENCE), topics.py (compiling
-a topic, matching, explanations, snippets). The language is documented in docs/rules.md.
+a topic, matching, explanations, snippets), clauses.py (the truth of each part of a rule, for learn/). The
+language is documented in docs/rules.md.
 """
 
+from .clauses import clause_results
 from .text import ArticleText
 from .topics import (
     Clause,
     CompiledTopic,
     Explanation,
+    RuleSet,
     TopicConfig,
     compile_topic,
     compile_topics,
     explain,
     match_article,
+    match_text,
+    match_with,
     terms_and_snippet,
     topic_holds,
 )
@@ -30,11 +37,15 @@ __all__ = [
     "Clause",
     "CompiledTopic",
     "Explanation",
+    "RuleSet",
     "TopicConfig",
+    "clause_results",
     "compile_topic",
     "compile_topics",
     "explain",
     "match_article",
+    "match_text",
+    "match_with",
     "terms_and_snippet",
     "topic_holds",
 ]

@@ -108,7 +108,7 @@ def intern(node: Node) -> Node:
 
 
 class Node:
-    __slots__ = ("__weakref__", "children", "label", "signature", "uid")
+    __slots__ = ("__weakref__", "_needs_memo", "children", "label", "signature", "uid")
     positional = False
 
     def __init__(self, label: str, children: tuple[Node, ...] = (), *extra):
@@ -116,6 +116,7 @@ class Node:
         self.children = children
         self.uid = next(_uids) * 4  # + scope: the key of this node's mask in art.masks
         self.signature = (type(self).__name__, label, *extra, *(c.uid for c in children))
+        self._needs_memo: list[frozenset] | None = None
 
     def ok(self, art: ArticleText, scope: int) -> bool:
         raise NotImplementedError
@@ -130,14 +131,71 @@ class Node:
     def _mask(self, art: ArticleText, scope: int) -> int:
         raise NotImplementedError
 
+    # test, spans and needs are memoised per node (per article for the first two): @lists make the rule a graph in
+    # which one node can be reached by many paths, and a chain of lists that each use the previous one twice would
+    # otherwise cost 2^depth. Every result is bounded, so no text makes one grow with the square of its length.
     def test(self, art: ArticleText, scope: int) -> list[Hit] | None:
-        raise NotImplementedError
+        key = (self.uid + scope, "test")
+        memo = art.memo
+        if key in memo:
+            return memo[key]
+        found = self._test(art, scope)
+        memo[key] = found = None if found is None else bounded(found, MAX_HITS)
+        return found
 
     def spans(self, art: ArticleText, scope: int) -> list[Span]:
-        raise NotImplementedError
+        key = (self.uid + scope, "spans")
+        memo = art.memo
+        found = memo.get(key)
+        if found is None:
+            # one span per (first, last): the same place reached through two paths is one place
+            found = memo[key] = list({(sp[0], sp[1]): sp for sp in reversed(self._spans(art, scope))}.values())
+        return found
 
     def needs(self) -> list[frozenset]:
+        if self._needs_memo is None:
+            self._needs_memo = list(dict.fromkeys(self._needs()))
+        return self._needs_memo
+
+    def _test(self, art: ArticleText, scope: int) -> list[Hit] | None:
+        raise NotImplementedError
+
+    def _spans(self, art: ArticleText, scope: int) -> list[Span]:
+        raise NotImplementedError
+
+    def _needs(self) -> list[frozenset]:
         return []
+
+    def _ok_memo(self, art: ArticleText, scope: int) -> bool | None:
+        """The memoised truth of a node that has no mask (AND, NOT, a non-positional OR); None when not yet known.
+        Such a node's mask slot in art.masks is free, so it holds 0 or 1."""
+        found = art.masks.get(self.uid + scope)
+        return None if found is None else bool(found)
+
+    def _remember(self, art: ArticleText, scope: int, value: bool) -> bool:
+        art.masks[self.uid + scope] = 1 if value else 0
+        return value
+
+
+MAX_HITS = 200  # hits kept per node and article: the snippet and the score need few, hostile text has many
+MAX_SPAN_HITS = 32  # hits kept per NEAR window
+
+
+def bounded(hits, limit: int) -> list:
+    """At most `limit` distinct hits, the earliest, but always one of each term (the score counts each term once)."""
+    unique = list(dict.fromkeys(hits))
+    if len(unique) <= limit:
+        return unique
+    unique.sort(key=lambda h: (h[1], h[2]))
+    kept = list({h[0]: h for h in reversed(unique)}.values())  # the first hit of each term
+    chosen = set(kept)
+    for h in unique:
+        if len(kept) >= limit:
+            break
+        if h not in chosen:
+            kept.append(h)
+            chosen.add(h)
+    return kept
 
 
 class Term(Node):
@@ -194,14 +252,14 @@ class Term(Node):
     def ok(self, art, scope):
         return bool(self.mask(art, scope))
 
-    def test(self, art, scope):
+    def _test(self, art, scope):
         found = self.pos(art, scope)
         return [(self, s, e) for s, e in found] if found else None
 
-    def spans(self, art, scope):
+    def _spans(self, art, scope):
         return [(s, e, ((self, s, e),)) for s, e in self.pos(art, scope)]
 
-    def needs(self):
+    def _needs(self):
         return [frozenset([anchor_of(a)]) for a in self.atoms]
 
 
@@ -266,9 +324,12 @@ class Or(Node):
     def ok(self, art, scope):
         if self.positional:
             return bool(self.mask(art, scope))
-        return any(c.ok(art, scope) for c in self._candidates(art))
+        known = self._ok_memo(art, scope)
+        if known is not None:
+            return known
+        return self._remember(art, scope, any(c.ok(art, scope) for c in self._candidates(art)))
 
-    def test(self, art, scope):
+    def _test(self, art, scope):
         hits: list[Hit] | None = None
         for c in self._candidates(art):
             r = c.test(art, scope)
@@ -276,13 +337,13 @@ class Or(Node):
                 hits = r if hits is None else hits + r
         return hits
 
-    def spans(self, art, scope):
+    def _spans(self, art, scope):
         out: list[Span] = []
         for c in self._candidates(art):
             out.extend(c.spans(art, scope))
         return out
 
-    def needs(self):
+    def _needs(self):
         union: set = set()
         for c in self.children:
             clauses = c.needs()
@@ -296,9 +357,12 @@ class And(Node):
     __slots__ = ()
 
     def ok(self, art, scope):
-        return all(c.ok(art, scope) for c in self.children)
+        known = self._ok_memo(art, scope)
+        if known is not None:
+            return known
+        return self._remember(art, scope, all(c.ok(art, scope) for c in self.children))
 
-    def test(self, art, scope):
+    def _test(self, art, scope):
         hits: list[Hit] = []
         for c in self.children:
             r = c.test(art, scope)
@@ -307,7 +371,7 @@ class And(Node):
             hits += r
         return hits
 
-    def needs(self):
+    def _needs(self):
         return [clause for c in self.children for clause in c.needs()]
 
 
@@ -315,9 +379,12 @@ class Not(Node):
     __slots__ = ()
 
     def ok(self, art, scope):
-        return not self.children[0].ok(art, scope)
+        known = self._ok_memo(art, scope)
+        if known is not None:
+            return known
+        return self._remember(art, scope, not self.children[0].ok(art, scope))
 
-    def test(self, art, scope):
+    def _test(self, art, scope):
         return None if self.children[0].ok(art, scope) else []
 
 
@@ -329,7 +396,7 @@ class Optional(Node):
     def ok(self, art, scope):
         return True
 
-    def test(self, art, scope):
+    def _test(self, art, scope):
         return self.children[0].test(art, scope) or []
 
 
@@ -349,13 +416,13 @@ class _Pass(Node):
     def mask(self, art, scope):
         return self.children[0].mask(art, self.scope or scope)
 
-    def test(self, art, scope):
+    def _test(self, art, scope):
         return self.children[0].test(art, self.scope or scope)
 
-    def spans(self, art, scope):
+    def _spans(self, art, scope):
         return self.children[0].spans(art, self.scope or scope)
 
-    def needs(self):
+    def _needs(self):
         return self.children[0].needs()
 
 

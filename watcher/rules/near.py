@@ -8,10 +8,14 @@ to sentence numbers and intersects the sets.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from functools import reduce
-from operator import or_
+from operator import itemgetter, or_
 
-from .evaluate import Node, _Pass
+from .evaluate import MAX_SPAN_HITS, Node, _Pass, bounded
+
+MAX_OPERAND_SPANS = 4  # an operand's spans joined into one window: the nearest few are enough to show it
+_SCAN = 64  # spans looked at per operand and window, from the nearest: bounds a window's cost on any text
 
 
 def _steps(r: int) -> tuple[int, ...]:
@@ -89,29 +93,46 @@ class Near(Node):
         # the operands' words that take part in a window: those within reach to the left of an end
         return _reach_left(ends, self.distance + 1) & reduce(or_, (n.mask(art, s or scope) for n, s in self.inner))
 
-    def spans(self, art, scope):
+    def _spans(self, art, scope):
+        """One span per window end, made of the operands' spans that reach into the window: for each operand at
+        most MAX_OPERAND_SPANS, the nearest, found by bisection, so a window costs the same however often the
+        words repeat (joining every inner hit made nested NEARs cost the product of their counts)."""
         ends = self._ends(art, scope) & art.scope_mask(0)
         if not ends:
             return []
-        ops = [c.spans(art, scope) for c in self.children]
         r, t = self.distance + 1, art.title_end
+        operands = []
+        for child in self.children:
+            found = sorted(child.spans(art, scope), key=itemgetter(0))
+            width = max((sp[1] - sp[0] for sp in found), default=0)
+            operands.append((found, [sp[0] for sp in found], width))
         out = []
         for bit in _bits(ends):
             x = art.position_of(bit)
-            chosen = [sp for op in ops for sp in op if sp[0] <= x and sp[1] >= x - r and (sp[0] < t) == (x < t)]
+            chosen = []
+            for found, starts, width in operands:
+                last = bisect_right(starts, x)  # spans that start at or before x...
+                first = max(bisect_left(starts, x - r - width), last - _SCAN)  # ...and may still reach x - r
+                taken = 0
+                for i in range(last - 1, first - 1, -1):
+                    sp = found[i]
+                    if sp[1] >= x - r and (sp[0] < t) == (x < t):
+                        chosen.append(sp)
+                        taken += 1
+                        if taken == MAX_OPERAND_SPANS:
+                            break
             if chosen:
-                out.append(
-                    (min(c[0] for c in chosen), max(c[1] for c in chosen), tuple(h for c in chosen for h in c[2]))
-                )
+                hits = bounded((h for c in chosen for h in c[2]), MAX_SPAN_HITS)
+                out.append((min(c[0] for c in chosen), max(c[1] for c in chosen), tuple(hits)))
         return out
 
-    def test(self, art, scope):
+    def _test(self, art, scope):
         windows = self.spans(art, scope)
         if not windows:
             return None
         return list({h for w in windows for h in w[2]})
 
-    def needs(self):
+    def _needs(self):
         return [clause for c in self.children for clause in c.needs()]
 
 
@@ -145,7 +166,7 @@ class Sentence(Node):
             found = art.masks[key] = 1 if self._common(art, scope) else 0
         return bool(found)
 
-    def test(self, art, scope):
+    def _test(self, art, scope):
         common = self._common(art, scope)
         if not common:
             return None
@@ -153,5 +174,5 @@ class Sentence(Node):
             {h for c in self.children for s, _, hs in c.spans(art, scope) if art.sentence_of(s) in common for h in hs}
         )
 
-    def needs(self):
+    def _needs(self):
         return [clause for c in self.children for clause in c.needs()]

@@ -25,6 +25,9 @@ FIELDS = ("title", "body", "lead")
 FUNCTIONS = ("NEAR", "SENTENCE")
 DEFAULT_NEAR = 10
 MAX_NEAR = 500
+# Parentheses, NOT, fields and NEAR( ) within each other: the parser recurses, and a pasted rule of 5,000 NOTs
+# must be an error that names the limit, not a RecursionError.
+MAX_DEPTH = 64
 
 _SPECIAL = set('()",^@=:')
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
@@ -141,6 +144,7 @@ class _Parser:
         self.rule = rule
         self.tokens = _lex(rule)
         self.i = 0
+        self.depth = 0
 
     @property
     def tok(self) -> _Token:
@@ -213,6 +217,19 @@ class _Parser:
         return node
 
     def unary(self) -> Syntax:
+        # every nesting (parentheses, NEAR/SENTENCE operands, NOT, fields) passes through here
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise RuleSyntaxError(
+                    f"the rule nests too deep: more than {MAX_DEPTH} levels of parentheses, NOT and fields",
+                    self.tok.start,
+                )
+            return self._unary()
+        finally:
+            self.depth -= 1
+
+    def _unary(self) -> Syntax:
         t = self.tok
         if t.kind == "op" and t.text == "NOT":
             self.take()

@@ -22,6 +22,10 @@ from .text import ArticleText, word_offsets
 
 SNIPPET_CHARS = 240  # the window of text around the hits, before the [[marks]] and the ellipses
 MAX_TERMS = 20
+# A config is input too (a shared team file, a pasted rule): its compiled form is bounded, with errors that name
+# the limit. Parts are counted after expanding @lists (each list once per weight it is used with).
+MAX_RULE_PARTS = 20_000
+MAX_RULE_DEPTH = 150  # nesting after expanding @lists: parentheses, NOT, fields, NEAR and list references
 _MAX_PREFILTER_CLAUSES = 4
 
 
@@ -34,6 +38,10 @@ class TopicConfig:
     description: str = ""
     min_score: float = 1.0
     urgent: bool = False  # urgent topics go out immediately on channels that take immediate alerts
+    # Topics that learn from labels (learn/, docs/rules.md): used once the topic has a trained model.
+    learn: bool = True
+    hold_below: float = 0.1  # a rule match the model gives less than this is held back
+    possible_above: float = 0.9  # an article the rule missed that the model gives at least this is a possible match
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +105,12 @@ class _Compiler:
     def __init__(self, terms: Mapping[str, str]):
         self.terms = dict(terms)
         self.parsed: dict[str, Syntax] = {}
+        # (list, weight) -> its node: a list used twice is compiled once (a chain of lists that each use the
+        # previous one twice would otherwise double the work per level).
+        self.expanded: dict[tuple[str, float], Node] = {}
         self.topic = ""
+        self.parts = 0
+        self.depth = 0
 
     def fail(self, message: str, source: str, position: int | None, stack: tuple[str, ...]) -> RuleError:
         if stack:
@@ -106,6 +119,7 @@ class _Compiler:
 
     def compile(self, topic: TopicConfig) -> CompiledTopic:
         self.topic = topic.name
+        self.parts = 0
         try:
             syntax = parse(topic.rule)
         except RuleSyntaxError as e:
@@ -133,6 +147,30 @@ class _Compiler:
 
     def lower(self, syn: Syntax, source: str, factor: float, stack: tuple[str, ...], penalty_ok: bool = False) -> Node:
         """Syntax -> node; a node's weight multiplies the weights of the terms inside it."""
+        self.parts += 1
+        if self.parts > MAX_RULE_PARTS:
+            raise self.fail(
+                f"the rule is too large: more than {MAX_RULE_PARTS} parts once its @lists are expanded "
+                f"(limit MAX_RULE_PARTS = {MAX_RULE_PARTS})",
+                source,
+                syn.start,
+                stack,
+            )
+        self.depth += 1
+        try:
+            if self.depth > MAX_RULE_DEPTH:
+                raise self.fail(
+                    f"the rule nests too deep: more than {MAX_RULE_DEPTH} levels of parentheses, NOT, fields, "
+                    f"NEAR and @lists within each other (limit MAX_RULE_DEPTH = {MAX_RULE_DEPTH})",
+                    source,
+                    syn.start,
+                    stack,
+                )
+            return self._lower(syn, source, factor, stack, penalty_ok)
+        finally:
+            self.depth -= 1
+
+    def _lower(self, syn: Syntax, source: str, factor: float, stack: tuple[str, ...], penalty_ok: bool) -> Node:
         w = factor * syn.weight
         if syn.weight < 0:
             if not penalty_ok:
@@ -184,12 +222,16 @@ class _Compiler:
             chain = " -> ".join(f"@{n}" for n in stack[stack.index(name) :] + (name,))
             raise self.fail(f"term list @{name} refers to itself: {chain}", source, syn.start, stack)
         text = self.terms[name]
+        compiled = self.expanded.get((name, factor))
+        if compiled is not None:
+            return compiled
         if name not in self.parsed:
             try:
                 self.parsed[name] = parse(text)
             except RuleSyntaxError as e:
                 raise self.fail(e.message, text, e.position, stack + (name,)) from None
-        return self.lower(self.parsed[name], text, factor, stack + (name,))
+        node = self.expanded[(name, factor)] = self.lower(self.parsed[name], text, factor, stack + (name,))
+        return node
 
 
 def _prefilter(clauses: list[frozenset]) -> tuple[tuple[frozenset, tuple], ...]:
@@ -212,6 +254,32 @@ def compile_topics(topics: Sequence[TopicConfig], terms: Mapping[str, str]) -> t
     return tuple(compiler.compile(t) for t in topics)
 
 
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """The topics and term lists as written: what a worker process needs to match (it compiles them once)."""
+
+    topics: tuple[TopicConfig, ...]
+    terms: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, topics: Sequence[TopicConfig], terms: Mapping[str, str]) -> RuleSet:
+        return cls(tuple(topics), tuple(sorted(terms.items())))
+
+
+_COMPILED: dict[RuleSet, tuple[CompiledTopic, ...]] = {}  # per worker process: the rule sets it has compiled
+
+
+def match_with(rules: RuleSet, title: str, body: str) -> tuple[Match, ...]:
+    """match_article for a worker process: the rules are compiled at the first article and kept (a reload sends
+    another RuleSet, and the worker keeps the last few)."""
+    compiled = _COMPILED.get(rules)
+    if compiled is None:
+        if len(_COMPILED) >= 4:
+            _COMPILED.clear()
+        compiled = _COMPILED[rules] = compile_topics(rules.topics, dict(rules.terms))
+    return match_article(compiled, title, body)
+
+
 # --- matching -----------------------------------------------------------------------------------------------
 
 
@@ -225,7 +293,11 @@ def _may_match(topic: CompiledTopic, art: ArticleText) -> bool:
 
 def match_article(topics: Sequence[CompiledTopic], title: str, body: str) -> tuple[Match, ...]:
     """Every topic the article matches, with its score, the terms found and a marked snippet."""
-    art = ArticleText(title, body)
+    return match_text(topics, ArticleText(title, body))
+
+
+def match_text(topics: Sequence[CompiledTopic], art: ArticleText) -> tuple[Match, ...]:
+    """match_article on an article already cut into words (learn/ reuses the words for its features)."""
     matches = []
     for topic in topics:
         if not _may_match(topic, art) or not topic.root.ok(art, 0):

@@ -4,18 +4,29 @@ base.py      opening (WAL, busy_timeout, foreign keys), migrations, BEGIN IMMEDI
 feeds.py     feeds and their schedule; one poll's writes in one transaction; rematch verdicts
 articles.py  rematch batches, full-text search, export
 outbox.py    the alert outbox: due deliveries, leases, outcomes, dead letters, digest slots
+labels.py    labels, the topics' models (plain numbers) and their calls (held-back and possible matches)
 """
 
 from __future__ import annotations
 
 from .articles import ArticleQueries
-from .base import BUSY_TIMEOUT_MS, StoreHealth, from_db_time, to_db_time
+from .base import BUSY_TIMEOUT_MS, DATABASE_ERRORS, StoreHealth, from_db_time, recovery_advice, to_db_time
 from .feeds import FeedQueries
+from .labels import LabelQueries, NewLabel
 from .outbox import OutboxQueries
 
 
-class Store(FeedQueries, ArticleQueries, OutboxQueries):
+class Store(FeedQueries, ArticleQueries, OutboxQueries, LabelQueries):
     """Open with `Store.open(path)`; every method is one statement or one transaction."""
 
 
-__all__ = ["BUSY_TIMEOUT_MS", "Store", "StoreHealth", "from_db_time", "to_db_time"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "DATABASE_ERRORS",
+    "NewLabel",
+    "Store",
+    "StoreHealth",
+    "from_db_time",
+    "recovery_advice",
+    "to_db_time",
+]

@@ -13,13 +13,16 @@ SQLite's date functions read.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self, overload
+from typing import Any, ParamSpec, Self, TypeVar, overload
 
 import sqlite_utils
 
@@ -27,6 +30,9 @@ from ..errors import StoreError
 from .migrations import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 15_000
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 # The names of the feeds that carried article `a`, as a JSON list or as "A, B" text: several queries show them.
 FEED_NAMES_JSON = "(SELECT json_group_array(f.name) FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id)"
@@ -38,7 +44,19 @@ def placeholders(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
 
-_SQLITE_FULL = ("database or disk is full", "disk i/o error")
+_SQLITE_READ_ONLY = ("readonly database", "read-only", "attempt to write a readonly")
+# What a damaged or unreadable file raises on any query (malformed image, not a database, I/O error): the CLI and
+# the health check catch these to say so plainly instead of a traceback.
+DATABASE_ERRORS = (sqlite3.DatabaseError,)
+
+
+def recovery_advice(path: str) -> str:
+    """How to get the data out of a damaged file (docs/reliability.md): .recover reads what is still readable."""
+    return (
+        f"stop every process that uses it, then recover what is readable into a new file: "
+        f"`sqlite3 {path} .recover | sqlite3 {path}.recovered`, move {path} and its -wal and -shm files aside, "
+        f"and rename {path}.recovered to {path} (see docs/reliability.md)"
+    )
 
 
 @overload
@@ -73,6 +91,30 @@ class Connection:
     def __init__(self, db: sqlite_utils.Database, path: str):
         self.db = db
         self.path = path
+        self._thread: ThreadPoolExecutor | None = None
+        self._reader: Connection | None = None
+
+    async def call(self, method: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Run one store method on the store's own thread: `await store.call(store.mark_sent, ids, now)`.
+
+        A busy database (another process holding the write lock up to busy_timeout) then delays that write, not
+        the event loop with /healthz, the scheduler, signals and the alert pass. One thread, so the calls on the
+        one connection stay serial and a transaction is never interleaved with another call's statements."""
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="watcher-store")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, functools.partial(_translated, method, *args, **kwargs))
+
+    def reader(self) -> Self:
+        """A second connection for health and metrics reads, used from a thread: in WAL mode a read never waits
+        for a writer, and it must not queue behind a write that waits for a lock on the main connection."""
+        if self._reader is None:
+            if self.path == ":memory:":
+                return self
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=2.0)
+            conn.execute("PRAGMA busy_timeout = 2000")
+            self._reader = type(self)(sqlite_utils.Database(conn), self.path)
+        return self._reader  # type: ignore[return-value]
 
     @classmethod
     def open(cls, path: str | Path) -> Self:
@@ -93,6 +135,12 @@ class Connection:
         return store
 
     def close(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         self.db.conn.close()
 
     # --- transactions and schema ------------------------------------------------------------------------
@@ -103,7 +151,7 @@ class Connection:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
-            raise StoreError(f"database is busy or unwritable: {e}") from e
+            raise StoreError(f"database is busy or unwritable{_hint(e)}: {e}") from e
         try:
             yield conn
             conn.execute("COMMIT")
@@ -111,8 +159,7 @@ class Connection:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if isinstance(e, sqlite3.Error):
-                hint = " (is the disk full?)" if any(s in str(e).lower() for s in _SQLITE_FULL) else ""
-                raise StoreError(f"database write failed{hint}: {e}") from e
+                raise StoreError(f"database write failed{_hint(e)}: {e}") from e
             raise
 
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
@@ -130,6 +177,17 @@ class Connection:
                 for statement in _split_sql(script):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
+
+    def quick_check(self) -> str | None:
+        """None when `PRAGMA quick_check` finds the file sound, else what it found (the first problems).
+
+        Reads every page, so it runs once at start-up: a damaged table otherwise looks healthy while every write
+        to it fails (seen: a feed re-fetched each tick, `/healthz` ok)."""
+        try:
+            rows = [r[0] for r in self.db.conn.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as e:
+            return str(e)
+        return None if rows == ["ok"] else "; ".join(rows)[:500]
 
     def health(self, *, check_integrity: bool = False) -> StoreHealth:
         pragma = lambda name: self.db.conn.execute(f"PRAGMA {name}").fetchone()[0]
@@ -165,6 +223,30 @@ class Connection:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             conn.close()
+
+
+def _translated(method: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """A read that meets a damaged page raises sqlite3.DatabaseError: a StoreError for the caller, like writes."""
+    try:
+        return method(*args, **kwargs)
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"database read failed{_hint(e)}: {e}") from e
+
+
+def _hint(error: sqlite3.Error) -> str:
+    """What an SQLite error most likely means for the operator: a read-only file, a full disk and a damaged file
+    need different fixes, and a read-only file was once reported as "is the disk full?"."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    text = str(error).lower()
+    if name.startswith("SQLITE_READONLY") or any(s in text for s in _SQLITE_READ_ONLY):
+        return " (the file, its directory or its -wal/-shm files are read-only for this process)"
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
+        return " (the file is damaged; `sqlite3 FILE .recover`, see docs/reliability.md)"
+    if name == "SQLITE_FULL" or "database or disk is full" in text:
+        return " (is the disk full?)"
+    if name.startswith("SQLITE_IOERR") or "disk i/o error" in text:
+        return " (an I/O error: is the disk full or failing, or the file read-only?)"
+    return ""
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

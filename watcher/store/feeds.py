@@ -12,6 +12,7 @@ from ..config import FeedConfig
 from ..models import Article, FeedRecord, FeedUpdate, Match
 from ..text import hide_credentials
 from .base import Connection, _chunks, from_db_time, placeholders, to_db_time
+from .labels import record_model_calls
 
 
 class FeedQueries(Connection):
@@ -89,11 +90,18 @@ class FeedQueries(Connection):
 
     # --- one feed update, one transaction ----------------------------------------------------------------
 
-    def apply_update(self, feed_id: int, update: FeedUpdate, routes: Mapping[str, Sequence[str]]) -> int:
+    def apply_update(
+        self,
+        feed_id: int,
+        update: FeedUpdate,
+        routes: Mapping[str, Sequence[str]],
+        possible_routes: Mapping[str, Sequence[str]] | None = None,
+    ) -> int:
         """Write everything one poll changed; returns the number of deliveries queued.
 
         `routes` maps a topic to the channels that want it. The deliveries of a match are written in the same
-        transaction as the match, so a crash can lose neither one without the other.
+        transaction as the match, so a crash can lose neither one without the other. `possible_routes` maps a
+        topic to its digest channels, where its possible matches (learn/) are shown.
         """
         now = to_db_time(update.checked_at)
         queued = 0
@@ -108,6 +116,9 @@ class FeedQueries(Connection):
                 self._add_source(conn, article_id, feed_id, article.entry.entry_id, article.entry.link, now)
                 for match in article.matches:
                     queued += self._insert_match(conn, article_id, match, now, routes if update.alert else {})
+                if article.model_calls:
+                    calls_routes = (possible_routes or {}) if update.alert else {}
+                    queued += record_model_calls(conn, article_id, article.model_calls, now, calls_routes)
             for url, entry in update.also_seen_at:
                 row = conn.execute("SELECT id FROM articles WHERE url = ?", (url,)).fetchone()
                 if row:
@@ -256,7 +267,10 @@ class FeedQueries(Connection):
         """Drop unmatched articles kept for `rematch` once they are older than the window; their ids stay seen."""
         with self._write() as conn:
             return conn.execute(
-                "DELETE FROM articles WHERE matched = 0 AND fetched_at < ?", (to_db_time(older_than),)
+                "DELETE FROM articles WHERE matched = 0 AND fetched_at < ?"
+                # held-back and possible matches stay, like matches, for the analyst to confirm or dismiss
+                " AND NOT EXISTS (SELECT 1 FROM model_calls c WHERE c.article_id = articles.id)",
+                (to_db_time(older_than),),
             ).rowcount
 
     # --- reading for the CLI ---------------------------------------------------------------------------

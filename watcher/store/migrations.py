@@ -155,4 +155,65 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
     """,
+    # 4: topics that learn from labels: the analyst's labels (with the text they were given on, so a label outlives
+    # the article's purge and imported examples need no article), each topic's model as plain numbers, and the
+    # model's calls (rule matches held back, possible matches the rule missed) with their explanations.
+    """
+    CREATE TABLE labels (
+        id           INTEGER PRIMARY KEY,
+        topic        TEXT NOT NULL,
+        label        TEXT NOT NULL CHECK (label IN ('yes', 'no')),
+        item_key     TEXT NOT NULL,                 -- the article's URL, or "import:<uid>" for an imported example
+        article_id   INTEGER REFERENCES articles(id) ON DELETE SET NULL,
+        title        TEXT NOT NULL,                 -- the text the model trains on
+        body         TEXT NOT NULL,
+        source       TEXT NOT NULL,                 -- cli | import | digest | ...
+        labelled_at  TEXT NOT NULL,
+        labelled_by  TEXT NOT NULL DEFAULT '',
+        UNIQUE (topic, item_key)                    -- labelling again replaces the label
+    );
+    CREATE INDEX labels_article ON labels(article_id);
+
+    CREATE TABLE topic_models (
+        topic          TEXT PRIMARY KEY,
+        trained_at     TEXT NOT NULL,
+        labels         INTEGER NOT NULL,            -- labels trained on
+        positives      INTEGER NOT NULL,            -- of which "yes"
+        labels_version TEXT NOT NULL,               -- the labels' state when trained: retrain when it changes
+        bias           REAL NOT NULL,
+        weights        TEXT NOT NULL                -- JSON object: feature name -> weight (plain numbers, no pickle)
+    );
+
+    CREATE TABLE model_calls (
+        article_id   INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        topic        TEXT NOT NULL,
+        verdict      TEXT NOT NULL CHECK (verdict IN ('held', 'possible')),
+        probability  REAL NOT NULL,                 -- the model's estimate that the article is on the topic
+        rule_score   REAL NOT NULL,
+        terms        TEXT NOT NULL,                 -- JSON list: the rule's terms (held) or the model's reasons
+        snippet      TEXT NOT NULL,
+        features     TEXT NOT NULL,                 -- JSON list of [feature, weight]: the model's strongest reasons
+        decided_at   TEXT NOT NULL,
+        PRIMARY KEY (article_id, topic)
+    ) WITHOUT ROWID;
+    CREATE INDEX model_calls_verdict ON model_calls(verdict, decided_at);
+
+    CREATE VIEW held_back_matches AS
+        SELECT c.topic, a.id AS article_id, a.title, a.url, c.probability, c.rule_score, c.terms, c.features,
+               c.snippet, c.decided_at,
+               (SELECT group_concat(f.name, ', ') FROM article_sources s JOIN feeds f ON f.id = s.feed_id
+                 WHERE s.article_id = a.id) AS feeds
+          FROM model_calls c JOIN articles a ON a.id = c.article_id
+         WHERE c.verdict = 'held'
+         ORDER BY c.decided_at DESC;
+
+    CREATE VIEW possible_matches AS
+        SELECT c.topic, a.id AS article_id, a.title, a.url, c.probability, c.terms, c.features, c.snippet,
+               c.decided_at,
+               (SELECT group_concat(f.name, ', ') FROM article_sources s JOIN feeds f ON f.id = s.feed_id
+                 WHERE s.article_id = a.id) AS feeds
+          FROM model_calls c JOIN articles a ON a.id = c.article_id
+         WHERE c.verdict = 'possible'
+         ORDER BY c.decided_at DESC;
+    """,
 ]

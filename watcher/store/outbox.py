@@ -23,9 +23,12 @@ class OutboxQueries(Connection):
             params += list(topics)
         rows = self._query(
             "SELECT d.id, d.article_id, d.topic, d.channel, d.created_at, d.attempts, a.title, a.url, a.published_at,"
-            f" m.terms, m.snippet, {FEED_NAMES_JSON} AS feeds"
+            f" coalesce(m.terms, p.terms) AS terms, coalesce(m.snippet, p.snippet) AS snippet, {FEED_NAMES_JSON} AS feeds,"
+            " (m.article_id IS NULL AND p.verdict = 'possible') AS possible"
             " FROM deliveries d JOIN articles a ON a.id = d.article_id"
             " LEFT JOIN matches m ON m.article_id = d.article_id AND m.topic = d.topic"
+            # a possible match (learn/) has a model call instead of a match
+            " LEFT JOIN model_calls p ON p.article_id = d.article_id AND p.topic = d.topic"
             " WHERE d.channel = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND m.retracted_at IS NULL"
             + topic_filter
             + " ORDER BY d.created_at, d.id",
@@ -112,19 +115,34 @@ class OutboxQueries(Connection):
     # Used by watcher/alerts/outbox.py (claim) and `watcher digest preview` (recent_matches).
 
     def claim_deliveries(
-        self, ids: Sequence[int], now: datetime, until: datetime, owner: str | None = None
+        self,
+        ids: Sequence[int],
+        now: datetime,
+        until: datetime,
+        owner: str | None = None,
+        keep_owners: Callable[[str], bool] | None = None,
     ) -> list[int]:
         """Take due pending deliveries for one send: their next attempt moves to `until` (a lease), so a second
         pass or process reading the outbox meanwhile skips them. Returns the ids this call claimed; a send's
         outcome (mark_sent/mark_retry/mark_dead) replaces the lease. A crash leaves the claim with its `owner`,
-        for release_claims to take back, or else to expire."""
+        for release_claims to take back, or else to expire. An expired claim whose owner `keep_owners` says to
+        respect (a live process on this host: it may have sent and be waiting to record it) is not taken."""
         claimed: list[int] = []
         with self._write() as conn:
             for chunk in _chunks(ids, 500):
+                kept: list[str] = []
+                if keep_owners is not None:
+                    owners = conn.execute(
+                        "SELECT DISTINCT claimed_by FROM deliveries WHERE claimed_by IS NOT NULL"
+                        f" AND id IN ({placeholders(chunk)})",
+                        list(chunk),
+                    ).fetchall()
+                    kept = [o for (o,) in owners if o != owner and keep_owners(o)]
+                keep_sql = f" AND (claimed_by IS NULL OR claimed_by NOT IN ({placeholders(kept)}))" if kept else ""
                 rows = conn.execute(
                     "UPDATE deliveries SET next_attempt_at = ?, claimed_by = ? WHERE status = 'pending'"
-                    f" AND next_attempt_at <= ? AND id IN ({placeholders(chunk)}) RETURNING id",
-                    [to_db_time(until), owner, to_db_time(now), *chunk],
+                    f" AND next_attempt_at <= ? AND id IN ({placeholders(chunk)}){keep_sql} RETURNING id",
+                    [to_db_time(until), owner, to_db_time(now), *chunk, *kept],
                 ).fetchall()
                 claimed += [r[0] for r in rows]
         return claimed
@@ -198,4 +216,5 @@ def _delivery(row: Mapping[str, Any]) -> Delivery:
         published_at=from_db_time(row["published_at"]),
         terms=tuple(json.loads(row["terms"] or "[]")),
         snippet=row["snippet"] or "",
+        possible=bool(row.get("possible")),
     )

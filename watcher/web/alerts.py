@@ -16,17 +16,17 @@ async def alerts_page(request: Request) -> Response:
     ctx = context_of(request)
     store = ctx.store
     counts: dict[str, dict[str, int]] = {}
-    for row in store.outbox_by_channel():
+    for row in await store.call(store.outbox_by_channel):
         counts.setdefault(row["channel"], {})[row["status"]] = row["n"]
-    pending = store.list_deliveries(status="pending", limit=SHOWN)
+    pending = await store.call(store.list_deliveries, status="pending", limit=SHOWN)
     return render(
         request,
         "alerts.html",
         counts=counts,
-        dead=store.list_deliveries(status="dead", limit=SHOWN),
+        dead=await store.call(store.list_deliveries, status="dead", limit=SHOWN),
         failing=[d for d in pending if d["attempts"] > 0 and d["last_error"]],
         pending=[d for d in pending if not (d["attempts"] > 0 and d["last_error"])],
-        sent=store.list_deliveries(status="sent", limit=20),
+        sent=await store.call(store.list_deliveries, status="sent", limit=20),
     )
 
 
@@ -37,7 +37,7 @@ async def retry(request: Request) -> Response:
     channel = str(form.get("channel", "")) or None
     if not ids and channel is None:
         return done("/alerts", "Nothing chosen to retry.", secure=ctx.access.secure_cookies)
-    n = ctx.store.retry_dead(ctx.clock(), channel=channel, ids=ids)
+    n = await ctx.store.call(ctx.store.retry_dead, ctx.clock(), channel=channel, ids=ids)
     what = f"{n} dead alert(s) put back in the queue" + (f" for channel {channel}" if channel and not ids else "")
     return done("/alerts", what + "; they go out on the next alert pass.", secure=ctx.access.secure_cookies)
 

@@ -2,8 +2,9 @@
 
 The application (site.py `build_app`) is served by the daemon's listener (`watcher run --http`, beside /healthz and /metrics) or
 by `watcher ui` on the database alone. Pages are rendered on the server and work without JavaScript; the few
-scripts in static/ only help (the rule checked as you type). Handlers run on the event loop, like every other
-store call of the daemon (docs/architecture.md, "Runtime model"); the web code never speaks SQL.
+scripts in static/ only help (the rule checked as you type). Handlers run on the event loop and reach the store
+only through `await store.call(...)`, on the store's own thread like every store call of the daemon, so a busy
+database delays a page, never the loop (docs/architecture.md, "Runtime model"); the web code never speaks SQL.
 """
 
 from __future__ import annotations

@@ -22,13 +22,13 @@ MAX_NAME = 80
 
 
 async def feeds_page(request: Request) -> Response:
-    return _feeds(request)
+    return await _feeds(request)
 
 
-def _feeds(request: Request, problem: str = "", values: dict | None = None) -> Response:
+async def _feeds(request: Request, problem: str = "", values: dict | None = None) -> Response:
     ctx = context_of(request)
     config = ctx.config()
-    health = {r["name"]: r for r in ctx.store.feed_status()}
+    health = {r["name"]: r for r in await ctx.store.call(ctx.store.feed_status)}
     rows = [
         {
             "name": f.name,
@@ -83,12 +83,12 @@ async def add_feed(request: Request) -> Response:
         elif chosen in {f.name for f in config.feeds}:
             problem = f"A feed named {chosen!r} exists; give another name."
     if problem:
-        return _feeds(request, problem, values)
+        return await _feeds(request, problem, values)
     async with ctx.lock:
         try:
             config = add_feeds(ctx.config().path, [NewFeed(chosen, found.url, interval)])
         except ConfigError as e:
-            return _feeds(request, str(e), values)
+            return await _feeds(request, str(e), values)
         if ctx.config_written is not None:
             await ctx.config_written(config)
     how = {"feed": "the address is a feed", "link": "announced by the page", "path": "found at a usual path"}
@@ -108,7 +108,7 @@ async def remove(request: Request) -> Response:
         try:
             config = remove_feed(ctx.config().path, name)
         except ConfigError as e:
-            return _feeds(request, str(e), {})
+            return await _feeds(request, str(e), {})
         if ctx.config_written is not None:
             await ctx.config_written(config)
     return done(

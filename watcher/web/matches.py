@@ -33,8 +33,8 @@ async def matches_page(request: Request) -> Response:
     rows: list[dict] = []
     if f["q"]:
         try:
-            found = ctx.store.search(
-                f["q"], topic=f["topic"] or None, feed=f["feed"] or None, since=since, limit=PAGE_SIZE
+            found = await ctx.store.call(
+                ctx.store.search, f["q"], topic=f["topic"] or None, feed=f["feed"] or None, since=since, limit=PAGE_SIZE
             )
         except StoreError as e:
             found, error = [], str(e)
@@ -53,7 +53,8 @@ async def matches_page(request: Request) -> Response:
             for r in found
         ]
     else:
-        rows = ctx.store.latest_matches(
+        rows = await ctx.store.call(
+            ctx.store.latest_matches,
             topic=f["topic"] or None,
             feed=f["feed"] or None,
             since=since,
@@ -63,7 +64,7 @@ async def matches_page(request: Request) -> Response:
         for r in rows:
             r["feeds_text"] = ", ".join(present.json_list(r["feeds"]))
     more = len(rows) > PAGE_SIZE
-    feeds = [r["name"] for r in ctx.store.feed_status()]
+    feeds = [r["name"] for r in await ctx.store.call(ctx.store.feed_status)]
     return render(
         request,
         "matches.html",
@@ -79,7 +80,7 @@ async def matches_page(request: Request) -> Response:
 
 async def article_page(request: Request) -> Response:
     ctx = context_of(request)
-    article = ctx.store.article_page(int(request.path_params["article_id"]))
+    article = await ctx.store.call(ctx.store.article_page, int(request.path_params["article_id"]))
     if article is None:
         raise HTTPException(404, "no such article")
     config = ctx.config()

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from ..config_edit import set_topic_rule
 from ..errors import ConfigError, ExtractError, FetchError, RuleError
+from ..learn.retrain import models_in_use
 from ..rematch import RulePreview, preview_rule, rematch
 from ..rules import CompiledTopic, Explanation, TopicConfig, compile_topic, explain
 from ..store import Store
@@ -150,7 +151,10 @@ async def save_rule(request: Request) -> Response:
                 form=FRESH_FORM,
             )
         compiled = [t for t in config.compiled_topics if t.name == topic.name]
-        result = rematch(ctx.store, compiled, config.routes(), ctx.clock())
+        # On the store's thread (its one connection, between the daemon's writes), with the topic's model if it
+        # learns from labels: a match the model holds back is held back here too, as in a poll.
+        models = await ctx.store.call(models_in_use, config, ctx.store)
+        result = await ctx.store.call(rematch, ctx.store, compiled, config.routes(), ctx.clock(), models=models)
         if ctx.config_written is not None:
             await ctx.config_written(config)
     return done(
