@@ -243,3 +243,42 @@ def test_retry_a_dead_alert(watcher_page, browser):
         assert sent[0]["id"] not in [d["id"] for d in store.list_deliveries(status="dead")]
     finally:
         store.close()
+
+
+# --- teaching the topics (labels: store/labels.py) ----------------------------------------------------------
+
+
+def test_mark_a_match_not_relevant_and_see_it_leave_the_list(watcher_page, browser):
+    browser.get(watcher_page.url + "/matches?topic=drone_cooperation")
+    first = find(browser, "#matches .item")
+    title = find(first, ".title").text
+    find(first, "button.no").click()
+    assert f"Labelled “{title}” not relevant for drone_cooperation" in said(browser)
+    assert title not in [t.text for t in find_all(browser, "#matches .item .title")]
+    shot(browser, "match-dismissed")
+
+
+def test_confirm_a_possible_match(watcher_page, browser):
+    store = watcher_page.store()
+    try:
+        snow = store.db.conn.execute("SELECT id FROM articles WHERE title LIKE 'Seoul braces%'").fetchone()[0]
+        with store.db.conn:  # what the pipeline writes for a possible match (store/labels.py record_model_calls)
+            store.db.conn.execute(
+                "INSERT INTO model_calls (article_id, topic, verdict, probability, rule_score, terms, snippet, features,"
+                " decided_at) VALUES (?, 'troop_deployment', 'possible', 0.93, 0, '[\"word winter\"]', 'The first snow',"
+                " '[[\"w:winter\", 1.4]]', '2026-12-06T00:00:00Z')",
+                (snow,),
+            )
+        browser.get(watcher_page.url + "/teach")
+        item = find(browser, f'#possible [data-article="{snow}"]')
+        assert "word winter (+1.40)" in item.text and "93% on topic" in item.text
+        shot(browser, "teach")
+        find(item, "button.yes").click()
+        assert "Confirmed “Seoul braces for the first snow of the winter” as a match of troop_deployment" in said(
+            browser
+        )
+        assert not find_all(browser, f'#possible [data-article="{snow}"]')
+        browser.get(watcher_page.url + "/matches?topic=troop_deployment")
+        assert "Seoul braces for the first snow of the winter" in [t.text for t in find_all(browser, "#matches .title")]
+    finally:
+        store.close()

@@ -5,6 +5,7 @@ feeds.py     feeds and their schedule; one poll's writes in one transaction; rem
 articles.py  rematch batches, full-text search, export
 outbox.py    the alert outbox: due deliveries, leases, outcomes, dead letters, digest slots
 labels.py    labels, the topics' models (plain numbers) and their calls (held-back and possible matches)
+review.py    what the analyst's page reads and what its labels change: the teaching queue, dismissed matches
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from .base import BUSY_TIMEOUT_MS, DATABASE_ERRORS, StoreHealth, from_db_time, r
 from .feeds import FeedQueries
 from .labels import LabelQueries, NewLabel
 from .outbox import OutboxQueries
+from .review import ReviewQueries
 
 
-class Store(FeedQueries, ArticleQueries, OutboxQueries, LabelQueries):
+class Store(FeedQueries, ArticleQueries, OutboxQueries, LabelQueries, ReviewQueries):
     """Open with `Store.open(path)`; every method is one statement or one transaction."""
 
 

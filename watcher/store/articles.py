@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import StoreError
 from .base import FEED_NAMES_JSON, FEED_NAMES_TEXT, Connection, to_db_time
+from .review import DISMISSED, LABEL_OF
 
 
 class ArticleQueries(Connection):
@@ -93,9 +94,9 @@ class ArticleQueries(Connection):
         limit: int = 50,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Matches (not retracted), newest first: article id, topic, title, url, times, terms and snippet (JSON
-        list and [[ ]]-marked text as stored), feeds (a JSON list)."""
-        where, params = ["m.retracted_at IS NULL"], []
+        """Matches (not retracted, not labelled "not relevant"), newest first: article id, topic, title, url, times,
+        terms and snippet (JSON list and [[ ]]-marked text as stored), feeds (a JSON list), the label if any."""
+        where, params = ["m.retracted_at IS NULL", f"NOT {DISMISSED}"], []
         if topic:
             where.append("m.topic = ?")
             params.append(topic)
@@ -109,7 +110,7 @@ class ArticleQueries(Connection):
             params.append(to_db_time(since))
         return self._query(
             "SELECT a.id AS article_id, m.topic, m.score, m.terms, m.snippet, m.matched_at, a.title, a.url,"
-            f" a.published_at, {FEED_NAMES_JSON} AS feeds"
+            f" a.published_at, {FEED_NAMES_JSON} AS feeds, {LABEL_OF} AS label"
             f" FROM matches m JOIN articles a ON a.id = m.article_id WHERE {' AND '.join(where)}"
             " ORDER BY m.matched_at DESC, a.id DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],

@@ -11,6 +11,7 @@ matches.py   matches per topic, filters and search; an article's page and its ex
 tryrule.py   editing a topic's rule: errors at their position, what-if against text, a URL or stored news; save
 feeds.py     feed health, add by URL (discovery), remove
 alerts.py    the outbox, failed and dead deliveries, retry
+teach.py     relevant / not relevant on every match; the queue of the models' calls to confirm or dismiss
 server.py    uvicorn on the caller's event loop
 """
 

@@ -9,7 +9,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import StoreError
-from ..rules import explain
+from ..learn.model import TopicModel, describe_feature, score_topic
+from ..learn.retrain import models_in_use
+from ..rules import ArticleText, CompiledTopic, explain, match_text
 from . import present
 from .app import context_of, render
 
@@ -90,14 +92,36 @@ async def article_page(request: Request) -> Response:
         for topic in config.compiled_topics
         if topic.name in matched or len(config.compiled_topics) <= 12
     ]
+    store = ctx.store
+    models = await store.call(models_in_use, config, store)
+    compiled = {t.name: t for t in config.compiled_topics}
+    art = ArticleText(article["title"], article["body"])
+    labels = await store.call(store.labels_of, [(article["id"], "")])
     return render(
         request,
         "article.html",
         article=article,
         matched=matched,
         explanations=explanations,
+        labels={topic: label for (_, topic), label in labels.items()},
+        calls={c["topic"]: c for c in await store.call(store.model_calls_of, article["id"])},
+        reasons={e.topic: _model_reasons(models.get(e.topic), compiled[e.topic], art) for e in explanations},
         paragraphs=present.paragraphs(article["body"]),
     )
+
+
+def _model_reasons(model: TopicModel | None, topic: CompiledTopic, art: ArticleText) -> dict | None:
+    """The topic's model on this article (when it has one): its probability and strongest features both ways."""
+    if model is None:
+        return None
+    scored = score_topic(model, topic, art, next(iter(match_text([topic], art)), None))
+    named = lambda pairs: [(describe_feature(name), weight) for name, weight in pairs]
+    return {
+        "probability": scored.probability,
+        "towards": named(model.strongest(scored.pairs, towards=True)),
+        "away": named(model.strongest(scored.pairs, towards=False)),
+        "labels": model.labels,
+    }
 
 
 def routes() -> list[Route]:

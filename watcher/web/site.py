@@ -12,7 +12,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import alerts, feeds, matches, tryrule
+from . import alerts, feeds, matches, teach, tryrule
 from .app import OpsHandler, WebContext, context_of, form_of, render, text_field
 from .security import SESSION_COOKIE, SESSION_TTL_S, Guard, cookie_header
 
@@ -78,6 +78,7 @@ def build_app(context: WebContext) -> Any:
         Route("/login", _login_page, methods=["GET", "POST"]),
         Route("/logout", _logout, methods=["POST"]),
         *matches.routes(),
+        *teach.routes(),
         *tryrule.routes(),
         *feeds.routes(),
         *alerts.routes(),
