@@ -45,7 +45,7 @@ async def _counts(ctx: WebContext, topic: str) -> str:
     yes, no = (row["yes"] or 0, row["no"] or 0) if row else (0, 0)
     return (
         f"{topic} now has {yes + no} label(s) ({yes} relevant, {no} not); the daemon retrains its model from them "
-        "within a minute."
+        "within a minute (`watcher labels train` does it now)."
     )
 
 
