@@ -415,3 +415,13 @@ async def test_the_login_only_sends_back_to_this_site(web, target, expected):
         await page.get("/login")
         r = await page.post("/login", {"password": "s3cret", "next": target})
         assert r.headers["location"] == expected
+
+
+async def test_feeds_count_the_pages_that_could_not_be_read(web):
+    store = web.context.store
+    store.db.conn.execute("UPDATE articles SET body_source = 'feed-summary' WHERE url LIKE '%/troops'")
+    r = await web.get("/feeds")
+    world = r.text[r.text.index('data-feed="world"') :].split("</tr>")[0]
+    assert '<td class="pages">1 of 3' in world and "the feed's own text stood in" in world
+    asia = r.text[r.text.index('data-feed="asia"') :].split("</tr>")[0]
+    assert '<td class="pages">0 of 2' in asia

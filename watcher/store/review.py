@@ -63,6 +63,19 @@ class ReviewQueries(Connection):
             ).fetchone()[0]
         )
 
+    # --- feeds ---------------------------------------------------------------------------------------------------
+
+    def feed_pages(self, since: datetime) -> dict[str, tuple[int, int]]:
+        """feed name -> (articles stored since `since`, of which the page was not read: blocked by the address
+        guard, too big, failed or without text, so the feed's own text stood in)."""
+        rows = self.db.conn.execute(
+            "SELECT f.name, count(*), sum(a.body_source != 'page') FROM article_sources s"
+            " JOIN feeds f ON f.id = s.feed_id JOIN articles a ON a.id = s.article_id"
+            " WHERE s.seen_at >= ? GROUP BY f.name",
+            (to_db_time(since),),
+        )
+        return {name: (int(n), int(unread or 0)) for name, n, unread in rows}
+
     # --- what a label changes -----------------------------------------------------------------------------------
 
     def skip_pending_alerts(self, article_id: int, topic: str, reason: str) -> int:

@@ -19,6 +19,7 @@ from ..errors import ConfigError, FetchError, ParseError
 from .app import context_of, done, form_of, render, text_field
 
 MAX_NAME = 80
+PAGES_WINDOW = timedelta(days=7)  # "pages not read" counts this week's articles
 
 
 async def feeds_page(request: Request) -> Response:
@@ -29,12 +30,14 @@ async def _feeds(request: Request, problem: str = "", values: dict | None = None
     ctx = context_of(request)
     config = ctx.config()
     health = {r["name"]: r for r in await ctx.store.call(ctx.store.feed_status)}
+    pages = await ctx.store.call(ctx.store.feed_pages, ctx.clock() - PAGES_WINDOW)
     rows = [
         {
             "name": f.name,
             "url": f.url,
             "interval": config.feed_interval(f),
             "enabled": f.enabled,
+            "pages": pages.get(f.name, (0, 0)),
             **_health(health, f.name),
         }
         for f in config.feeds
@@ -54,6 +57,7 @@ def _health(health: dict, name: str) -> dict:
         "next_check_at": h.get("next_check_at"),
         "matches": h.get("matches", 0),
         "moved_to": h.get("moved_to") or "",
+        "error_kind": h.get("last_error_kind") or "",
     }
 
 
