@@ -273,14 +273,13 @@ async def test_a_post_from_another_site_or_a_foreign_host_name_is_refused(web):
 
 
 async def test_pages_forbid_framing_and_scripts_from_elsewhere(web):
-    r = await web.get("/matches")
-    assert r.headers["x-frame-options"] == "DENY"
-    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
-    assert (
-        "script-src" not in r.headers["content-security-policy"]
-        or "'unsafe-inline'" not in r.headers["content-security-policy"]
-    )
+    r = await web.get("/rules/drone_cooperation")  # the page with a script: ours, from /static
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe" not in csp
+    assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["cache-control"] == "no-store"
+    assert re.findall(r"<script[^>]*>", r.text) == ['<script src="/static/rule.js">']  # no inline script
+    assert (await web.get("/static/rule.js")).status_code == 200
 
 
 async def test_elsewhere_than_loopback_the_pages_need_the_password(web):
