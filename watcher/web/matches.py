@@ -3,6 +3,9 @@ its sources, its extracted text, and why each topic's rule matched it (rules.exp
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,7 +14,7 @@ from starlette.routing import Route
 from ..errors import StoreError
 from ..learn.model import TopicModel, describe_feature, score_topic
 from ..learn.retrain import models_in_use
-from ..rules import ArticleText, CompiledTopic, explain, match_text
+from ..rules import ArticleText, CompiledTopic, Explanation, explain, match_text
 from . import present
 from .app import context_of, render
 
@@ -87,15 +90,11 @@ async def article_page(request: Request) -> Response:
         raise HTTPException(404, "no such article")
     config = ctx.config()
     matched = {m["topic"]: m for m in article["matches"]}
-    explanations = [
-        explain(topic, article["title"], article["body"])
-        for topic in config.compiled_topics
-        if topic.name in matched or len(config.compiled_topics) <= 12
-    ]
+    topics = [t for t in config.compiled_topics if t.name in matched or len(config.compiled_topics) <= 12]
     store = ctx.store
     models = await store.call(models_in_use, config, store)
-    compiled = {t.name: t for t in config.compiled_topics}
-    art = ArticleText(article["title"], article["body"])
+    # Matching is bounded (docs/reliability.md) but not free on a long text: off the loop, which keeps polling.
+    explanations, reasons = await asyncio.to_thread(_why, topics, models, article["title"], article["body"])
     labels = await store.call(store.labels_of, [(article["id"], "")])
     return render(
         request,
@@ -105,9 +104,18 @@ async def article_page(request: Request) -> Response:
         explanations=explanations,
         labels={topic: label for (_, topic), label in labels.items()},
         calls={c["topic"]: c for c in await store.call(store.model_calls_of, article["id"])},
-        reasons={e.topic: _model_reasons(models.get(e.topic), compiled[e.topic], art) for e in explanations},
+        reasons=reasons,
         paragraphs=present.paragraphs(article["body"]),
     )
+
+
+def _why(
+    topics: list[CompiledTopic], models: Mapping[str, TopicModel], title: str, body: str
+) -> tuple[list[Explanation], dict[str, dict | None]]:
+    """Each topic's explanation (the rule's clauses) and its model's reasons, for an article's page."""
+    art = ArticleText(title, body)
+    explanations = [explain(topic, title, body) for topic in topics]
+    return explanations, {t.name: _model_reasons(models.get(t.name), t, art) for t in topics}
 
 
 def _model_reasons(model: TopicModel | None, topic: CompiledTopic, art: ArticleText) -> dict | None:

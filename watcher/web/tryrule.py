@@ -113,8 +113,8 @@ async def _run(request: Request, values: dict[str, str], current: CompiledTopic 
         except (FetchError, ExtractError) as e:
             return {"kind": "problem", "message": str(e)}
         title, text = title or extracted.title, extracted.text
-    new: Explanation = explain(candidate, title, text)
-    old: Explanation | None = explain(current, title, text) if current is not None else None
+    new: Explanation = await asyncio.to_thread(explain, candidate, title, text)
+    old: Explanation | None = await asyncio.to_thread(explain, current, title, text) if current is not None else None
     return {"kind": "text", "new": new, "old": old, "title": title}
 
 
