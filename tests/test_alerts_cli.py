@@ -44,9 +44,9 @@ def run(group, args, obj):
     return CliRunner().invoke(group, args, obj=obj, catch_exceptions=False)
 
 
-def test_preview_shows_recent_matches_as_text_and_writes_html(env, tmp_path):
+def test_preview_since_shows_recent_matches_as_text_and_writes_html(env, tmp_path):
     _, store, obj = env
-    result = run(digest, ["preview"], obj)
+    result = run(digest, ["preview", "--since", "24h"], obj)
     assert result.exit_code == 0
     assert "watcher: 2 new items — drone_cooperation (1), troop_deployment (1)" in result.output
     assert "Old news" not in result.output and "Drones <b>bold</b>" in result.output
@@ -55,6 +55,52 @@ def test_preview_shows_recent_matches_as_text_and_writes_html(env, tmp_path):
     assert "drone_cooperation (1)" in result.output and "troop_deployment" not in result.output
     assert "Drones &lt;b&gt;bold&lt;/b&gt;" in html_file.read_text()
     assert statuses(store) == {"pending": 4}  # out: drone_cooperation; broken: all three topics
+
+
+def _titles_in(text: str, candidates: list[str]) -> list[str]:
+    return [t for t in candidates if t in text]
+
+
+def test_preview_is_exactly_the_next_digest_send_sends(tmp_path):
+    channels = {"out": {"type": "console", "mode": "digest", "schedule": "daily at 07:00"}}
+    config = make_config(channels)
+    now = datetime.now(UTC).replace(microsecond=0)
+    store = open_store(tmp_path, config, now)
+    obj = cli_obj(config, store)
+    add_articles(store, config, [article("drone_cooperation", title="Already sent")], now - timedelta(days=2))
+    store.mark_sent([r["id"] for r in store.list_deliveries()], now - timedelta(days=1))
+    add_articles(store, config, [article("drone_cooperation", title="Waiting for a retry")], now - timedelta(hours=3))
+    waiting = next(r["id"] for r in store.list_deliveries() if r["status"] == "pending")
+    store.mark_retry([waiting], "421 try later", now + timedelta(minutes=30))
+    add_articles(
+        store,
+        config,
+        [article("drone_cooperation", title="Due one"), article("troop_deployment", title="Due two")],
+        now - timedelta(hours=1),
+    )
+    titles = ["Already sent", "Waiting for a retry", "Due one", "Due two"]
+
+    preview = run(digest, ["preview"], obj)
+    assert preview.exit_code == 0
+    assert _titles_in(preview.output, titles) == ["Due one", "Due two"]
+    assert "2 new items" in preview.output
+    sent = run(digest, ["send", "--channel", "out"], obj)
+    assert "out: digest of 2 item(s): sent" in sent.output
+    assert _titles_in(sent.output, titles) == ["Due one", "Due two"]  # the console channel prints what it sends
+    assert _titles_in(run(digest, ["preview"], obj).output, titles) == []  # nothing is due any more
+
+
+def test_preview_in_slack_format_prints_block_kit_and_how_it_reads(env):
+    _, store, obj = env
+    result = run(digest, ["preview", "--channel", "out", "--format", "slack"], obj)
+    assert result.exit_code == 0
+    payload_text, plain = result.output.split("--- as it reads in Slack ---\n")
+    payload = json.loads(payload_text)
+    assert payload["blocks"][0]["type"] == "header"
+    assert any("Drones &lt;b&gt;bold&lt;/b&gt;" in json.dumps(b) for b in payload["blocks"])
+    assert "Drones <b>bold</b>" in plain and "&lt;" not in plain and "*" not in plain
+    assert "Joint drone production (1) · drone_cooperation" in plain  # the topic by its description first
+    assert statuses(store) == {"pending": 4}
 
 
 def test_preview_rejects_a_bad_duration_and_an_unknown_channel(env):

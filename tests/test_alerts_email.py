@@ -90,10 +90,18 @@ async def test_digest_with_three_topics_arrives_as_multipart_email(tmp_path, smt
     text, html = text_part.get_content(), html_part.get_content()
     # Grouped by topic in config order, with source, local time, terms and the marked snippet.
     assert (
-        text.index("== drone_cooperation (3)")
-        < text.index("== troop_deployment (1)")
-        < text.index("== arms_transfers (1)")
+        text.index("== Joint drone production (3) [drone_cooperation]")
+        < text.index("== North Korean troops at the front (1) [troop_deployment]")
+        < text.index("== Shells and missiles (1) [arms_transfers]")
     )
+    # A short index first: each topic by its description, with its count.
+    index = text[text.index("In this digest:") : text.index("== ")]
+    assert [line.split(None, 1) for line in index.strip().splitlines()[1:]] == [
+        ["3", "Joint drone production"],
+        ["1", "North Korean troops at the front"],
+        ["1", "Shells and missiles"],
+    ]
+    assert html.index("Joint drone production") < html.index("<h2")  # the index comes before the items too
     assert "Reuters World · published 2026-11-26 07:30 CET" in text and "[troops] left [Kursk]" in text
     assert '<mark style="background:#fff3a0;color:#1f2328;font-weight:bold;">troops</mark>' in html
     hrefs = re.findall(r'href="([^"]*)"', html)
@@ -225,6 +233,9 @@ ENCODED_WORD_EXPLOITS = [
 
 async def test_encoded_words_in_a_title_add_no_header_through_a_real_smtp_server(tmp_path, smtp):
     config, store, dispatcher = setup(tmp_path, smtp.port, mode="immediate")
+    # The exploit titles are variants of one headline: grouped as one story they would make one alert. Each must
+    # go out on its own here, so stories are off (a window of 0).
+    store.configure_stories(timedelta(0))
     titles = [*ENCODED_WORD_EXPLOITS, "Drone plant at Alabuga hires North Koreans"]
     for i, title in enumerate(titles):
         add_articles(store, config, [article("drone_cooperation", title=title)], T0 - timedelta(minutes=10 - i))
@@ -245,7 +256,7 @@ async def test_encoded_words_in_a_title_add_no_header_through_a_real_smtp_server
         assert mail["Subject"].startswith("watcher alert: drone_cooperation — Drone ")
         text_part, html_part = list(mail.iter_parts())
         assert text_part.get_content_type() == "text/plain" and html_part.get_content_type() == "text/html"
-        assert "== drone_cooperation (1)" in text_part.get_content()  # the body intact, after the headers
+        assert "(1) [drone_cooperation] ==" in text_part.get_content()  # the body intact, after the headers
     assert statuses(store) == {"sent": len(titles)}
 
 

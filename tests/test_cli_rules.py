@@ -79,7 +79,25 @@ def test_rules_test_explains_a_match(env):
 def test_rules_test_says_why_not_and_exits_1(env):
     result = run(env, "rules", "test", "drone* AND factory", "--text", "A drone show over the river.")
     assert result.exit_code == 1
-    assert "factory" in result.output
+    assert "not found: factory" in result.output
+
+
+def test_rules_test_gives_a_short_verdict_and_the_tree_with_explain(env):
+    args = ["rules", "test", "troops", "--text", "Russia deployed troops to the border."]
+    short = run(env, *args).output.splitlines()
+    assert short[0].startswith("troops: MATCH") and len(short) <= 4  # verdict, terms, snippet
+    assert not any("✓" in line for line in short)
+    tree = run(env, *args, "--explain").output
+    assert "✓" in tree and len(tree.splitlines()) > len(short)
+
+
+def test_an_untriggered_penalty_is_not_ticked(env):
+    rule = "troop* AND deploy* AND exercise^-1"
+    tree = run(env, "rules", "test", rule, "--text", "Troops deployed to the border.", "--explain").output
+    (line,) = [line for line in tree.splitlines() if "exercise" in line and "AND" not in line]
+    assert "✓" not in line and "penalty not triggered" in line
+    applied = run(env, "rules", "test", rule, "--text", "Troops deployed for an exercise.", "--explain").output
+    assert "penalty applied" in applied
 
 
 def test_rules_test_reports_a_bad_rule_with_its_position(env):
@@ -109,12 +127,57 @@ def test_search_ranks_and_filters(env):
         for line in run(env, "search", "drones", "--topic", "drones", "--format", "json").output.splitlines()
     ]
     assert [r["title"] for r in only_topic] == [STORIES[0][0]]
-    assert run(env, "search", "drones", "--feed", "nope", "--format", "json").output == ""
+    unknown_feed = run(env, "search", "drones", "--feed", "dek", "--format", "json")
+    assert unknown_feed.exit_code == 2 and "no feed named 'dek'; did you mean 'desk'?" in unknown_feed.output
+    unknown_topic = run(env, "search", "drones", "--topic", "drone")
+    assert unknown_topic.exit_code == 2 and "no topic named 'drone'; known: drones, troops" in unknown_topic.output
 
 
-def test_search_reports_bad_query_syntax(env):
-    result = run(env, "search", '"unclosed')
-    assert result.exit_code == 2 and "cannot search" in result.output
+def _titles(env, query):
+    result = run(env, "search", query, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return {json.loads(line)["title"] for line in result.output.splitlines()}
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("north-korean", set()),  # was: no such column: korean (and no story says "North Korean")
+        ("North-Korea", {0}),
+        ("drone", {0, 2}),  # forms match: drones, drone
+        ("drones", {0, 2}),
+        ("deploying", {1}),  # deployed
+        ('"drone factory"', {0}),
+        ('"unclosed drone', set()),  # a stray quote is forgiven
+        ("drone AND", {0, 2}),  # so is a dangling operator
+        ("drone NOT seoul", {0}),
+        ("(factory OR border) troops", {1}),
+        ("deploy*", {1}),
+    ],
+)
+def test_search_takes_plain_words_hyphens_and_quotes_and_matches_forms(env, query, expected):
+    assert _titles(env, query) == {STORIES[i][0] for i in expected}
+
+
+def test_a_search_with_nothing_to_find_says_so(env):
+    result = run(env, "search", "AND OR")
+    assert result.exit_code == 2 and "nothing to search for" in result.output
+
+
+def test_export_json_writes_terms_as_a_list_and_refuses_an_unknown_topic(env):
+    rows = [json.loads(line) for line in run(env, "export", "--format", "json").output.splitlines()]
+    assert rows and all(isinstance(r["terms"], list) for r in rows)
+    assert "no topic named 'nope'" in run(env, "export", "--topic", "nope").output
+
+
+def test_datasette_finds_the_full_text_index_of_articles(env):
+    # Datasette (and sqlite-utils) detect an FTS table by `content="articles"` in its SQL: the check both use.
+    import sqlite_utils
+
+    db = sqlite_utils.Database(env / "watcher.db")
+    assert db["articles"].detect_fts() == "articles_fts"
+    ids = [r[0] for r in db.execute("SELECT rowid FROM articles_fts WHERE articles_fts MATCH 'drones'").fetchall()]
+    assert len(ids) == 2
 
 
 def test_export_csv_and_json(env):

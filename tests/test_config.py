@@ -44,6 +44,16 @@ def test_default_config_loads_and_compiles_its_rules():
     assert {c.type for c in config.channels} <= {"console", "file"}  # zero setup: no secrets needed
 
 
+def test_default_feeds_follow_what_the_outlets_really_serve():
+    feeds = {f.name: f for f in load_config(ROOT / "config.toml").feeds}
+    assert feeds["The Hankyoreh (English)"].url.endswith("/rss/english_edition/")  # /rss/ is the Korean feed
+    assert not any("rss.cnn.com" in f.url for f in feeds.values())  # frozen with 2023 items since 2024
+    assert "Sky News World" in feeds
+    # Full text in the feed and a Cloudflare challenge on the pages; paywalled teasers: no page fetches.
+    assert {name for name, f in feeds.items() if not f.extract} == {"38 North", "NK News", "NYT World"}
+    assert len(feeds) == 28
+
+
 def test_packaged_starter_config_is_the_default_config():
     packaged = (ROOT / "watcher" / "default_config.toml").read_text(encoding="utf-8")
     assert packaged == (ROOT / "config.toml").read_text(encoding="utf-8")

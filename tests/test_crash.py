@@ -66,6 +66,9 @@ allow_networks = ["127.0.0.0/8"]
 timeout = "5s"
 [extract]
 workers = 1
+# Its stories are template texts that differ by a number; here every article must be its own alert.
+[stories]
+window = "0s"
 {feeds}
 [topics.drone_cooperation]
 rule = "drone* AND (produc* OR factory OR plant)"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
 from tests.helpers.daemon_runner import CONFIG, Daemon
+from tests.helpers.localsite import hang
 from tests.helpers.news import serve_site
 
 pytestmark = pytest.mark.slow
@@ -135,3 +140,111 @@ def test_a_fatal_signal_is_reported_at_the_next_start(site, tmp_path):
     assert daemon.proc.returncode == 0
     assert not (tmp_path / "watcher.db.crash").exists()  # a clean stop leaves nothing to report
     assert (tmp_path / "watcher.db.crash.old").read_text().startswith("Fatal Python error: Bus error")
+
+
+def _interrupt_like_a_terminal(proc) -> None:
+    """Ctrl-C: SIGINT to the whole foreground process group, the worker processes included."""
+    os.killpg(proc.pid, signal.SIGINT)
+
+
+def test_ctrl_c_stops_the_daemon_without_tracebacks_from_the_workers(site, tmp_path):
+    serve_site(site)
+    site.add("/error.xml", "no", status=500, content_type="text/plain")
+    (tmp_path / "config.toml").write_text(CONFIG.replace("{base}", site.url("")))
+    daemon = Daemon(tmp_path, own_group=True)
+    try:
+        daemon.wait_for("feed world: ok")  # its pages were extracted: the worker processes are running
+        _interrupt_like_a_terminal(daemon.proc)
+        daemon.proc.wait(timeout=15)
+        daemon.wait_for("watcher stopped", timeout=5)
+    finally:
+        if daemon.proc.poll() is None:
+            os.killpg(daemon.proc.pid, signal.SIGKILL)
+    output = daemon.all_output()
+    assert daemon.proc.returncode == 0, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+
+
+def test_ctrl_c_during_poll_prints_no_worker_tracebacks(site, tmp_path):
+    serve_site(site)
+    site.add("/slow.xml", handler=hang)  # keeps the poll running after the first feed's pages were extracted
+    config = CONFIG.replace("{base}", site.url("")).replace("/error.xml", "/slow.xml")
+    (tmp_path / "config.toml").write_text(config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "--config", "config.toml", "poll"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        seen = []
+        for line in proc.stderr:  # the log goes to stderr; this loop ends when the line comes (or the process ends)
+            seen.append(line)
+            if "feed world: ok" in line:
+                break
+        assert any("feed world: ok" in line for line in seen), "".join(seen)
+        _interrupt_like_a_terminal(proc)
+        _, rest = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    stderr = "".join(seen) + rest
+    assert "SpawnProcess" not in stderr and "Traceback" not in stderr, stderr
+
+
+def test_on_a_terminal_poll_draws_its_bar_without_log_lines_inside_it(site, tmp_path):
+    import pty
+
+    serve_site(site)
+    site.add("/error.xml", "no", status=500, content_type="text/plain")
+    (tmp_path / "config.toml").write_text(CONFIG.replace("{base}", site.url("")))
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "--config", "config.toml", "poll"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env=env,
+    )
+    os.close(follower)
+    terminal = b""
+    while True:  # until the process closes its end of the terminal
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    stdout, _ = proc.communicate(timeout=60)
+    os.close(leader)
+    text = terminal.decode()
+    assert "polling" in text and "100%" in text
+    # What stays on screen: each carriage return starts the line again; "\r\x1b[K" erases it first.
+    for line in re.split(r"[\r\n]", text.replace("\r\x1b[K", "\n")):
+        assert not ("polling" in line and (" INFO " in line or "WARNING" in line)), text  # none inside the bar
+    assert " INFO " not in text  # the per-feed lines are in the table instead
+    assert "broken-server" in stdout.decode() and "world" in stdout.decode()
+
+
+def test_start_up_warns_about_every_secret_the_environment_lacks(site, tmp_path):
+    serve_site(site)
+    site.add("/error.xml", "no", status=500, content_type="text/plain")
+    config = CONFIG.replace("{base}", site.url("")) + (
+        '\n[channels.team_slack]\ntype = "slack"\nwebhook_url_env = "WATCHER_TEST_UNSET_SLACK_URL"\n'
+    )
+    (tmp_path / "config.toml").write_text(config)
+    daemon = Daemon(tmp_path)  # the runner drops every WATCHER_* variable from the environment
+    try:
+        line = daemon.wait_for("WATCHER_TEST_UNSET_SLACK_URL")
+        daemon.stop()
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+    assert "WARNING" in line
+    assert "channels.team_slack.webhook_url_env: environment variable WATCHER_TEST_UNSET_SLACK_URL is not set" in line

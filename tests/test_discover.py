@@ -202,9 +202,33 @@ async def test_a_feed_that_moved_for_good_is_added_at_its_new_address(site):
     assert (await discover(site.url("/world.rss"))).url == new
 
 
-async def test_an_unreachable_page_is_a_fetch_error(site):
-    with pytest.raises(FetchError, match="404"):
+async def test_an_unreachable_page_is_a_fetch_error_that_names_the_address(site):
+    with pytest.raises(FetchError) as caught:
         await discover(site.url("/nothing-here"))
+    assert caught.value.message == f"{site.url('/nothing-here')}: HTTP 404 Not Found"
+
+
+async def test_when_no_announced_feed_can_be_read_the_reason_of_each_is_given(site, monkeypatch):
+    import socket
+
+    from watcher import guard
+
+    async def no_dns(host: str, port: int) -> list[str]:  # an offline machine: every name fails to resolve
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(guard, "_system_resolve", no_dns)
+    page = site.add(
+        "/home.html",
+        '<html><head><link rel="alternate" type="application/rss+xml" href="https://cdn.example.test/rss">'
+        '<link rel="alternate" type="application/atom+xml" href="/gone.atom"></head></html>',
+        content_type="text/html",
+    )
+    with pytest.raises(ParseError) as caught:
+        await discover(page)
+    message = str(caught.value)
+    assert "the page announces 2 feed(s), none readable" in message
+    assert "https://cdn.example.test/rss: cannot resolve cdn.example.test (Temporary failure" in message
+    assert f"{site.url('/gone.atom')}: HTTP 404 Not Found" in message
 
 
 async def test_the_address_guard_still_applies(site):

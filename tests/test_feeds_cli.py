@@ -143,6 +143,17 @@ def test_add_refuses_with_a_reason_and_leaves_the_file_alone(local, site, args, 
     assert local.read_bytes() == before
 
 
+def test_adding_a_local_feed_without_the_allow_list_says_which_setting_allows_it(site, tmp_path):
+    site.add("/feed.xml", (FIXTURES / "site" / "world.rss").read_bytes(), content_type="application/rss+xml")
+    config = tmp_path / "config.toml"
+    text = LOCAL_CONFIG.replace('allow_networks = ["127.0.0.0/8"]', "allow_networks = []")
+    config.write_text(text.replace("{base}", site.url("")))
+    result = run(config, "feeds", "add", site.url("/feed.xml"))
+    assert result.exit_code == 2
+    assert "127.0.0.1 is loopback" in result.output
+    assert '[fetch] allow_networks = ["127.0.0.0/8"]' in result.output
+
+
 def test_add_refuses_what_is_not_a_web_address(local):
     result = run(local, "feeds", "add", "ftp://example.org/feed")
     assert result.exit_code == 2 and "http:// or https://" in result.output
@@ -239,6 +250,31 @@ def test_import_check_adds_only_feeds_that_parse(local, site, tmp_path):
     assert "added 1 feeds" in result.output
     assert "skipped 'gone'" in result.output and "HTTP 404" in result.output and "skipped 'page'" in result.output
     assert [f.name for f in load_config(local).feeds] == ["world", "asia"]
+
+
+def test_import_check_on_a_machine_without_network_says_so(local, tmp_path, monkeypatch):
+    import socket
+
+    from watcher import guard
+
+    async def offline(host: str, port: int) -> list[str]:  # every name fails, as with the network down
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(guard, "_system_resolve", offline)
+    opml = tmp_path / "far.opml"
+    opml.write_text(
+        "<opml version='2.0'><body>"
+        + "".join(f"<outline text='f{i}' xmlUrl='https://feeds{i}.example.test/rss'/>" for i in range(5))
+        + "</body></opml>"
+    )
+    before = local.read_bytes()
+    result = CliRunner().invoke(
+        main, ["--config", str(local), "feeds", "import", "--check", str(opml)], env={"WATCHER_CONFIG": None}
+    )
+    assert result.exit_code == 1
+    assert "added 0 feeds" in result.stdout
+    assert "none of the 5 feeds could be reached (DNS or connection failures): is the network down?" in result.stderr
+    assert local.read_bytes() == before
 
 
 def test_an_opml_round_trip_through_two_configs_keeps_every_feed(tmp_path):

@@ -597,7 +597,7 @@ async def test_a_redirect_to_a_refused_address_is_refused_at_that_hop(site):
 @pytest.mark.parametrize(
     "location",
     [
-        "http://localhost:{port}/x",
+        "http://127.0.0.2:{port}/x",
         "http://[::1]:{port}/x",
         "http://169.254.169.254/latest/meta-data/",
         "http://10.0.0.1/",
@@ -665,7 +665,8 @@ async def test_tls_verifies_the_hostname_not_the_ip_it_connects_to(tmp_path, dns
             assert response.content == FEED
             with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
                 await client.get(f"https://other.example.test:{tls_site.port}/feed.xml")
-            with pytest.raises(BlockedAddressError):
+            # localhost is allowed with the loopback network, and reaches 127.0.0.1: not the certificate's name.
+            with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
                 await client.get(f"https://localhost:{tls_site.port}/feed.xml")
     finally:
         tls_site.stop()
@@ -843,3 +844,41 @@ async def test_304s_keep_the_connection_alive(site):
         for _ in range(5):
             assert isinstance(await fetcher.fetch_feed(FeedState(url, first.etag)), NotModified)
     assert site.connections == 1  # one connection for six requests: a 304 does not cost a new TCP handshake
+
+
+# --- refusals an operator can lift say how ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host, network",
+    [
+        ("127.0.0.1", "127.0.0.0/8"),
+        ("localhost", "127.0.0.0/8"),
+        ("10.1.2.3", "10.0.0.0/8"),
+        ("0xa000001", "10.0.0.0/8"),
+        ("[fd00::1]", "fc00::/7"),
+        ("[::ffff:192.168.1.1]", "192.168.0.0/16"),
+    ],
+)
+def test_every_refusal_names_the_setting_and_the_network_that_would_allow_it(host, network):
+    with pytest.raises(BlockedAddressError) as info:
+        check_host(host)
+    assert f'[fetch] allow_networks = ["{network}"]' in info.value.message
+    check_host(host, parse_networks([network]))  # and that value does allow it
+
+
+async def test_a_name_resolving_to_refused_space_names_the_setting(dns):
+    dns["intranet.example.test"] = ["10.20.0.5"]
+    error = await feed_error("http://intranet.example.test/feed.xml", allow_networks=())
+    assert "intranet.example.test resolves to 10.20.0.5" in error.message
+    assert '[fetch] allow_networks = ["10.0.0.0/8"]' in error.message
+
+
+async def test_an_allowed_loopback_network_allows_localhost_without_asking_dns(site, dns):
+    site.add("/feed.xml", FEED)
+    result = await get_feed(f"http://localhost:{site.port}/feed.xml", allow_networks=LOOPBACK)
+    assert result.content == FEED
+    assert dns.calls == []  # RFC 6761: localhost is never sent to a resolver
+    error = await feed_error(f"http://localhost:{site.port}/feed.xml", allow_networks=("10.0.0.0/8",))
+    assert isinstance(error, BlockedAddressError) and "allow_networks" in error.message
+    assert len(site.requests) == 1

@@ -54,3 +54,21 @@ def test_json_lines_carry_extra_fields():
     data = json.loads(JsonFormatter().format(record))
     assert data["message"] == "feed world: ok" and data["feed"] == "world" and data["new_entries"] == 3
     assert data["level"] == "info"
+
+
+def test_beside_a_progress_bar_info_waits_and_a_warning_clears_the_bar_line(monkeypatch):
+    from watcher.logs import beside_a_progress_bar
+
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    setup_logging("info")
+    log = logging.getLogger("watcher.test")
+    with beside_a_progress_bar(stream):
+        stream.write("\rpolling [####----] 50%")
+        log.info("feed a: ok")
+        log.warning("feed b: error")
+    log.info("after the bar")
+    text = stream.getvalue()
+    assert "feed a: ok" not in text
+    assert "50%\r\x1b[K" in text and "WARNING feed b: error" in text  # the bar's line is erased first
+    assert text.endswith("INFO    after the bar\n")  # and everything is as before once the bar is gone

@@ -32,6 +32,7 @@ def store(tmp_path_factory):
             "page",
             entry,
             matches=(Match("troop_deployment", 1.0, ("drone",), "[[drone]] factory"),),
+            page_outcome="paywall",
         )
         store.apply_update(
             feed_id,

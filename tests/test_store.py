@@ -199,3 +199,24 @@ def test_feed_urls_are_stored_without_credentials(tmp_path, url, stored):
     for secret in (b"pa55", b"abc123", b"=k&", b"=t&"):
         if secret.strip(b"=&") in url.encode():
             assert secret not in raw
+
+
+def test_migration_6_rebuilds_the_search_index_with_forms_over_the_articles_already_stored(tmp_path, monkeypatch):
+    import watcher.store.base as base
+
+    before = next(i for i, script in enumerate(MIGRATIONS) if "page_outcome" in script)
+    monkeypatch.setattr(base, "MIGRATIONS", MIGRATIONS[:before])
+    old = Store.open(tmp_path / "old.db")
+    old.db.execute(
+        "INSERT INTO articles (url, title, body, body_source, fetched_at, matched)"
+        " VALUES ('https://n.example/1', 'Drones over Kursk', 'Attack drones were seen.', 'page', '2026-12-01T00:00:00Z', 1)"
+    )
+    old.db.conn.commit()
+    assert [r[0] for r in old.db.execute("SELECT rowid FROM articles_fts WHERE articles_fts MATCH 'drone'")] == []
+    old.close()
+    monkeypatch.setattr(base, "MIGRATIONS", MIGRATIONS)
+    new = Store.open(tmp_path / "old.db")
+    assert new.schema_version() == len(MIGRATIONS)
+    assert [r["title"] for r in new.search("drone")] == ["Drones over Kursk"]  # a form of the stored word
+    assert new.db["articles"].detect_fts() == "articles_fts"
+    new.close()

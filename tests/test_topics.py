@@ -317,7 +317,7 @@ def test_cyrillic_korean_and_cjk(rule, title, expected):
 BAD_RULES = [
     # rule, message fragment, 0-based position
     ("", "the rule is empty", 0),
-    ("drone AND (supply OR export", "expected ) to close ( at 10", 27),
+    ("drone AND (supply OR export", "expected ) to close the ( opened at column 11", 27),
     ("drone)", "unexpected ): no ( to close", 5),
     ("drone AND", "expected a term after AND", 9),
     ("drone OR", "expected a term after OR", 8),
@@ -326,7 +326,7 @@ BAD_RULES = [
     ("drone and supply", 'write AND in capitals for the operator, or "and" in quotes', 6),
     ("drone or supply", "write OR in capitals", 6),
     ("drone not supply", "write NOT in capitals", 6),
-    ('drone "supply', 'expected " to close the phrase opened at 6', 13),
+    ('drone "supply', 'expected " to close the phrase opened at column 7', 13),
     ('drone ""', "empty phrase", 6),
     ("drone ()", "empty ( )", 6),
     ("@dprkk AND drone", "unknown term list @dprkk; known: @dprk, @russia, @shells, @weapons", 0),
@@ -337,8 +337,10 @@ BAD_RULES = [
     ("NEAR(drone NOT supply)", "NOT inside NEAR( )", 11),
     ("NEAR(drone (supply AND Iran))", "'(supply AND Iran)' has no single place in the text", 11),
     ("NEAR(drone SENTENCE(a b))", "has no single place in the text", 11),
-    ("NEAR(drone supply", "expected ) to close NEAR( at 0", 17),
+    ("NEAR(drone supply", "expected ) to close the NEAR( opened at column 1", 17),
     ("near(drone supply)", "write NEAR( in capitals", 0),
+    ("NEAR(drone supply 5)", "a NEAR distance goes after a comma, as in NEAR(drone supply, 5)", 18),
+    ("NEAR(drone supply 15)", 'to find the number itself, put it in quotes: "15"', 18),
     ("FOO(drone supply)", "unknown operator FOO(; known: NEAR(, SENTENCE(", 0),
     ("drone(supply)", "unknown operator drone(", 0),
     ("SENTENCE(drone supply, 3)", "SENTENCE( takes no distance", 23),
@@ -375,9 +377,35 @@ def test_bad_rules_are_refused_with_a_message_and_a_position(rule, fragment, pos
     assert "topic 'drones'" in str(e) and f"position {position + 1}" in str(e)  # describe() counts from 1
 
 
+def test_a_quoted_number_in_near_is_a_word_to_find():
+    assert matches('NEAR(Shahed "136")', "Russia builds the Shahed 136 drone")
+    assert not matches('NEAR(Shahed "136")', "Russia builds the Shahed drone")
+
+
+def test_an_unclosed_parenthesis_in_a_long_rule_points_at_its_last_line_and_names_the_opening():
+    rule = "(@dprk troops AND\n   Kursk\n\n"
+    with pytest.raises(RuleError) as caught:
+        topic(rule, name="nk_troops")
+    text = caught.value.describe(name_topic=False)
+    assert text.splitlines() == [
+        "expected ) to close the ( opened at line 1, column 1, at the end of the rule (position 27)",
+        "       Kursk",
+        "            ^",  # just after the last word written, not under the blank line after it
+    ]
+
+
+def test_an_error_inside_a_rule_of_several_lines_gives_line_and_column():
+    rule = "drone\nAND (supply\n  OR ^2)"
+    with pytest.raises(RuleError) as caught:
+        topic(rule)
+    first, line, caret = str(caught.value).splitlines()
+    assert "at line 3, column 6" in first
+    assert line == "      OR ^2)" and caret == "         ^"
+
+
 TERM_LIST_ERRORS = [
     # terms, rule, message fragment, the text the position is in, position
-    ({"a": "drone AND (x"}, "@a", "in term list @a: expected ) to close ( at 10", "drone AND (x", 12),
+    ({"a": "drone AND (x"}, "@a", "in term list @a: expected ) to close the ( opened at column 11", "drone AND (x", 12),
     ({"a": "@b", "b": "drone OR @a"}, "@a", "term list @a refers to itself: @a -> @b -> @a", "drone OR @a", 9),
     ({"a": "@a"}, "drone @a", "term list @a refers to itself: @a -> @a", "@a", 0),
     ({"a": "@nope"}, "@a", "in term list @a: unknown term list @nope; known: @a", "@nope", 0),
@@ -447,6 +475,12 @@ def test_snippet_is_cut_at_words_around_the_best_window():
     assert "Iran will [[supply]] [[drones]] to Russia." in m.snippet
     assert 150 <= len(m.snippet) <= 320
     assert " ".join(m.snippet.split()) == m.snippet  # whitespace collapsed
+
+
+def test_a_line_break_in_the_text_stays_visible_in_the_snippet():
+    body = "Drone Parts Came From Europe, Investigators Say\nWhen Western researchers took the drone apart..."
+    m = match_article([topic("drone AND researchers")], "Weekly roundup", body)[0]
+    assert "Investigators Say · When Western [[researchers]]" in m.snippet
 
 
 def test_snippet_marks_a_phrase_once_and_the_title_when_only_the_title_matches():

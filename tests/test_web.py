@@ -102,8 +102,8 @@ async def test_matches_filter_by_topic_feed_and_time_and_search(web, query, expe
 
 
 async def test_a_bad_search_or_span_is_said_not_a_crash(web):
-    r = await web.get("/matches?q=%22unclosed")
-    assert r.status_code == 200 and "cannot search for" in r.text
+    r = await web.get("/matches?q=%22engines")  # an unclosed quote still searches (store.fts_query)
+    assert r.status_code == 200 and titles(r.text) == ["Iran and Russia expand joint drone production"]
     r = await web.get("/matches?since=soon")
     assert "not a time span" in r.text
 

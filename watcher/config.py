@@ -15,6 +15,7 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -69,6 +70,12 @@ class ExtractSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StoryConfig:
+    # An article joins a story seen within this long; older ones are history. "0s": every article is its own story.
+    window: timedelta = timedelta(hours=72)
+
+
+@dataclass(frozen=True, slots=True)
 class FeedConfig:
     name: str
     url: str
@@ -91,10 +98,13 @@ class ChannelConfig:
     )  # the type's own keys, typed and checked by its ChannelType
 
 
+DEFAULT_DATABASE = "watcher.db"
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     path: str
-    database: str = "watcher.db"
+    database: str = DEFAULT_DATABASE
     timezone: str = "UTC"
     log_level: str = "info"
     alert_on_first_poll: bool = False  # a new feed's existing items are recorded, not alerted
@@ -105,6 +115,7 @@ class Config:
     fetch: FetchSettings = FetchSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     extract: ExtractSettings = ExtractSettings()
+    stories: StoryConfig = StoryConfig()
     feeds: tuple[FeedConfig, ...] = ()
     terms: dict[str, str] = field(default_factory=dict)
     topics: tuple[TopicConfig, ...] = ()
@@ -124,8 +135,30 @@ class Config:
         digest = {c.name for c in self.channels if c.mode == "digest"}
         return {topic: tuple(c for c in channels if c in digest) for topic, channels in self.routes().items()}
 
+    def missing_secrets(self, environ: Mapping[str, str]) -> list[str]:
+        """Every secret the config names (a channel's `*_env` key) that `environ` lacks, as `check` and the daemon's
+        start-up warn about it: found at once, not at the first send."""
+        return [
+            f"channels.{channel.name}.{key}: environment variable {env} is not set; channel {channel.name!r} "
+            "cannot send until it is"
+            for channel in self.channels
+            for key, env in channel.options.secret_envs().items()
+            if not environ.get(env)
+        ]
+
 
 # --- reading ----------------------------------------------------------------------------------------------
+
+
+def database_setting(path: str | Path) -> str:
+    """`[watcher] database` alone, read from a file that may be broken elsewhere: `status --check` must find the
+    database (and report the broken config as a reason) instead of failing on the config itself."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        value = data.get("watcher", {}).get("database")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        value = None
+    return value if isinstance(value, str) and value else DEFAULT_DATABASE
 
 
 _HTTP_ADDRESS = re.compile(r"\[[0-9A-Fa-f:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5}")
@@ -152,7 +185,7 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
     top = Table(data, "", problems)
 
     w = top.table("watcher")
-    database = w.text("database", "watcher.db")
+    database = w.text("database", DEFAULT_DATABASE)
     timezone = w.text("timezone", "UTC")
     if "timezone" in w.data and isinstance(timezone, str):
         try:
@@ -183,6 +216,7 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
     fetch = _read_fetch(top.table("fetch"))
     schedule = _read_schedule(top.table("schedule"))
     extract = _read_extract(top.table("extract"))
+    stories = _read_stories(top.table("stories"))
     feeds = _read_feeds(top, problems)
     terms = _read_terms(top.table("terms"))
     topics = _read_topics(top.table("topics"))
@@ -201,6 +235,7 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
         fetch=fetch,
         schedule=schedule,
         extract=extract,
+        stories=stories,
         feeds=feeds,
         terms=terms,
         topics=topics,
@@ -270,6 +305,12 @@ def _read_extract(t: Table) -> ExtractSettings:
         keep_unmatched=t.duration("keep_unmatched", d.keep_unmatched, allow_zero=True),
         max_entries_per_feed=t.number("max_entries_per_feed", d.max_entries_per_feed, minimum=1),
     )
+    t.reject_unknown()
+    return settings
+
+
+def _read_stories(t: Table) -> StoryConfig:
+    settings = StoryConfig(window=t.duration("window", StoryConfig().window, allow_zero=True))
     t.reject_unknown()
     return settings
 
@@ -416,7 +457,6 @@ def _compile_rules(
         try:
             compiled.append(compile_topic(topic, terms))
         except RuleError as e:
-            problems.append(
-                ConfigProblem(f"topics.{topic.name}.rule", "a valid rule (see docs/rules.md)", e.describe())
-            )
+            # The rule's own message says what was expected; the path already names the topic.
+            problems.append(ConfigProblem(f"topics.{topic.name}.rule", "", e.describe(name_topic=False)))
     return tuple(compiled), problems

@@ -122,6 +122,8 @@ class Daemon:
                     store.path,
                 )
                 self._report_database()
+                for problem in config.missing_secrets(os.environ):
+                    log.warning("%s", problem)
                 await self.stopping.wait()
             finally:
                 log.info("stopping: %d polls in flight", len(self.in_flight))
@@ -309,6 +311,8 @@ class Daemon:
         )
         for setting in _restart_only_changes(old, new) + self.runtime.restart_only_changes(new):
             log.warning("config: %s changed; that takes effect when watcher restarts", setting)
+        for problem in new.missing_secrets(os.environ):
+            log.warning("%s", problem)
         self._spawn(self.tick())  # added feeds are due now: poll them without waiting for the next tick
 
     def _spawn(self, coro) -> None:
@@ -377,7 +381,11 @@ class Daemon:
 
     async def _metrics(self) -> Response:
         samples = await asyncio.to_thread(
-            gauges, self.store.reader(), in_flight=len(self.in_flight), last_tick_at=self.last_tick_at
+            gauges,
+            self.store.reader(),
+            in_flight=len(self.in_flight),
+            last_tick_at=self.last_tick_at,
+            configured={f.name for f in self.config.feeds},
         )
         return Response(200, METRICS_CONTENT_TYPE, self.metrics.render(samples).encode())
 

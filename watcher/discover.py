@@ -77,7 +77,10 @@ async def discover_feed(fetcher: Fetcher, url: str, *, pick: int | None = None) 
 
     Raises FetchError when the address itself cannot be fetched, ParseError when no feed was found.
     """
-    first = await fetcher.fetch_feed(FeedState(url))
+    try:
+        first = await fetcher.fetch_feed(FeedState(url))
+    except FetchError as e:  # say which address answered so: the user may have pasted several
+        raise FetchError(e.url, f"{redact_url(url)}: {e.message}", kind=e.kind, status=e.status) from e
     assert isinstance(first, FetchedFeed)  # no validators were sent, so no 304
     page_url = first.url
     parsed = await _parse(first)
@@ -85,7 +88,7 @@ async def discover_feed(fetcher: Fetcher, url: str, *, pick: int | None = None) 
         return Discovery(first.permanent_redirect or url, parsed[0], "feed", parsed[1])
 
     links = find_feed_links(first.content, page_url, first.headers.get("content-type", ""))
-    tried: list[str] = []
+    tried: dict[str, str] = {}  # each candidate tried -> why it is not a feed
     if pick is not None:
         if not 1 <= pick <= len(links):
             raise ParseError(f"{redact_url(url)} announces {len(links)} feed(s); there is no number {pick}")
@@ -105,9 +108,13 @@ async def discover_feed(fetcher: Fetcher, url: str, *, pick: int | None = None) 
                 return Discovery(found[0], found[1], "path", found[2], links)
     paths = len(tried) - len(candidates)
     if pick is not None:
-        why = f"feed number {pick} of the page ({redact_url(candidates[0])}) is not a feed watcher can read"
+        why = f"feed number {pick} of the page ({redact_url(candidates[0])}) cannot be read: {tried[candidates[0]]}"
     elif links:
-        why = f"the page announces {len(links)} feed(s) but none parses, nor does any of {paths} usual paths"
+        # The announced feeds' own failures are the likely cause (a CDN host that does not resolve, a 403):
+        # name them, not only their count.
+        causes = "; ".join(f"{redact_url(c)}: {tried[c]}" for c in candidates[:3])
+        more = f" (and {len(candidates) - 3} more)" if len(candidates) > 3 else ""
+        why = f"the page announces {len(links)} feed(s), none readable ({causes}{more}), nor any of {paths} usual paths"
     else:
         why = (
             f"the page announces no feed, and none of {paths} usual paths (/feed, /rss.xml, /atom.xml, ...) serves one"
@@ -115,16 +122,18 @@ async def discover_feed(fetcher: Fetcher, url: str, *, pick: int | None = None) 
     raise ParseError(f"no feed found for {redact_url(url)}: {why}")
 
 
-async def _try(fetcher: Fetcher, url: str, tried: list[str]) -> tuple[str, str, int] | None:
-    """(feed URL, title, entries) when `url` serves a feed; None when it does not (any fetch or parse failure)."""
-    tried.append(url)
+async def _try(fetcher: Fetcher, url: str, tried: dict[str, str]) -> tuple[str, str, int] | None:
+    """(feed URL, title, entries) when `url` serves a feed; None when it does not, with the reason in `tried`."""
+    tried[url] = "not tried"
     try:
         fetched = await fetcher.fetch_feed(FeedState(url))
-    except FetchError:
+    except FetchError as e:
+        tried[url] = e.message
         return None
     assert isinstance(fetched, FetchedFeed)
     parsed = await _parse(fetched)
     if parsed is None:
+        tried[url] = "not a feed (it does not parse as RSS, Atom or JSON Feed)"
         return None
     return fetched.permanent_redirect or url, parsed[0], parsed[1]
 

@@ -39,6 +39,8 @@ class ConfigProblem:
     found: str = ""
 
     def __str__(self) -> str:
+        if not self.expected:  # a problem that explains itself (a rule's syntax error)
+            return f"{self.path}: {self.found}"
         found = f", found {self.found}" if self.found else ""
         return f"{self.path}: expected {self.expected}{found}"
 
@@ -62,19 +64,30 @@ class RuleError(WatcherError):
         self.topic = topic
         super().__init__(self.describe())
 
-    def describe(self) -> str:
-        head = f"topic {self.topic!r}: " if self.topic else ""
+    def describe(self, *, name_topic: bool = True) -> str:
+        head = f"topic {self.topic!r}: " if self.topic and name_topic else ""
         if self.position is None:
             return f"{head}{self.message}"
         if not self.rule.strip():
             return f"{head}{self.message} at position {self.position + 1}"
+        position = self.position
+        several_lines = "\n" in self.rule.strip("\n")
+        line_no = self.rule.count("\n", 0, position) + 1
+        if position >= len(self.rule.rstrip()):
+            # Point just after the last character written, not at a blank line or trailing space after it.
+            position = len(self.rule.rstrip())
+            at_end = "" if "end of the rule" in self.message else ", at the end of the rule"
+            where = f"{at_end} (position {position + 1})"
+        elif several_lines:
+            column = position - self.rule.rfind("\n", 0, position)
+            where = f" at line {line_no}, column {column} (position {self.position + 1})"
+        else:
+            where = f" at position {self.position + 1}"
         # Rules are often written over several lines: show the line of the error, with a caret under it.
-        start = self.rule.rfind("\n", 0, self.position) + 1
-        end = self.rule.find("\n", self.position)
+        start = self.rule.rfind("\n", 0, position) + 1
+        end = self.rule.find("\n", position)
         line_text = self.rule[start : end if end >= 0 else len(self.rule)]
-        line_no = self.rule.count("\n", 0, self.position) + 1
-        where = f" at position {self.position + 1}" + (f" (line {line_no})" if "\n" in self.rule.strip("\n") else "")
-        return f"{head}{self.message}{where}\n    {line_text}\n    {' ' * (self.position - start)}^"
+        return f"{head}{self.message}{where}\n    {line_text}\n    {' ' * (position - start)}^"
 
 
 class FetchError(WatcherError):

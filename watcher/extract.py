@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime
 
 from .models import Extracted
+from .walls import page_wall
 
 MIN_TEXT_CHARS = 40  # less is a menu or a cookie banner, not an article
 
@@ -24,8 +25,15 @@ def extract_text(content: bytes, url: str) -> Extracted | None:
     document = trafilatura.bare_extraction(
         content, url=url, include_comments=False, include_tables=False, with_metadata=True, fast=True
     )
-    if document is None or isinstance(document, dict) or len((document.text or "").strip()) < MIN_TEXT_CHARS:
-        return None  # bare_extraction returns a dict only with as_dict=True, which we never ask for
+    if isinstance(document, dict):
+        document = None  # bare_extraction returns a dict only with as_dict=True, which we never ask for
+    text = (document.text or "").strip() if document is not None else ""
+    # A consent wall, a paywall's teaser or a challenge answered with 200 is not the article (walls.py).
+    wall = page_wall(content, text)
+    if wall is not None:
+        return Extracted(text=text, wall=wall[0], wall_sign=wall[1])
+    if document is None or len(text) < MIN_TEXT_CHARS:
+        return None
     lang = document.language or ""
     if not lang and (m := _LANG_RE.search(content[:4096])):
         lang = m.group(1).decode("ascii").lower()

@@ -35,6 +35,8 @@ from .guard import GuardedBackend, check_host, install_guard, parse_networks
 from .models import FeedState, FetchedFeed, FetchedPage, FetchFailure, NotModified
 from .schedules import MAX_SERVER_HINT as MAX_HINT
 from .schedules import parse_retry_after
+from .unreachable import Remembered
+from .walls import CHALLENGE_STATUSES, challenge_sign
 
 # httpx logs every request line, full URL and tokens included, at INFO (docs/reliability.md, "What it may write").
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -42,6 +44,7 @@ logging.getLogger("httpcore").setLevel(logging.WARNING)
 log = logging.getLogger(__name__)
 
 _MAX_PER_CLIENT = 20  # one httpx client slows down above ~20 connections (docs/architecture.md, "Performance facts")
+ERROR_BODY_CAP = 64 * 1024  # of a 403/429/503 answer: enough for a challenge page's signs
 _PIECE = 64 * 1024  # most decoded bytes produced per zlib call: memory stays bounded whatever the ratio
 _REDIRECTS = {301, 302, 303, 307, 308}
 _PERMANENT = {301, 308}
@@ -200,6 +203,9 @@ class Fetcher:
         per_client = math.ceil(settings.concurrency / count)
         # One TLS context for all clients: loading the CA bundle costs ~40 ms each time.
         tls = httpx.create_ssl_context(trust_env=settings.use_env_proxy)
+        # One guard under every client, with one memory: names and hosts that failed a moment ago fail their next
+        # pages at once (unreachable.py).
+        self._backend = GuardedBackend(self._allow, memory=Remembered())
         self._clients = [self._client(per_client, tls) for _ in range(count)]
         self._in_flight = [0] * count
         self._all = asyncio.Semaphore(settings.concurrency)
@@ -223,7 +229,7 @@ class Fetcher:
             # No cookie jar shared across feeds: cookies would be state, and could travel between sites.
             cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
         )
-        install_guard(client, GuardedBackend(self._allow))
+        install_guard(client, self._backend)
         return client
 
     async def __aenter__(self) -> Fetcher:
@@ -274,6 +280,17 @@ class Fetcher:
             retry_after=hint,
         )
 
+    async def check_reachable(self, url: str) -> None:
+        """Resolve and check the URL's host now, without taking a slot; fail at once for a host that failed a
+        moment ago (unreachable.py). The pipeline calls it before a page takes one of the shared page slots, so a
+        page whose name does not resolve never holds up another feed's pages. Raises FetchError."""
+        if self._settings.use_env_proxy:
+            return  # the proxy resolves names, not us
+        target = self._prepare(url, hop=False)
+        port = target.port or (443 if target.scheme == "https" else 80)
+        with _translated(url, self._settings):
+            await self._backend.check_reachable(target.host, port, self._settings.connect_timeout.total_seconds())
+
     async def fetch_page(self, url: str) -> FetchedPage:
         """GET an article page (capped at max_page_bytes). Raises FetchError."""
         final, response, body, _ = await self._get(
@@ -305,7 +322,7 @@ class Fetcher:
             if 200 <= status < 300 or (status == 304 and conditional):
                 final = str(target) if statuses else url
                 return final, response, body or b"", bool(statuses) and all(s in _PERMANENT for s in statuses)
-            raise _status_error(current, response)
+            raise _status_error(current, response, body)
         raise FetchError(redact_url(url), f"more than {self._settings.max_redirects} redirects", kind="redirects")
 
     def _prepare(self, url: str, *, hop: bool) -> httpx.URL:
@@ -331,7 +348,8 @@ class Fetcher:
     async def _exchange(
         self, url: str, target: httpx.URL, headers: dict[str, str], cap: int, budget: float
     ) -> tuple[httpx.Response, bytes | None, float]:
-        """One request/response under the remaining deadline; the body is read only for a 2xx."""
+        """One request/response under the remaining deadline; the body is read for a 2xx (and a little of a
+        403/429/503, to recognise a bot challenge)."""
         loop = asyncio.get_running_loop()
         async with self._slot(target.host) as client:
             started = loop.time()
@@ -341,7 +359,12 @@ class Fetcher:
                         request = client.build_request("GET", target, headers=headers)
                         response = await client.send(request, stream=True)
                         try:
-                            body = await _read_body(response, cap, url) if 200 <= response.status_code < 300 else None
+                            status = response.status_code
+                            body: bytes | None = None
+                            if 200 <= status < 300:
+                                body = await _read_body(response, cap, url)
+                            elif status in CHALLENGE_STATUSES:
+                                body = await _error_body(response, url)  # a challenge page says what it is
                             if response.status_code == 304:
                                 # A 304 has no body; reading its end lets the connection go back to the pool.
                                 # Closed unread, httpcore drops it: 50 conditional GETs opened 40 connections.
@@ -386,8 +409,22 @@ async def _read_body(response: httpx.Response, cap: int, url: str) -> bytes:
     return decoder.finish()
 
 
-def _status_error(url: str, response: httpx.Response) -> FetchError:
+async def _error_body(response: httpx.Response, url: str) -> bytes | None:
+    """The start of an error answer's body, for its signs; None when it cannot be read within a small cap."""
+    try:
+        return await _read_body(response, ERROR_BODY_CAP, url)
+    except FetchError:
+        return None
+
+
+def _status_error(url: str, response: httpx.Response, body: bytes | None = None) -> FetchError:
     status = response.status_code
+    sign = challenge_sign(status, {k.lower(): v for k, v in response.headers.items()}, body)
+    if sign is not None:
+        # Not a broken URL: bot protection wants a browser. Named, so its owner can set `extract = false`.
+        return FetchError(
+            redact_url(url), f"HTTP {status}: a bot challenge ({sign}), not the page", kind="challenge", status=status
+        )
     try:
         phrase = http.HTTPStatus(status).phrase  # ours, not the server's: a reason phrase is free text
     except ValueError:

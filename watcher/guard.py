@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 import httpcore
 
 from .errors import BlockedAddressError, FetchError
+from .unreachable import Remembered
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -163,6 +164,39 @@ def refusal(address: IPAddress, allow: Sequence[IPNetwork] = ()) -> str | None:
     return None
 
 
+_LOOPBACKS = (ipaddress.IPv4Address("127.0.0.1"), ipaddress.IPv6Address("::1"))
+
+
+def _is_loopback_name(host: str) -> bool:
+    name = host.strip("[]").lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
+
+
+def _allowed_loopbacks(allow: Sequence[IPNetwork]) -> list[IPAddress]:
+    """The loopback addresses a localhost name may reach: those the allow list opens (an allowed network allows
+    its names)."""
+    return [address for address in _LOOPBACKS if refusal(address, allow) is None]
+
+
+def _network_to_allow(address: IPAddress) -> str:
+    """The `allow_networks` entry that would let `address` through: its whole reserved range when we know it."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    tables = BLOCKED_V4 if isinstance(address, ipaddress.IPv4Address) else (*BLOCKED_V6, *_NAMED_NON_GLOBAL_V6)
+    for _, net in tables:
+        if address in net and net.prefixlen > 0:
+            return str(net)
+    return str(ipaddress.ip_network(address))
+
+
+def _blocked(host: str, message: str, address: IPAddress) -> BlockedAddressError:
+    """Every refusal an operator can lift says how: the setting and the value to put in it."""
+    return BlockedAddressError(
+        host,
+        f'{message}; to fetch it, allow its network in the config: [fetch] allow_networks = ["{_network_to_allow(address)}"]',
+    )
+
+
 def check_host(host: str, allow: Sequence[IPNetwork] = ()) -> None:
     """URL-level check, before any DNS: refuse localhost names, odd digits and literal refused addresses."""
     h = host.strip("[]").lower()
@@ -171,16 +205,18 @@ def check_host(host: str, allow: Sequence[IPNetwork] = ()) -> None:
     if any(ch.isdigit() and not ch.isascii() for ch in h):
         # IDNA would fold fullwidth or Arabic-Indic digits into an IPv4 literal; no honest host needs them.
         raise BlockedAddressError(host, f"host {host!r} contains non-ASCII digits")
-    name = h.rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        # RFC 6761: these names are loopback by definition; never even ask a resolver about them.
-        raise BlockedAddressError(host, f"{host} is a loopback name")
+    if _is_loopback_name(h):
+        # RFC 6761: these names are loopback by definition; never even ask a resolver about them. They are as
+        # allowed as the loopback network is.
+        if not _allowed_loopbacks(allow):
+            raise _blocked(host, f"{host} is a loopback name", _LOOPBACKS[0])
+        return
     address = literal_address(h)
     if address is not None:
         reason = refusal(address, allow)
         if reason:
-            raise BlockedAddressError(
-                host, f"{host} is {reason}" if str(address) == h else f"{host} is {address}, {reason}"
+            raise _blocked(
+                host, f"{host} is {reason}" if str(address) == h else f"{host} is {address}, {reason}", address
             )
 
 
@@ -196,17 +232,57 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     changes between two lookups) without touching the network.
     """
 
-    def __init__(self, allow: Sequence[IPNetwork] = (), resolve: Resolver | None = None) -> None:
+    def __init__(
+        self, allow: Sequence[IPNetwork] = (), resolve: Resolver | None = None, memory: Remembered | None = None
+    ) -> None:
+        """`memory`, shared by the backends of one fetcher, remembers answers and failures a short while
+        (unreachable.py): a name that does not resolve, or a host that refuses, fails its next pages at once."""
         self._allow = tuple(allow)
         self._resolve = resolve or _system_resolve
         self._inner = httpcore.AnyIOBackend()
+        self._memory = memory
 
     async def addresses(self, host: str, port: int, timeout: float | None = None) -> list[IPAddress]:
         """Every address `host` stands for, each checked; raises BlockedAddressError if any is refused."""
         check_host(host, self._allow)
+        if _is_loopback_name(host):
+            return _allowed_loopbacks(self._allow)  # never DNS (RFC 6761); check_host refused it if none is allowed
         literal = literal_address(host)
         if literal is not None:
             return [literal]
+        if self._memory is None:
+            return await self._lookup(host, port, timeout)
+        key = ("dns", host.lower())
+        recalled = self._memory.failure(key)
+        if recalled is not None:
+            error, age = recalled
+            message = getattr(error, "message", str(error))
+            raise FetchError(host, f"{message} ({age:.0f} s ago; not asked again yet)", kind="dns")
+        found = await self._memory.get(
+            key,
+            lambda: self._lookup(host, port, timeout),
+            keep=lambda e: getattr(e, "kind", "") == "dns" or isinstance(e, httpcore.ConnectTimeout),
+        )
+        for address in found:  # an answer kept a while is checked again against today's allow list
+            reason = refusal(address, self._allow)
+            if reason:
+                raise _blocked(host, f"{host} resolves to {address}, {reason}", address)
+        return found
+
+    async def check_reachable(self, host: str, port: int, timeout: float | None = None) -> None:
+        """Resolve and check `host` now, and fail at once if it refused connections a moment ago.
+
+        For a caller that is about to take a shared slot (the pipeline's pages in flight): waiting for a slow or
+        failing lookup must not hold one. Raises FetchError (kinds dns, connect, blocked)."""
+        try:
+            await self.addresses(host, port, timeout)
+        except httpcore.ConnectTimeout as e:
+            raise FetchError(host, str(e), kind="dns") from e
+        recalled = self._memory.failure(("connect", host.lower(), port)) if self._memory else None
+        if recalled is not None:
+            raise FetchError(host, f"{recalled[0]} ({recalled[1]:.0f} s ago; not tried again yet)", kind="connect")
+
+    async def _lookup(self, host: str, port: int, timeout: float | None) -> list[IPAddress]:
         try:
             async with asyncio.timeout(timeout):
                 answers = await self._resolve(host, port)
@@ -227,7 +303,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             # One refused answer refuses the name: an attacker's DNS mixes a public and a private answer.
             reason = refusal(address, self._allow)
             if reason:
-                raise BlockedAddressError(host, f"{host} resolves to {address}, {reason}")
+                raise _blocked(host, f"{host} resolves to {address}, {reason}", address)
         return found
 
     async def connect_tcp(
@@ -238,6 +314,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        key = ("connect", host.lower(), port)
+        recalled = self._memory.failure(key) if self._memory else None
+        if recalled is not None:
+            raise httpcore.ConnectError(f"{recalled[0]} ({recalled[1]:.0f} s ago; not tried again yet)")
         error: Exception | None = None
         for address in await self.addresses(host, port, timeout):
             try:
@@ -248,6 +328,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
                 error = e  # try the next checked address, as getaddrinfo-based connects do
         assert error is not None
+        if self._memory is not None:
+            self._memory.remember_failure(key, error)  # the host's other pages fail at once for a while
         raise error
 
     async def connect_unix_socket(

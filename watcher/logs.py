@@ -10,7 +10,10 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TextIO
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 _URL_SECRETS = re.compile(r"(?P<scheme>https?://)(?P<userinfo>[^/\s@]+@)?(?P<rest>[^\s?#]*)(?P<query>\?[^\s#]*)?")
@@ -71,3 +74,37 @@ def setup_logging(level: str = "info", fmt: str = "text", secrets: tuple[str, ..
     # The HTTP client logs every request with its full URL at INFO; ours are logged, redacted, per feed.
     for noisy in ("httpx", "httpcore", "apscheduler", "trafilatura", "htmldate", "courlan"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _ClearLineFirst(logging.Formatter):
+    """Starts each line by erasing the terminal line, where a progress bar is being drawn."""
+
+    def __init__(self, inner: logging.Formatter | None):
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\r\x1b[K" + self.inner.format(record)
+
+
+@contextmanager
+def beside_a_progress_bar(stream: TextIO) -> Iterator[None]:
+    """While a progress bar is drawn on `stream`, keep the log from writing into it.
+
+    The bar redraws its line with a carriage return and no newline, so a log line written meanwhile lands in the
+    middle of it (`polling [####---] 64%2026-12-06 22:18:30 INFO feed ...`). So during the bar, INFO lines are
+    left out (the caller prints a summary of them after), and a warning or error first erases the bar's line; the
+    bar draws itself again below it at its next step.
+    """
+    root = logging.getLogger()
+    saved = [(h, h.level, h.formatter) for h in root.handlers]
+    for handler in root.handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is stream:
+            handler.setLevel(max(handler.level, logging.WARNING))
+            handler.setFormatter(_ClearLineFirst(handler.formatter))
+    try:
+        yield
+    finally:
+        for handler, level, formatter in saved:
+            handler.setLevel(level)
+            handler.setFormatter(formatter)

@@ -10,7 +10,7 @@ from the database, which holds the truth across restarts.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -38,7 +38,7 @@ _COUNTERS = {
 }
 _GAUGES = {
     "watcher_info": "Always 1; the version is a label.",
-    "watcher_feeds": "Feeds by state (enabled, failing, disabled).",
+    "watcher_feeds": "Feeds by state (enabled, failing, disabled in the config, removed from the config).",
     "watcher_outbox_deliveries": "Deliveries in the outbox by channel and status (pending, dead).",
     "watcher_polls_in_flight": "Feed polls running now.",
     "watcher_last_tick_timestamp_seconds": "When the scheduler last looked for due feeds (Unix time).",
@@ -132,15 +132,27 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-def gauges(store: Store, *, in_flight: int = 0, last_tick_at: datetime | None = None) -> list[Sample]:
-    """Gauges read from the store at scrape time (they survive restarts: the database holds the truth)."""
+def gauges(
+    store: Store,
+    *,
+    in_flight: int = 0,
+    last_tick_at: datetime | None = None,
+    configured: Collection[str] | None = None,
+) -> list[Sample]:
+    """Gauges read from the store at scrape time (they survive restarts: the database holds the truth).
+
+    `configured`: the feed names of the config in use, so that a feed taken out of it counts as removed, not as
+    disabled (its rows stay for its articles' sake, but nobody will enable it again)."""
     facts = store.feed_facts()
     enabled = [f for f in facts if f["enabled"]]
+    off = [f for f in facts if not f["enabled"]]
+    removed = [f for f in off if configured is not None and f["name"] not in configured]
     samples = [
         Sample("watcher_info", 1, (("version", __version__),)),
         Sample("watcher_feeds", len(enabled), (("state", "enabled"),)),
         Sample("watcher_feeds", sum(1 for f in enabled if f["error_count"] > 0), (("state", "failing"),)),
-        Sample("watcher_feeds", len(facts) - len(enabled), (("state", "disabled"),)),
+        Sample("watcher_feeds", len(off) - len(removed), (("state", "disabled"),)),
+        Sample("watcher_feeds", len(removed), (("state", "removed"),)),
         Sample("watcher_polls_in_flight", in_flight),
     ]
     for row in store.outbox_by_channel():

@@ -18,12 +18,16 @@ FeedStatus = Literal["ok", "not-modified", "error", "offline"]  # feeds.last_sta
 # Why a fetch failed (FetchError.kind): short stable words, in logs, metrics and feeds.last_error_kind.
 FetchFailure = Literal[
     "http", "rate-limited", "timeout", "dns", "connect", "protocol", "url", "scheme", "redirects", "too-large",
-    "encoding", "blocked",
+    "encoding", "blocked", "challenge",
 ]  # fmt: skip
 # Why a poll failed: a fetch failure, or a later stage; "offline" while the whole network is down (network.py).
 FailureKind = FetchFailure | Literal["parse", "extract", "store", "error", "bug", "offline"]
 NETWORK_FAILURES: frozenset[FailureKind] = frozenset({"dns", "connect"})  # what an outage looks like, per feed
 BodySource = Literal["page", "feed-content", "feed-summary", "none"]  # where an article's text came from
+# What came of fetching an article's page (articles.page_outcome): its text, a bot challenge (docs/reliability.md,
+# walls), a cookie-consent wall, a paywall teaser, or no page at all (an error).
+Wall = Literal["blocked", "consent", "paywall"]  # what walls.py recognises a page as, instead of an article
+PageOutcome = Wall | Literal["ok", "failed"]
 DeliveryStatus = Literal["pending", "sent", "dead", "skipped"]  # deliveries.status
 
 
@@ -121,6 +125,8 @@ class Extracted:
     author: str = ""
     published_at: datetime | None = None
     language: str = ""
+    wall: Wall | None = None  # set when the page is a wall, not the article (walls.py)
+    wall_sign: str = ""  # the sign it was recognised by
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +167,7 @@ class Article:
     language: str = ""
     matches: tuple[Match, ...] = ()
     model_calls: tuple[ModelCall, ...] = ()  # held-back and possible matches (topics that learn from labels)
+    page_outcome: PageOutcome | None = None  # what came of fetching its page; None: no page was fetched
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,3 +210,20 @@ class Delivery:
     terms: tuple[str, ...] = ()
     snippet: str = ""
     possible: bool = False  # a possible match (learn/): the rule missed it; shown apart in digests, never urgent
+    # Its story (docs/stories.md): the headline, every source (feed, link, time) and whether an earlier delivery
+    # of the same story, topic and channel was already sent.
+    story_id: int | None = None
+    story_headline: str = ""
+    story_sources: tuple[StorySource, ...] = ()
+    story_alerted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StorySource:
+    """One feed's report of a story, as a digest shows it."""
+
+    feed: str
+    url: str
+    title: str
+    at: datetime | None = None
+    article_id: int = 0

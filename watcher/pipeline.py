@@ -21,7 +21,7 @@ from .errors import ExtractError, FetchError, MatchError, ParseError, StoreError
 from .fetch import redact_url
 from .learn import TopicModel, apply_models
 from .learn.retrain import models_in_use
-from .models import Article, BodySource, Entry, FailureKind, FeedRecord, FeedUpdate, NotModified
+from .models import Article, BodySource, Entry, Extracted, FailureKind, FeedRecord, FeedUpdate, NotModified, PageOutcome
 from .rules import CompiledTopic, RuleSet, compile_topics
 from .runtime import Runtime
 from .schedules import next_check_at
@@ -56,6 +56,7 @@ class Pipeline:
 
     @classmethod
     def build(cls, config: Config, store: Store, runtime: Runtime) -> Pipeline:
+        store.configure_stories(config.stories.window)  # the same-story window (docs/stories.md)
         return cls(
             config=config,
             store=store,
@@ -89,17 +90,25 @@ async def poll(
             # The store keeps URLs without credentials; poll the config's own URL.
             return await write_one(replace(feed, url=pipeline.feed_urls.get(feed.name, feed.url)))
 
+    recounted: set[int] = set()  # feeds first logged as failing, then found to be part of an outage
+
     async def write_one(feed: FeedRecord) -> FeedOutcome:
+        network = pipeline.runtime.network
         update = await update_feed(pipeline, feed)
         if update.status == "error":
             plain = replace(update, next_check_at=_next_check(pipeline, feed, update.checked_at))
-            update = pipeline.runtime.network.classify(update, plain)
+            update = network.classify(update, plain, key=feed.id)
         else:
-            update = pipeline.runtime.network.classify(update)
+            update = network.classify(update)
         try:
             queued = await pipeline.store.call(
                 pipeline.store.apply_update, feed.id, update, pipeline.routes, pipeline.possible_routes
             )
+            earlier = network.take_earlier_failures()
+            if earlier:
+                await pipeline.store.call(pipeline.store.record_offline, earlier)
+                recounted.update(feed_id for feed_id, _ in earlier)
+                log.info("network: %d earlier failures of this outage recorded as offline too", len(earlier))
         except StoreError as e:
             # Nothing of this poll was written (one transaction), so the feed is still due: it is simply
             # polled again at the next tick, and succeeds once the disk has room again.
@@ -111,7 +120,13 @@ async def poll(
             on_done(outcome)
         return outcome
 
-    return list(await asyncio.gather(*(one(f) for f in feeds)))
+    outcomes = list(await asyncio.gather(*(one(f) for f in feeds)))
+    return [
+        replace(o, update=replace(o.update, status="offline", error_kind="offline"))
+        if o.feed.id in recounted and o.update.status == "error"
+        else o
+        for o in outcomes
+    ]
 
 
 async def update_feed(pipeline: Pipeline, feed: FeedRecord) -> FeedUpdate:
@@ -193,19 +208,22 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
     """Build an article from an entry: the page's extracted text when we can get it, else the feed's own text."""
     body, extracted = "", None
     source: BodySource = "none"
+    outcome: PageOutcome | None = None
+    teaser = ""
     if pipeline.config.extract.enabled and feed.extract and entry.link:
-        runtime = pipeline.runtime
-        async with runtime.pages_in_flight:
-            try:
-                page = await runtime.fetcher.fetch_page(entry.link)
-                extracted = await runtime.workers.extract(page)
-                body, source = extracted.text, "page"
-            except (FetchError, ExtractError) as e:
-                log.debug("article %s: %s; using the feed's text", redact_url(entry.link), e)
+        extracted, outcome = await _page(pipeline, entry.link)
+        if extracted is not None and extracted.wall:
+            # A bot challenge, a consent wall or a paywall is not the article (walls.py): the feed's text is
+            # used; a paywall's teaser only when the feed has no text at all.
+            teaser = extracted.text if extracted.wall == "paywall" else ""
+        elif extracted is not None:
+            body, source = _without_headline(extracted.text, entry.title), "page"
     feed_body, feed_source = _feed_text(entry)
-    # A page that yields less than the feed itself carries (a paywall teaser, a consent wall) loses to the feed.
+    # A page that yields less than the feed itself carries (an unrecognised teaser) loses to the feed.
     if len(body) < len(feed_body):
         body, source = feed_body, feed_source
+    if not body and teaser:
+        body, source = teaser, "page"
     title = entry.title or (extracted.title if extracted else "")
     try:
         matches = await pipeline.runtime.workers.match(pipeline.rules, title, body) if pipeline.topics else ()
@@ -231,6 +249,7 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
         language=extracted.language if extracted else "",
         matches=matches,
         model_calls=model_calls,
+        page_outcome=outcome,
     )
 
 
@@ -239,6 +258,39 @@ _STAGE_FAILURES: dict[type[WatcherError], FailureKind] = {
     ExtractError: "extract",
     StoreError: "store",
 }
+
+
+async def _page(pipeline: Pipeline, link: str) -> tuple[Extracted | None, PageOutcome]:
+    """The article page's extraction and the page's outcome: ok, blocked, consent, paywall or failed."""
+    runtime = pipeline.runtime
+    try:
+        # Resolved before a page slot is taken: a name that does not resolve (or resolves slowly) must not hold a
+        # slot other feeds' pages wait for; a host that failed a moment ago fails at once (unreachable.py).
+        await runtime.fetcher.check_reachable(link)
+        async with runtime.pages_in_flight:
+            page = await runtime.fetcher.fetch_page(link)
+            extracted = await runtime.workers.extract(page)
+    except FetchError as e:
+        log.debug("article %s: %s; using the feed's text", redact_url(link), e)
+        return None, "blocked" if e.kind == "challenge" else "failed"
+    except ExtractError as e:
+        log.debug("article %s: %s; using the feed's text", redact_url(link), e)
+        return None, "failed"
+    if extracted.wall:
+        log.info(
+            "article %s: %s page (%s); using the feed's text", redact_url(link), extracted.wall, extracted.wall_sign
+        )
+        return extracted, extracted.wall
+    return extracted, "ok"
+
+
+def _without_headline(text: str, title: str) -> str:
+    """The page's text without the headline that often opens it: the title is stored apart, and a body that
+    repeats it runs it into the first sentence of snippets."""
+    first, newline, rest = text.partition("\n")
+    if newline and title and " ".join(first.split()).casefold() == " ".join(title.split()).casefold():
+        return rest.lstrip()
+    return text
 
 
 def _feed_text(entry: Entry) -> tuple[str, BodySource]:
@@ -316,14 +368,20 @@ def _log_outcome(o: FeedOutcome) -> None:
         "queued": o.queued,
         "duration_s": round(u.duration_s, 3),
     }
-    if u.status in ("error", "offline"):
+    if u.status == "offline":
         extra["error"] = u.error
-        level = logging.WARNING if u.status == "error" else logging.INFO
-        log.log(
-            level,
-            "feed %s: %s (%s) %s; next try %s",
+        log.info(
+            "feed %s: offline (the network is down): %s; next try %s",
             o.feed.name,
-            u.status,
+            u.error,
+            u.next_check_at.strftime("%H:%M:%S"),
+            extra=extra,
+        )
+    elif u.status == "error":
+        extra["error"] = u.error
+        log.warning(
+            "feed %s: error (%s) %s; next try %s",
+            o.feed.name,
             u.error_kind,
             u.error,
             u.next_check_at.strftime("%H:%M:%S"),

@@ -31,11 +31,22 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _warm_up() -> None:
+    _ignore_the_terminals_interrupt()
     _die_with_parent()
     import trafilatura  # noqa: F401  (pay the imports once per worker, not on the first page)
 
     import watcher.parse
     import watcher.rules  # noqa: F401
+
+
+def _ignore_the_terminals_interrupt() -> None:
+    """Leave Ctrl-C to the parent.
+
+    Ctrl-C sends SIGINT to the terminal's whole process group, workers included; each would die with
+    `Process SpawnProcess-1: Traceback ... KeyboardInterrupt` on stderr while the parent is still stopping them
+    cleanly (it shuts the pool down, and _die_with_parent covers a parent that dies instead).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _die_with_parent() -> None:

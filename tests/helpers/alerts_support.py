@@ -53,6 +53,15 @@ def routes_for(config: Config) -> dict[str, list[str]]:
     return {t.name: [c.name for c in config.channels if not c.topics or t.name in c.topics] for t in config.topics}
 
 
+def _place(n: int) -> str:
+    syllables = ["ka", "lo", "mi", "ren", "tu", "va", "zor", "pel", "qui", "dan"]
+    return "".join(syllables[int(d)] for d in str(n * 7919)).capitalize() + f" {n * 37 + 11} {_place_word(n)}"
+
+
+def _place_word(n: int) -> str:
+    return ["harbour", "bridge", "factory", "airbase", "summit", "ceasefire", "election", "pipeline", "embassy"][n % 9]
+
+
 def article(
     topic: str | tuple[str, ...],
     *,
@@ -65,7 +74,8 @@ def article(
     n = next(_serial)
     topics = (topic,) if isinstance(topic, str) else topic
     url = url or f"https://news.example.com/story/{n}"
-    title = title if title is not None else f"Story {n} about {topics[0]}"
+    # Each default article is its own news event (distinct places and figures), so stories keep them apart.
+    title = title if title is not None else _place(n)
     entry = Entry(
         feed_url="https://example.com/reuters.xml",
         entry_id=f"id-{n}",
@@ -78,7 +88,7 @@ def article(
     return Article(
         url=url,
         title=title,
-        body="body text",
+        body=f"{_place(n)}.",
         body_source="feed-summary",
         entry=entry,
         published_at=published_at,

@@ -39,7 +39,9 @@ mode = "immediate"
 class Daemon:
     """`watcher run` in a subprocess, its log lines readable with a deadline instead of sleeps."""
 
-    def __init__(self, workdir: Path, *args: str):
+    def __init__(self, workdir: Path, *args: str, own_group: bool = False):
+        """`own_group`: start it as the leader of its own process group, so a test can signal it and its workers
+        together, as a terminal's Ctrl-C does."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "watcher", "--config", str(workdir / "config.toml"), *args, "run"],
@@ -48,10 +50,12 @@ class Daemon:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            start_new_session=own_group,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -72,6 +76,13 @@ class Daemon:
             if text in line:
                 return line
         raise AssertionError(f"{text!r} not logged within {timeout} s; log:\n" + "".join(self.log))
+
+    def all_output(self) -> str:
+        """Everything it printed, once it has exited (the lines not yet read by wait_for included)."""
+        self._reader.join(timeout=15)
+        while not self.lines.empty():
+            self.log.append(self.lines.get())
+        return "".join(self.log)
 
     def stop(self, sig=signal.SIGTERM) -> float:
         started = time.monotonic()

@@ -30,6 +30,7 @@ SNIPPET_MAX = 600
 NAME_MAX = 80  # a feed name or a matched term
 URL_MAX = 2000
 SUBJECT_TITLE_MAX = 120
+SOURCES_MAX = 50  # sources listed under one story; a story carried by every feed is cut, with its count
 KINDS = ("digest", "immediate", "test")
 
 # C0/C1 controls (tab and newlines handled separately), zero-width and bidi controls (text spoofing), BOM.
@@ -97,6 +98,16 @@ def split_marks(snippet: str) -> tuple[tuple[str, bool], ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceLine:
+    """One outlet's report of a story, cleaned for display."""
+
+    feed: str
+    url: str | None
+    title: str
+    at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class AlertItem:
     """One article under one topic, cleaned for display. `url` is None unless it is a safe http(s) link."""
 
@@ -112,6 +123,17 @@ class AlertItem:
     article_id: int = 0
     page_url: str | None = None  # the item's page on the analyst's page (web/), with [watcher] public_url set
     possible: bool = False  # a possible match (learn/): grouped apart, for the analyst to confirm or dismiss
+    # Its story: every source that carried it, earliest first (docs/stories.md); the deliveries of the story's
+    # other articles shown in this entry; and whether the story was alerted on this channel before.
+    story_id: int | None = None
+    sources: tuple[SourceLine, ...] = ()
+    more_delivery_ids: tuple[int, ...] = ()
+    alerted_before: bool = False
+
+    @property
+    def also_reported_by(self) -> tuple[SourceLine, ...]:
+        """Every source but the first: the outlets that carried the story after it broke."""
+        return self.sources[1:]
 
     @property
     def segments(self) -> tuple[tuple[str, bool], ...]:
@@ -154,7 +176,7 @@ class Message:
 
     @property
     def delivery_ids(self) -> tuple[int, ...]:
-        return tuple(item.delivery_id for item in self.items if item.delivery_id)
+        return tuple(i for item in self.items for i in (item.delivery_id, *item.more_delivery_ids) if i)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,10 +213,12 @@ class _RenderedConfig(Protocol):
 
 
 def item_from_delivery(d: Delivery) -> AlertItem:
+    """The best headline of a story is its earliest article's title by publication time (the outlet that broke
+    it; the store recomputes it when a source joins); an article without a story shows its own title."""
     return AlertItem(
         delivery_id=d.id,
         topic=display_text(d.topic, NAME_MAX),
-        title=display_text(d.title, TITLE_MAX) or "(untitled)",
+        title=display_text(d.story_headline or d.title, TITLE_MAX) or "(untitled)",
         url=safe_url(d.url),
         feeds=tuple(dict.fromkeys(f for f in (display_text(f, NAME_MAX) for f in d.feeds) if f)),
         published_at=d.published_at,
@@ -203,6 +227,12 @@ def item_from_delivery(d: Delivery) -> AlertItem:
         snippet=display_text(d.snippet, SNIPPET_MAX),
         article_id=d.article_id,
         possible=d.possible,
+        story_id=d.story_id,
+        sources=tuple(
+            SourceLine(display_text(src.feed, NAME_MAX), safe_url(src.url), display_text(src.title, TITLE_MAX), src.at)
+            for src in d.story_sources[:SOURCES_MAX]
+        ),
+        alerted_before=d.story_alerted,
     )
 
 
@@ -214,13 +244,32 @@ def with_page_links(items: Sequence[AlertItem], public_url: str) -> list[AlertIt
     return [replace(i, page_url=safe_url(f"{base}/article/{i.article_id}")) if i.article_id else i for i in items]
 
 
+def by_story(items: Sequence[AlertItem]) -> list[AlertItem]:
+    """One entry per story: the entries of a story's other articles fold into its earliest one."""
+    entries: dict[object, AlertItem] = {}
+    for item in sorted(items, key=lambda i: i.sort_key):
+        key = ("story", item.story_id) if item.story_id is not None else ("delivery", item.delivery_id, id(item))
+        first = entries.get(key)
+        if first is None:
+            entries[key] = item
+            continue
+        entries[key] = replace(
+            first,
+            terms=tuple(dict.fromkeys(first.terms + item.terms)),
+            more_delivery_ids=first.more_delivery_ids + (item.delivery_id, *item.more_delivery_ids),
+            alerted_before=first.alerted_before or item.alerted_before,
+        )
+    return list(entries.values())
+
+
 def group_items(items: Sequence[AlertItem], settings: RenderSettings) -> tuple[TopicGroup, ...]:
-    """Group by topic in config order (unknown topics after, by name); newest first inside a topic."""
+    """Group by topic in config order (unknown topics after, by name); one entry per story, newest first."""
     descriptions = dict(settings.topics)
     order = {name: i for i, (name, _) in enumerate(settings.topics)}
     by_topic: dict[tuple[bool, str], list[AlertItem]] = {}
     for item in items:
         by_topic.setdefault((item.possible, item.topic), []).append(item)
+    by_topic = {key: by_story(entries) for key, entries in by_topic.items()}
     keys = sorted(by_topic, key=lambda k: (k[0], order.get(k[1], len(order)), k[1]))
     return tuple(
         TopicGroup(

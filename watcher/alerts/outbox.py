@@ -111,7 +111,7 @@ def build_channels(config: Config, *, slack_pacer: Pacer | None = None) -> dict[
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    kind: str  # "immediate" or "digest"
+    kind: str  # "immediate", "digest", or "joined" (a story already alerted on the channel: recorded, not sent)
     deliveries: tuple[Delivery, ...]
 
 
@@ -123,12 +123,18 @@ def plan_batches(
     slot: datetime | None,
     last_digest_at: datetime | None,
 ) -> list[Batch]:
-    """What to send on one channel now, given its due deliveries. An empty digest batch means 'send empty'."""
+    """What to send on one channel now, given its due deliveries. An empty digest batch means 'send empty'.
+
+    An immediate alert goes once per story and channel: a later source of a story already sent joins it silently
+    (an immediate channel records it as joined; a digest channel shows it in its next digest, "also reported by").
+    """
     if channel.mode == "immediate":
-        return [Batch("immediate", tuple(pending))] if pending else []
+        fresh = tuple(d for d in pending if not d.story_alerted)
+        joined = tuple(d for d in pending if d.story_alerted)
+        return ([Batch("immediate", fresh)] if fresh else []) + ([Batch("joined", joined)] if joined else [])
     urgent, overdue, waiting = [], [], []
     for d in pending:
-        if channel.urgent_immediately and d.topic in urgent_topics and not d.possible:
+        if channel.urgent_immediately and d.topic in urgent_topics and not d.possible and not d.story_alerted:
             urgent.append(d)
         elif d.attempts > 0 or (
             last_digest_at is not None and d.created_at is not None and d.created_at <= last_digest_at
@@ -285,9 +291,18 @@ class Dispatcher:
             return SendOutcome(ch.name, "test", 1, "failed", f"{type(e).__name__}: {e}")
         return SendOutcome(ch.name, "test", 1, "sent")
 
+    def next_digest(self, channel: str, now: datetime) -> Message:
+        """`watcher digest preview`: exactly what `send_digest_now(channel, now)` would send, nothing claimed or marked.
+
+        The same query and rendering as the send: the channel's pending deliveries whose time has come (already
+        sent items, matches that never made a delivery and items waiting for a retry are not in it)."""
+        ch = self.channel_config(channel)
+        pending = self.store.pending_deliveries(ch.name, now)
+        return build_message("digest", ch.name, [item_from_delivery(d) for d in pending], now, self.settings)
+
     def preview(self, channel: str | None, since: timedelta, now: datetime) -> Message:
-        """`watcher digest preview`: the matches of the last `since` (for `channel`'s topics) as a digest Message,
-        whether or not they were delivered. Use `.text` or `.html`."""
+        """`watcher digest preview --since`: the matches of the last `since` (for `channel`'s topics) as a digest
+        Message, whether or not they were delivered. Use `.text` or `.html`."""
         topics: Sequence[str] | None = None
         name = "preview"
         if channel is not None:
@@ -335,6 +350,9 @@ class Dispatcher:
                 await self.store.call(self.store.set_last_digest_at, ch.name, now)
 
     async def _send_batch(self, channel: Channel, ch: ChannelConfig, batch: Batch, now: datetime, state: _Pass) -> None:
+        if batch.kind == "joined":
+            self.store.mark_skipped([d.id for d in batch.deliveries], "joined a story already alerted on this channel")
+            return
         deliveries = [d for d in batch.deliveries if d.id not in _SENT_UNRECORDED]
         if batch.deliveries and not deliveries:
             return

@@ -58,6 +58,8 @@ def item_text(item: AlertItem, timezone: str) -> str:
     if when:
         meta = f"{meta} · {'published' if item.published_at else 'found'} {when}" if meta else when
     lines = [head, f"_{meta}_" if meta else ""]
+    if len(item.sources) > 1:
+        lines.append(_sources(item, timezone))
     if item.page_url and len(item.page_url) <= MAX_LINK_URL:
         lines.append(f"<{item.page_url.replace('&', '&amp;')}|why it matched>")
     if item.terms:
@@ -66,6 +68,23 @@ def item_text(item: AlertItem, timezone: str) -> str:
     if item.snippet:
         lines.append(">" + _snippet(item, MAX_SECTION - used - 2))
     return "\n".join(line for line in lines if line)[:MAX_SECTION]
+
+
+def _sources(item: AlertItem, timezone: str) -> str:
+    """'*5 sources* · also reported by <link|Reuters> 14:02, ...': bounded, whatever the number of sources."""
+    shown = []
+    for src in item.also_reported_by[:8]:
+        name = escape(src.feed, 60) or "?"
+        url = src.url.replace("&", "&amp;") if src.url else None
+        link = f"<{url}|{name}>" if url and len(url) <= 300 else name  # a long link would not fit
+        shown.append(f"{link} {format_time(src.at, timezone)}".strip())
+    more = len(item.also_reported_by) - len(shown)
+    earlier = " (alerted earlier)" if item.alerted_before else ""
+    return (
+        f"*{len(item.sources)} sources*{earlier} · also reported by "
+        + ", ".join(shown)
+        + (f" +{more}" if more > 0 else "")
+    )[:1200]
 
 
 def _snippet(item: AlertItem, budget: int) -> str:
@@ -83,10 +102,10 @@ def _snippet(item: AlertItem, budget: int) -> str:
 
 
 def _topic_text(topic: str, description: str, count: int) -> str:
-    text = f"*{escape(topic, 200)}* ({count})"
+    """An analyst reads the topic's description; its code name follows, for the config."""
     if description:
-        text += " — " + escape(description, 400)
-    return text
+        return f"*{escape(description, 400)}* ({count}) · {escape(topic, 200)}"
+    return f"*{escape(topic, 200)}* ({count})"
 
 
 def _header(message: Message) -> str:
@@ -119,6 +138,26 @@ def render_payload(message: Message) -> dict[str, Any]:
         }
     )
     return {"text": escape(message.subject, 500), "blocks": blocks}
+
+
+_LINK = re.compile(r"<(https?://[^|>]*)\|([^>]*)>")
+_BOLD = re.compile(r"\*([^*\n]+)\*")
+_ITALIC = re.compile(r"(?<!\w)_([^\n]+?)_(?!\w)")
+
+
+def plain_rendering(payload: dict[str, Any]) -> str:
+    """Roughly what Slack shows for `payload`, as plain text: for `watcher digest preview --format slack`."""
+    lines: list[str] = []
+    for block in payload.get("blocks", []):
+        texts = [block["text"]["text"]] if "text" in block else [e.get("text", "") for e in block.get("elements", [])]
+        for text in texts:
+            text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})", text)
+            text = _ITALIC.sub(r"\1", _BOLD.sub(r"\1", text))
+            for escaped, raw in (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"), (_ZWSP, "")):
+                text = text.replace(escaped, raw)
+            lines.extend(("  " + line[1:]) if line.startswith(">") else line for line in text.splitlines())
+        lines.append("")
+    return "\n".join(lines)
 
 
 def split(message: Message) -> list[Message]:

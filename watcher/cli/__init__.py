@@ -6,6 +6,7 @@ feeds.py   feeds add/list/remove/import/export, serve (Datasette)
 rules.py   rules test, rematch, search, export
 alerts.py  digest preview/send, alerts test/list/retry
 labels.py  label, labels list/import/export/train, topics evaluate
+stories.py stories list, merge, split
 ui.py      ui (the analyst's page without the daemon)
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import alerts, core, feeds, labels, rules, ui
+from . import alerts, core, feeds, labels, rules, stories, ui
 from .app import DEFAULT_CONFIG, App, WatcherGroup
 
 
@@ -70,6 +71,7 @@ for _command in (
     rules.rules, rules.rematch, rules.search, rules.export,
     feeds.feeds, feeds.serve,
     labels.label, labels.labels, labels.topics,
+    stories.stories,
     ui.ui,
 ):  # fmt: skip
     main.add_command(_command)

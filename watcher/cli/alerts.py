@@ -64,13 +64,25 @@ def digest() -> None:
 
     \b
     Example:
-        watcher digest preview --since 24h
+        watcher digest preview --channel team_email
     """
 
 
 @digest.command("preview")
-@click.option("--channel", "-c", help="Only the topics this channel receives (default: every topic).")
-@click.option("--since", default="24h", show_default=True, help="How far back to look: 90m, 24h, 7d.")
+@click.option("--channel", "-c", help="Only this channel (default: every digest-mode channel).")
+@click.option(
+    "--since",
+    default=None,
+    help="Instead of the next digest: every match of this recent past (90m, 24h, 7d), delivered or not.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "slack"]),
+    default="text",
+    show_default=True,
+    help="text: the email's plain text; slack: the Block Kit JSON a Slack channel would post, and how it reads.",
+)
 @click.option(
     "--html",
     "html_file",
@@ -78,23 +90,49 @@ def digest() -> None:
     help="Also write the HTML (email) rendering to this file, to open in a browser.",
 )
 @click.pass_obj
-def preview_command(obj: App, channel: str | None, since: str, html_file: Path | None) -> None:
-    """Show the digest of what matched recently, delivered or not. Nothing is sent or marked.
+def preview_command(obj: App, channel: str | None, since: str | None, fmt: str, html_file: Path | None) -> None:
+    """Show the next digest: exactly what `digest send` would send now. Nothing is sent or marked.
+
+    With --since, show instead every match of that recent past, delivered or not.
 
     \b
     Example:
-        watcher digest preview --channel team-email --since 48h --html digest.html
+        watcher digest preview --channel team_email --html digest.html
+        watcher digest preview --channel team_slack --format slack
+        watcher digest preview --since 48h
     """
+    from ..alerts.slack import plain_rendering, render_payload
+
     _check_channel(obj, channel)
-    try:
-        window = parse_duration(since)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--since") from e
-    message = _dispatcher(obj, with_channels=False).preview(channel, window, _now())
-    click.echo(message.subject)
-    click.echo(message.text, nl=False)
+    dispatcher = _dispatcher(obj, with_channels=False)
+    now = _now()
+    if since is not None:
+        try:
+            window = parse_duration(since)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--since") from e
+        messages = [dispatcher.preview(channel, window, now)]
+        click.echo(f"every match of the last {since}, delivered or not (not the next digest)", err=True)
+    else:
+        names = [channel] if channel else [c.name for c in obj.config.channels if c.mode == "digest"]
+        if not names:
+            raise click.UsageError("no digest channels configured; name one with --channel, or use --since 24h")
+        if html_file is not None and len(names) > 1:
+            raise click.UsageError("--html writes one digest: choose its channel with --channel")
+        messages = [dispatcher.next_digest(name, now) for name in names]
+    for message in messages:
+        if len(messages) > 1:
+            click.echo(f"--- channel {message.channel}: {len(message.items)} item(s) ---")
+        if fmt == "slack":
+            payload = render_payload(message)
+            click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+            click.echo("--- as it reads in Slack ---")
+            click.echo(plain_rendering(payload), nl=False)
+        else:
+            click.echo(message.subject)
+            click.echo(message.text, nl=False)
     if html_file is not None:
-        html_file.write_text(message.html, encoding="utf-8")
+        html_file.write_text(messages[0].html, encoding="utf-8")
         click.echo(f"HTML written to {html_file}", err=True)
 
 
@@ -108,7 +146,7 @@ def send_command(obj: App, channel: str | None) -> None:
 
     \b
     Example:
-        watcher digest send --channel team-email
+        watcher digest send --channel team_email
     """
     _check_channel(obj, channel)
     names = [channel] if channel else [c.name for c in obj.config.channels if c.mode == "digest"]
@@ -148,7 +186,7 @@ def test_command(obj: App, channel: str) -> None:
 
     \b
     Example:
-        SMTP_PASSWORD=... watcher alerts test --channel team-email
+        SMTP_PASSWORD=... watcher alerts test --channel team_email
     """
     _check_channel(obj, channel)
     outcome = asyncio.run(_dispatcher(obj).send_test(channel, _now()))
@@ -184,7 +222,7 @@ def list_command(obj: App, status: str | None, channel: str | None, limit: int, 
 
     \b
     Example:
-        watcher alerts list --failed --channel team-slack
+        watcher alerts list --failed --channel team_slack
     """
     rows = obj.store.list_deliveries(status=status, channel=channel, limit=limit)
     if as_json:
@@ -222,7 +260,7 @@ def retry_command(obj: App, ids: tuple[int, ...], channel: str | None, send: boo
 
     \b
     Example:
-        watcher alerts retry --channel team-slack 41 42
+        watcher alerts retry --channel team_slack 41 42
     """
     _check_channel(obj, channel)
     count = obj.store.retry_dead(_now(), channel=channel, ids=list(ids))

@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from ..config import Config, load_config
-from ..errors import WatcherError
+from ..config import Config, database_setting, load_config
+from ..errors import ConfigError, WatcherError
 from ..store import DATABASE_ERRORS, Store, from_db_time, recovery_advice
 
 DEFAULT_CONFIG = "config.toml"
@@ -38,7 +38,10 @@ class App:
     def db_path(self) -> str:
         if self.db_override:
             return self.db_override
-        database = Path(self.config.database)
+        try:
+            database = Path(self.config.database)
+        except ConfigError:
+            database = Path(database_setting(self.config_path))  # status --check reports the broken config itself
         # A relative database path is relative to the config file, so the daemon finds it whatever its cwd.
         return str(database if database.is_absolute() else Path(self.config_path).resolve().parent / database)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from datetime import datetime
 from importlib import resources
@@ -13,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..config import Config
 from ..errors import ConfigError
 from .app import DEFAULT_CONFIG, App, ago, echo_table
 from .labels import status_lines
@@ -69,6 +69,7 @@ def poll(app: App, feed_names: tuple[str, ...], as_json: bool) -> None:
     Example:
         watcher poll --feed "Yonhap (English)"
     """
+    from ..logs import beside_a_progress_bar
     from ..pipeline import Pipeline, utcnow
     from ..pipeline import poll as poll_feeds
     from ..runtime import Runtime
@@ -87,7 +88,13 @@ def poll(app: App, feed_names: tuple[str, ...], as_json: bool) -> None:
     async def go():
         async with Runtime(config) as runtime:
             pipeline = Pipeline.build(config, store, runtime)
-            with click.progressbar(length=len(feeds), label="polling", file=sys.stderr) as bar:
+            if not sys.stderr.isatty():  # a log file or a pipe: the log lines, no bar
+                return await poll_feeds(pipeline, feeds)
+            # A terminal: the bar, and only warnings beside it; the table below says how each feed went.
+            with (
+                beside_a_progress_bar(sys.stderr),
+                click.progressbar(length=len(feeds), label="polling", file=sys.stderr) as bar,
+            ):
                 return await poll_feeds(pipeline, feeds, on_done=lambda _: bar.update(1))
 
     started = datetime.now()
@@ -129,21 +136,12 @@ def check(app: App) -> None:
         watcher --config config.toml check
     """
     config = app.config  # raises ConfigError with every problem
-    warnings = _secret_warnings(config)
+    warnings = config.missing_secrets(os.environ)
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     click.echo(
         f"{app.config_path}: ok ({len(config.feeds)} feeds, {len(config.topics)} topics, {len(config.channels)} channels)"
     )
-
-
-def _secret_warnings(config: Config) -> list[str]:
-    warnings = []
-    for channel in config.channels:
-        for key, env in channel.options.secret_envs().items():
-            if not os.environ.get(env):
-                warnings.append(f"channels.{channel.name}.{key}: environment variable {env} is not set")
-    return warnings
 
 
 @click.command()
@@ -172,18 +170,30 @@ def status(app: App, as_json: bool, check: bool) -> None:
             click.echo(json.dumps(row, ensure_ascii=False))
         return
     now = datetime.now().astimezone()
+    try:
+        configured = {f.name for f in app.config.feeds}
+    except ConfigError:
+        configured = {r["name"] for r in rows}  # a broken config: say "disabled" rather than guess "removed"
     table = [
         {
-            "feed": r["name"] + ("" if r["enabled"] else " (disabled)"),
+            # A feed taken out of the config keeps its rows (its articles stay searchable) but is never polled.
+            "feed": r["name"]
+            + ("" if r["enabled"] else " (disabled)" if r["name"] in configured else " (removed from the config)"),
             "last success": ago(r["last_success_at"], now),
-            "next check": ago(r["next_check_at"], now),
+            "next check": ago(r["next_check_at"], now) if r["enabled"] else "never",
             "errors": r["error_count"],
             "matches": r["matches"],
-            "last error": (r["last_error"] or "")[:60] + (f"  (moved to {r['moved_to']})" if r["moved_to"] else ""),
+            "last error": _shorten(r["last_error"] or "", 60)
+            + (f"  (moved to {r['moved_to']})" if r["moved_to"] else ""),
         }
         for r in rows
     ]
     echo_table(table)
+    walled = [r for r in rows if r["pages_walled"]]
+    if walled:
+        click.echo("\narticle pages behind a wall (the feed's own text is used; `extract = false` stops the fetches):")
+        for r in walled:
+            click.echo(f"  {r['name']}: {r['pages_walled']} of {r['pages_tried']} pages ({r['walls']})")
     counts = store.counts()
     click.echo(
         f"{counts['feeds']} feeds, {counts['articles']} matched articles, {counts['matches']} matches; "
@@ -197,6 +207,15 @@ def status(app: App, as_json: bool, check: bool) -> None:
             click.echo(f"      terms: {', '.join(match.terms[:8])}   {match.url}")
     for line in status_lines(store):
         click.echo(line)
+
+
+def _shorten(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word and marked with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
 
 
 def _health_check(app: App) -> Health:
@@ -213,18 +232,42 @@ def _health_check(app: App) -> Health:
 
 @click.command()
 @click.argument("path", default=DEFAULT_CONFIG, type=click.Path(dir_okay=False))
-def init(path: str) -> None:
+@click.option("--empty", is_flag=True, help="Without the default feeds: add your own with `watcher feeds add`.")
+def init(path: str, empty: bool) -> None:
     """Write a starter config file (the default feeds and topics); never overwrites an existing file.
 
     \b
     Example:
         watcher init my-config.toml
+        watcher init --empty my-config.toml
     """
     target = Path(path)
     if target.exists():
         raise click.ClickException(f"{path} exists; not overwriting it")
-    target.write_text(default_config_text(), encoding="utf-8")
+    text = default_config_text()
+    target.write_text(without_feeds(text) if empty else text, encoding="utf-8")
     click.echo(f"wrote {path}; check it with `watcher --config {path} check`")
+    if empty:
+        click.echo(f"it has no feeds yet: add one with `watcher --config {path} feeds add https://example.org/`")
+
+
+def without_feeds(text: str) -> str:
+    """The starter config with its [[feeds]] tables left out (the comments that explain them stay)."""
+    out, in_feed = [], False
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped == "[[feeds]]":
+            in_feed = True
+            continue
+        if in_feed and stripped.startswith(("[", "# ---")):
+            in_feed = False
+        if in_feed:
+            continue
+        out.append(line)
+    # Outlet-group comments ("# Korea") of the feeds left out are dropped with them, and so is the note on which of
+    # them carry full text.
+    text = re.sub(r"#\n# Full text or not:.*?\n(?=\n)", "", "".join(out), flags=re.S)
+    return re.sub(r"\n(?:# [A-Z][^\n-]*\n)+(?=\n|# ---)", "\n", text)
 
 
 def default_config_text() -> str:

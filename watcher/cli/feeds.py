@@ -200,9 +200,17 @@ def import_command(app: App, file: Any, check: bool, interval: str | None, dry_r
             names.add(name)
             known_urls[item.url] = name
             planned.append(NewFeed(name, item.url, interval))
+    unreachable_note = ""
     if check and planned:
-        planned, failed = asyncio.run(_check_feeds(config, planned))
+        checked = len(planned)
+        planned, failed, unreachable = asyncio.run(_check_feeds(config, planned))
         skipped += failed
+        if not planned and unreachable == checked:
+            # Every feed failed to resolve or connect: that is this machine's network, not 200 broken feeds.
+            unreachable_note = (
+                f"none of the {checked} feeds could be reached (DNS or connection failures): is the network down? "
+                "Try again when it is back, or import without --check"
+            )
     for name, url, why in skipped:
         click.echo(f"skipped {name!r} ({url}): {why}")
     if dry_run:
@@ -213,24 +221,34 @@ def import_command(app: App, file: Any, check: bool, interval: str | None, dry_r
     if planned:
         add_feeds(app.config_path, planned)
     click.echo(f"added {len(planned)} feeds to {app.config_path}, skipped {len(skipped)}")
+    if unreachable_note:
+        click.echo(f"warning: {unreachable_note}", err=True)
+        raise SystemExit(1)
 
 
-async def _check_feeds(config: Config, planned: list[NewFeed]) -> tuple[list[NewFeed], list[tuple[str, str, str]]]:
-    """Fetch and parse every planned feed concurrently (the fetcher's limits apply), with a progress bar."""
+async def _check_feeds(config: Config, planned: list[NewFeed]) -> tuple[list[NewFeed], list[tuple[str, str, str]], int]:
+    """Fetch and parse every planned feed concurrently (the fetcher's limits apply), with a progress bar.
+
+    Returns the good feeds, the failed ones with why, and how many failed to resolve or connect."""
+    from ..errors import FetchError
     from ..fetch import Fetcher
-    from ..models import FeedState, FetchedFeed
+    from ..models import NETWORK_FAILURES, FeedState, FetchedFeed
     from ..parse import parse_feed
 
     async with Fetcher(config.fetch) as fetcher:
         with click.progressbar(length=len(planned), label="checking", file=sys.stderr) as bar:
+            unreachable = 0
 
             async def one(feed: NewFeed) -> str | None:
+                nonlocal unreachable
                 try:
                     fetched = await fetcher.fetch_feed(FeedState(feed.url))
                     assert isinstance(fetched, FetchedFeed)
                     await asyncio.to_thread(parse_feed, fetched)
                     return None
                 except WatcherError as e:
+                    if isinstance(e, FetchError) and e.kind in NETWORK_FAILURES:
+                        unreachable += 1
                     return str(e)
                 finally:
                     bar.update(1)
@@ -238,7 +256,7 @@ async def _check_feeds(config: Config, planned: list[NewFeed]) -> tuple[list[New
             errors = await asyncio.gather(*(one(f) for f in planned))
     good = [f for f, e in zip(planned, errors) if e is None]
     bad = [(f.name, f.url, f"not added: {e}") for f, e in zip(planned, errors) if e is not None]
-    return good, bad
+    return good, bad, unreachable
 
 
 @feeds.command("export")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import difflib
 import json
 import sys
 from datetime import UTC, datetime
@@ -38,13 +39,17 @@ def rules() -> None:
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), help="A text (or HTML) file.")
 @click.option("--url", help="An article URL: fetched and extracted as the daemon would.")
 @click.option("--title", default="", help="A title to go with --text or --file.")
+@click.option("--explain", "show_tree", is_flag=True, help="Also show each part of the rule and whether it held.")
 @click.pass_obj
-def rules_test(app: App, rule_or_topic: str, text: str | None, path: str | None, url: str | None, title: str) -> None:
-    """Show whether a rule (or a topic of the config, by name) matches a text, and why.
+def rules_test(
+    app: App, rule_or_topic: str, text: str | None, path: str | None, url: str | None, title: str, show_tree: bool
+) -> None:
+    """Show whether a rule (or a topic of the config, by name) matches a text: the verdict, the terms found and a
+    snippet; --explain adds each part of the rule and whether it held.
 
     \b
     Examples:
-        watcher rules test troop_deployment --text "North Korea sent 3,000 troops to Russia"
+        watcher rules test troop_deployment --text "North Korea sent 3,000 troops to Russia" --explain
         watcher rules test 'drone* NEAR/10 (supply OR produce)' --url https://example.org/story
     """
     from ..rules import TopicConfig, compile_topic, explain
@@ -66,7 +71,7 @@ def rules_test(app: App, rule_or_topic: str, text: str | None, path: str | None,
     elif url is not None:
         text, title = _fetch_and_extract(app, url, title)
     result = explain(topic, title, text or "")
-    click.echo(result.render())
+    click.echo(result.render(tree=show_tree))
     sys.exit(0 if result.matched else 1)
 
 
@@ -133,12 +138,14 @@ def rematch(app: App, topic_names: tuple[str, ...], no_alerts: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.pass_obj
 def search(app: App, query: str, topic: str | None, feed: str | None, since: str | None, limit: int, fmt: str) -> None:
-    """Search stored articles (SQLite FTS5 syntax: words, "phrases", AND, OR, NOT, prefix*), best first.
+    """Search stored articles, best first: words (their forms too: drones finds drone), hyphenated words,
+    "phrases", AND, OR, NOT in capitals, prefix*, parentheses.
 
     \b
     Example:
         watcher search '"North Korean" AND troops' --since 7d --format json
     """
+    _check_names(app, topic=topic, feed=feed)
     rows = app.store.search(query, topic=topic, feed=feed, since=_since(since), limit=limit)
     if fmt == "table":
         for row in rows:
@@ -162,13 +169,32 @@ def export(app: App, topic: str | None, since: str | None, fmt: str) -> None:
     Example:
         watcher export --topic troop_deployment --since 30d > troops.csv
     """
+    _check_names(app, topic=topic)
     _write_rows(app.store.export_matches(topic=topic, since=_since(since)), fmt)
+
+
+def _check_names(app: App, *, topic: str | None = None, feed: str | None = None) -> None:
+    """An unknown --topic or --feed is a mistake to point out, not an empty result (exit 0) to puzzle over."""
+    if topic is not None:
+        topics = {t.name for t in app.config.topics} | set(app.store.topic_names())
+        if topic not in topics:
+            raise click.BadParameter(
+                f"no topic named {topic!r}; known: {', '.join(sorted(topics)) or 'none'}", param_hint="--topic"
+            )
+    if feed is not None:
+        feeds = {f.name for f in app.config.feeds} | {r["name"] for r in app.store.feed_status()}
+        if feed not in feeds:
+            close = difflib.get_close_matches(feed, sorted(feeds), n=3)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else "; see `watcher status`"
+            raise click.BadParameter(f"no feed named {feed!r}{hint}", param_hint="--feed")
 
 
 def _write_rows(rows, fmt: str) -> None:
     writer = None
     for row in rows:
         if fmt == "json":
+            if isinstance(row.get("terms"), str):  # stored as JSON text: a list in JSON output, not a string
+                row = {**row, "terms": json.loads(row["terms"])}
             click.echo(json.dumps(row, ensure_ascii=False))
             continue
         if writer is None:

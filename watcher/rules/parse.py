@@ -35,6 +35,13 @@ _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _INFIX_NEAR_RE = re.compile(r"(?i)near/\d+")
 
 
+def place(rule: str, position: int) -> str:
+    """A 0-based offset as a person finds it: "column 11", or "line 3, column 5" in a rule of several lines."""
+    start = rule.rfind("\n", 0, position) + 1
+    column = f"column {position - start + 1}"
+    return f"line {rule.count(chr(10), 0, position) + 1}, {column}" if "\n" in rule.strip("\n") else column
+
+
 class RuleSyntaxError(Exception):
     """Raised inside the parser; compile turns it into a RuleError with the topic and the rule."""
 
@@ -81,7 +88,7 @@ def _lex(rule: str) -> list[_Token]:
         elif ch == '"' or ch in "“”":
             close = min((j for j in (rule.find('"', i + 1), rule.find("”", i + 1)) if j >= 0), default=-1)
             if close < 0:
-                raise RuleSyntaxError(f'expected " to close the phrase opened at {i}', n)
+                raise RuleSyntaxError(f'expected " to close the phrase opened at {place(rule, i)}', n)
             tokens.append(_Token("phrase", rule[i + 1 : close], i, close + 1))
             i = close + 1
         elif ch == "@":
@@ -262,7 +269,9 @@ class _Parser:
                 raise RuleSyntaxError("empty ( )", t.start)
             node = self.or_expr()
             if self.tok.kind != ")":
-                raise RuleSyntaxError(f"expected ) to close ( at {t.start}", self.tok.start)
+                raise RuleSyntaxError(
+                    f"expected ) to close the ( opened at {place(self.rule, t.start)}", self.tok.start
+                )
             close = self.take()
             node.start, node.end = t.start, close.end
             return node
@@ -326,7 +335,9 @@ class _Parser:
                 self.take()
                 break
             if cur.kind == "end":
-                raise RuleSyntaxError(f"expected ) to close {name}( at {t.start}", cur.start)
+                raise RuleSyntaxError(
+                    f"expected ) to close the {name}( opened at {place(self.rule, t.start)}", cur.start
+                )
             if cur.kind == ",":
                 self.take()
                 nxt = self.tok
@@ -341,6 +352,19 @@ class _Parser:
             if cur.kind == "op" and cur.text in ("AND", "NOT"):
                 raise RuleSyntaxError(
                     f"{cur.text} inside {name}( ): its terms must all be found anyway; use OR for alternatives",
+                    cur.start,
+                )
+            if (
+                name == "NEAR"
+                and operands
+                and cur.kind == "word"
+                and cur.text.isdigit()
+                and self.tokens[self.i + 1].kind == ")"
+            ):
+                # NEAR(drone supply 5): the comma is missing, and 5 would silently become a word to find.
+                raise RuleSyntaxError(
+                    f"a NEAR distance goes after a comma, as in NEAR(drone supply, {cur.text}); "
+                    f'to find the number itself, put it in quotes: "{cur.text}"',
                     cur.start,
                 )
             operands.append(self.or_expr(inside_operand=True))

@@ -70,6 +70,7 @@ class Clause:
     text: str
     matched: bool
     terms: tuple[str, ...] = ()
+    penalty: bool = False  # a part with a negative weight: `matched` says whether it was found (and applied)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +84,22 @@ class Explanation:
     snippet: str
     clauses: tuple[Clause, ...]
 
-    def render(self) -> str:
+    def render(self, tree: bool = True) -> str:
+        """The verdict, the terms and the snippet; with `tree`, each part of the rule and whether it held."""
         head = "MATCH" if self.matched else "no match"
         lines = [f"{self.topic}: {head} ({self.reason}; score {self.score:g}, min_score {self.min_score:g})"]
-        for c in self.clauses:
+        for c in self.clauses if tree else ():
             found = f"   found: {', '.join(c.terms)}" if c.terms else ""
-            lines.append(f"  {'  ' * c.depth}{'✓' if c.matched else '✗'} {c.text}{found}")
+            if c.penalty:
+                mark, note = ("−", "   (penalty applied)") if c.matched else ("·", "   (penalty not triggered)")
+            else:
+                mark, note = ("✓" if c.matched else "✗"), ""
+            lines.append(f"  {'  ' * c.depth}{mark} {c.text}{found}{note}")
+        if not tree and not self.matched:
+            # The short verdict still says what was missing: the rule's top-level parts that did not hold.
+            missing = [c.text for c in self.clauses if c.depth == 1 and not c.matched and not c.penalty]
+            if missing:
+                lines.append(f"  not found: {'; '.join(missing)}")
         if self.terms:
             lines.append(f"  terms: {', '.join(self.terms)}")
         if self.snippet:
@@ -353,7 +364,11 @@ def _walk(node: Node, art: ArticleText, scope: int, depth: int, out: list[Clause
         scope = node.scope
     hits = node.test(art, scope)
     text = " ".join(node.label.split())  # a rule written over several lines reads as one
-    out.append(Clause(depth, text, hits is not None, _surface_terms(art, hits) if hits else ()))
+    if isinstance(node, Optional):
+        # A penalty part always "holds" (it never decides the match): what matters is whether it was found.
+        out.append(Clause(depth, text, bool(hits), _surface_terms(art, hits) if hits else (), penalty=True))
+    else:
+        out.append(Clause(depth, text, hits is not None, _surface_terms(art, hits) if hits else ()))
     if isinstance(node, (Term, Ref)):
         return
     children = node.children
@@ -441,7 +456,10 @@ def terms_and_snippet(art: ArticleText, hits) -> tuple[tuple[str, ...], str]:
         pieces += [text[cursor:a], "[[", text[a:b], "]]"]
         cursor = b
     pieces.append(text[cursor:end])
-    snippet = re.sub(r"\s+", " ", "".join(pieces)).strip()
+    # A line break in the text (a headline above its first paragraph, paragraphs) stays visible as " · ": joined
+    # by a space, "...Investigators Say" ran on into "When Western researchers..." as one sentence.
+    snippet = re.sub(r"[^\S\n]+", " ", "".join(pieces)).strip()
+    snippet = re.sub(r" ?\n[\s]*", " · ", snippet)
     return terms, ("…" if start > 0 else "") + snippet + ("…" if end < len(text) else "")
 
 

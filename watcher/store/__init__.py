@@ -4,6 +4,7 @@ base.py      opening (WAL, busy_timeout, foreign keys), migrations, BEGIN IMMEDI
 feeds.py     feeds and their schedule; one poll's writes in one transaction; rematch verdicts
 articles.py  rematch batches, full-text search, export
 outbox.py    the alert outbox: due deliveries, leases, outcomes, dead letters, digest slots
+stories.py   each new article's story (the index, inside apply_update's transaction), merges and splits
 labels.py    labels, the topics' models (plain numbers) and their calls (held-back and possible matches)
 review.py    what the analyst's page reads and what its labels change: the teaching queue, dismissed matches
 """
@@ -16,9 +17,10 @@ from .feeds import FeedQueries
 from .labels import LabelQueries, NewLabel
 from .outbox import OutboxQueries
 from .review import ReviewQueries
+from .stories import StoryQueries
 
 
-class Store(FeedQueries, ArticleQueries, OutboxQueries, LabelQueries, ReviewQueries):
+class Store(FeedQueries, StoryQueries, ArticleQueries, OutboxQueries, LabelQueries, ReviewQueries):
     """Open with `Store.open(path)`; every method is one statement or one transaction."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
@@ -10,6 +11,65 @@ from typing import Any
 from ..errors import StoreError
 from .base import FEED_NAMES_JSON, FEED_NAMES_TEXT, Connection, to_db_time
 from .review import DISMISSED, LABEL_OF
+
+_QUERY_TOKEN = re.compile(r'"[^"]*"?|[()]|[^\s()"]+')
+_WORD_PART = re.compile(r"\w+")
+_OPERATORS = ("AND", "OR", "NOT")
+
+
+def fts_query(text: str) -> str:
+    """A person's search as an FTS5 query that always parses: plain words, `north-korean`, "quoted phrases",
+    AND/OR/NOT in capitals, prefix*, parentheses.
+
+    FTS5's own syntax reads `north-korean` as a column filter (`no such column: korean`) and fails on a stray
+    quote or a trailing AND; here every word becomes a quoted string (a hyphenated word a phrase), operators are
+    kept only where they join two terms, and unbalanced parentheses are dropped. Forms come from the index's
+    porter tokenizer (`drones` finds `drone`).
+    """
+    tokens = _QUERY_TOKEN.findall(text)
+    balanced = _balanced([t for t in tokens if t in "()"])
+    out: list[str] = []
+    skip_next = False  # a NOT with nothing before it: FTS5 cannot say "everything but", so its term goes too
+    for token in tokens:
+        if token in ("(", ")"):
+            if balanced:
+                if token == ")" and out and out[-1] in _OPERATORS:
+                    out.pop()
+                out.append(token)
+            continue
+        if token in _OPERATORS:
+            if out and out[-1] not in _OPERATORS and out[-1] != "(":
+                out.append(token)
+            elif token == "NOT":
+                skip_next = True
+            continue
+        prefix = token.endswith("*") and not token.startswith('"')
+        words = _WORD_PART.findall(token.strip('"*'))
+        if not words:
+            continue
+        if skip_next:
+            skip_next = False
+            continue
+        out.append('"' + " ".join(words) + '"' + ("*" if prefix else ""))
+    while out and out[-1] in _OPERATORS:
+        out.pop()
+    # FTS5 joins neighbours by AND itself only between plain phrases, not around a parenthesis: say it always.
+    joined: list[str] = []
+    for token in out:
+        if joined and joined[-1] not in (*_OPERATORS, "(") and token not in (*_OPERATORS, ")"):
+            joined.append("AND")
+        joined.append(token)
+    query = " ".join(joined).replace("( ", "(").replace(" )", ")")
+    return query if any(c not in "() " for c in query) else ""
+
+
+def _balanced(parens: list[str]) -> bool:
+    depth = 0
+    for p in parens:
+        depth += 1 if p == "(" else -1
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 class ArticleQueries(Connection):
@@ -38,8 +98,11 @@ class ArticleQueries(Connection):
         since: datetime | None = None,
         limit: int = 20,
     ) -> list[dict[str, Any]]:
-        """Full-text search (FTS5 syntax) over stored articles, best first, with a snippet around the hits."""
-        where, params = ["articles_fts MATCH ?"], [query]
+        """Full-text search over stored articles (see fts_query), best first, with a snippet around the hits."""
+        fts = fts_query(query)
+        if not fts:
+            raise StoreError(f'nothing to search for in {query!r}: give a word or a "phrase"')
+        where, params = ["articles_fts MATCH ?"], [fts]
         if topic:
             where.append(
                 "EXISTS (SELECT 1 FROM matches m WHERE m.article_id = a.id AND m.topic = ? AND m.retracted_at IS NULL)"
@@ -65,8 +128,12 @@ class ArticleQueries(Connection):
             return self._query(sql, [*params, limit])
         except sqlite3.OperationalError as e:
             raise StoreError(
-                f'cannot search for {query!r}: {e} (FTS5 query syntax: words, "phrases", AND, OR, NOT, prefix*)'
+                f'cannot search for {query!r} (as {fts}): {e} (words, "phrases", AND, OR, NOT, prefix*)'
             ) from e
+
+    def topic_names(self) -> list[str]:
+        """Every topic with a stored match (a topic removed from the config keeps its matches)."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT topic FROM matches ORDER BY topic").fetchall()]
 
     def export_matches(self, *, topic: str | None = None, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         where, params = ["m.retracted_at IS NULL"], []

@@ -11,11 +11,12 @@ from typing import Any
 from ..config import FeedConfig
 from ..models import Article, FeedRecord, FeedUpdate, Match
 from ..text import hide_credentials
-from .base import Connection, _chunks, from_db_time, placeholders, to_db_time
+from .base import _chunks, from_db_time, placeholders, to_db_time
 from .labels import record_model_calls
+from .stories import StoryQueries
 
 
-class FeedQueries(Connection):
+class FeedQueries(StoryQueries):
     # --- feeds -----------------------------------------------------------------------------------------
 
     def sync_feeds(self, feeds: Iterable[FeedConfig], default_interval: timedelta, now: datetime) -> None:
@@ -111,19 +112,40 @@ class FeedQueries(Connection):
                 "INSERT OR IGNORE INTO seen_entries (feed_id, entry_id, seen_at) VALUES (?, ?, ?)",
                 [(feed_id, eid, now) for eid in update.seen_entry_ids],
             )
+            touched: set[int] = set()  # stories whose sources changed
             for article in update.articles:
                 article_id = self._insert_article(conn, article, now)
                 self._add_source(conn, article_id, feed_id, article.entry.entry_id, article.entry.link, now)
+                # Before the matches: their alerts are queued once per story (docs/stories.md).
+                touched.add(self._place_in_story(conn, article_id, article, update.checked_at))
                 for match in article.matches:
                     queued += self._insert_match(conn, article_id, match, now, routes if update.alert else {})
                 if article.model_calls:
                     calls_routes = (possible_routes or {}) if update.alert else {}
                     queued += record_model_calls(conn, article_id, article.model_calls, now, calls_routes)
             for url, entry in update.also_seen_at:
-                row = conn.execute("SELECT id FROM articles WHERE url = ?", (url,)).fetchone()
+                row = conn.execute("SELECT id, story_id FROM articles WHERE url = ?", (url,)).fetchone()
                 if row:
                     self._add_source(conn, row[0], feed_id, entry.entry_id, entry.link, now)
+                    if row[1] is not None:
+                        touched.add(row[1])
+            for story_id in touched:
+                self._refresh_story(conn, story_id, update.checked_at)
+            if update.articles:
+                self._prune_story_index(conn, update.checked_at)
         return queued
+
+    def record_offline(self, feeds: Sequence[tuple[int, datetime]]) -> None:
+        """Feeds whose last failure turned out to be part of a network outage: not their fault after all.
+
+        Their error is taken back from the count and they keep their plain interval (`next_check_at` given per
+        feed); a feed that has been polled again meanwhile (no longer 'error') is left alone."""
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE feeds SET error_count = max(error_count - 1, 0), last_status = 'offline',"
+                " last_error_kind = 'offline', next_check_at = ? WHERE id = ? AND last_status = 'error'",
+                [(to_db_time(next_check), feed_id) for feed_id, next_check in feeds],
+            )
 
     def _write_feed_state(self, conn: sqlite3.Connection, feed_id: int, u: FeedUpdate) -> None:
         if u.status in ("error", "offline"):
@@ -163,8 +185,8 @@ class FeedQueries(Connection):
 
     def _insert_article(self, conn: sqlite3.Connection, a: Article, now: str) -> int:
         row = conn.execute(
-            "INSERT INTO articles (url, title, body, body_source, author, language, published_at, fetched_at, matched)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET matched = max(matched, excluded.matched)"
+            "INSERT INTO articles (url, title, body, body_source, author, language, published_at, fetched_at, matched,"
+            " page_outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET matched = max(matched, excluded.matched)"
             " RETURNING id",
             (
                 a.url,
@@ -176,6 +198,7 @@ class FeedQueries(Connection):
                 to_db_time(a.published_at),
                 now,
                 int(bool(a.matches)),
+                a.page_outcome,
             ),
         ).fetchone()
         return row[0]
@@ -266,21 +289,23 @@ class FeedQueries(Connection):
     def purge_unmatched(self, older_than: datetime) -> int:
         """Drop unmatched articles kept for `rematch` once they are older than the window; their ids stay seen."""
         with self._write() as conn:
-            return conn.execute(
+            gone = conn.execute(
                 "DELETE FROM articles WHERE matched = 0 AND fetched_at < ?"
                 # held-back and possible matches stay, like matches, for the analyst to confirm or dismiss
-                " AND NOT EXISTS (SELECT 1 FROM model_calls c WHERE c.article_id = articles.id)",
+                " AND NOT EXISTS (SELECT 1 FROM model_calls c WHERE c.article_id = articles.id) RETURNING story_id",
                 (to_db_time(older_than),),
-            ).rowcount
+            ).fetchall()
+            for story_id in {row[0] for row in gone if row[0] is not None}:
+                self._refresh_story(conn, story_id, older_than)  # its counts drop; last_seen stays
+            return len(gone)
 
     # --- reading for the CLI ---------------------------------------------------------------------------
 
     def feed_status(self) -> list[dict[str, Any]]:
         return self._query(
-            "SELECT name, url, enabled, last_status, last_success_at, next_check_at, error_count, last_error,"
-            " last_error_kind, moved_to, (SELECT count(*) FROM article_sources s JOIN matches m"
-            " ON m.article_id = s.article_id WHERE s.feed_id = f.id AND m.retracted_at IS NULL) AS matches"
-            " FROM feeds f ORDER BY name"
+            "SELECT f.name, f.url, f.enabled, f.last_status, f.last_success_at, f.next_check_at, f.error_count,"
+            " f.last_error, f.last_error_kind, f.moved_to, h.matches, h.pages_tried, h.pages_walled, h.walls"
+            " FROM feeds f JOIN feed_health h ON h.name = f.name ORDER BY f.name"
         )
 
     def counts(self) -> dict[str, int]:

@@ -216,4 +216,83 @@ MIGRATIONS: list[str] = [
          WHERE c.verdict = 'possible'
          ORDER BY c.decided_at DESC;
     """,
+    # 5: stories (issue 12): one row per news event, however many feeds carry it; the index the same-story decision
+    # looks up (docs/stories.md); document frequencies of terms; the analyst's merges and splits.
+    """
+    CREATE TABLE stories (
+        id            INTEGER PRIMARY KEY,
+        headline      TEXT NOT NULL,                -- the title of the story's earliest article
+        first_seen    TEXT NOT NULL,
+        last_seen     TEXT NOT NULL,
+        sources       INTEGER NOT NULL DEFAULT 0,   -- feeds that carried one of its articles
+        articles      INTEGER NOT NULL DEFAULT 0,
+        merged_into   INTEGER REFERENCES stories(id) -- set by `watcher stories merge`; the story lives on there
+    );
+    CREATE INDEX stories_last_seen ON stories(last_seen);
+
+    ALTER TABLE articles ADD COLUMN story_id INTEGER REFERENCES stories(id);
+    ALTER TABLE articles ADD COLUMN story_pinned INTEGER NOT NULL DEFAULT 0;  -- placed by hand: never re-decided
+    ALTER TABLE articles ADD COLUMN story_terms TEXT;  -- JSON [published, title terms, terms, their weights]
+    CREATE INDEX articles_story ON articles(story_id);
+
+    CREATE TABLE story_keys (
+        key         TEXT NOT NULL,                  -- one of an article's rarest terms
+        seen_at     TEXT NOT NULL,                  -- rows older than the window are pruned: the index stays small
+        article_id  INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        PRIMARY KEY (key, seen_at, article_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX story_keys_article ON story_keys(article_id);
+    CREATE INDEX story_keys_seen ON story_keys(seen_at);
+
+    CREATE TABLE story_terms (
+        term   TEXT PRIMARY KEY,
+        df     INTEGER NOT NULL                     -- articles whose title and lead carry it; term '' counts them all
+    ) WITHOUT ROWID;
+
+    CREATE VIEW stories_by_topic AS
+        SELECT m.topic, s.headline, s.sources, s.first_seen, s.last_seen, s.id AS story_id
+          FROM stories s JOIN articles a ON a.story_id = s.id JOIN matches m ON m.article_id = a.id
+         WHERE m.retracted_at IS NULL AND s.merged_into IS NULL
+         GROUP BY m.topic, s.id
+         ORDER BY s.last_seen DESC;
+    """,
+    # 6: what stood between watcher and each article page (blocked by a bot challenge, a consent wall, a paywall),
+    # shown per feed in feed_health; and the full-text index rebuilt so that search finds a word's forms (porter:
+    # drones = drone) and Datasette finds it (it looks for content="articles" in double quotes).
+    """
+    ALTER TABLE articles ADD COLUMN page_outcome TEXT;
+
+    DROP VIEW feed_health;
+    CREATE VIEW feed_health AS
+        SELECT f.name, f.url, f.last_status, f.last_success_at, f.next_check_at, f.error_count, f.last_error,
+               (SELECT count(*) FROM article_sources s JOIN matches m ON m.article_id = s.article_id
+                 WHERE s.feed_id = f.id AND m.retracted_at IS NULL) AS matches,
+               (SELECT count(*) FROM article_sources s JOIN articles a ON a.id = s.article_id
+                 WHERE s.feed_id = f.id AND a.page_outcome IS NOT NULL) AS pages_tried,
+               (SELECT count(*) FROM article_sources s JOIN articles a ON a.id = s.article_id
+                 WHERE s.feed_id = f.id AND a.page_outcome IN ('blocked', 'consent', 'paywall')) AS pages_walled,
+               (SELECT group_concat(outcome, ', ') FROM (SELECT DISTINCT a.page_outcome AS outcome
+                  FROM article_sources s JOIN articles a ON a.id = s.article_id
+                 WHERE s.feed_id = f.id AND a.page_outcome IN ('blocked', 'consent', 'paywall'))) AS walls
+          FROM feeds f;
+
+    DROP TRIGGER articles_ai;
+    DROP TRIGGER articles_ad;
+    DROP TRIGGER articles_au;
+    DROP TABLE articles_fts;
+    CREATE VIRTUAL TABLE articles_fts USING fts5(
+        title, body, content="articles", content_rowid="id", tokenize="porter unicode61 remove_diacritics 2"
+    );
+    INSERT INTO articles_fts(articles_fts) VALUES ('rebuild');
+    CREATE TRIGGER articles_ai AFTER INSERT ON articles BEGIN
+        INSERT INTO articles_fts(rowid, title, body) VALUES (new.id, new.title, new.body);
+    END;
+    CREATE TRIGGER articles_ad AFTER DELETE ON articles BEGIN
+        INSERT INTO articles_fts(articles_fts, rowid, title, body) VALUES ('delete', old.id, old.title, old.body);
+    END;
+    CREATE TRIGGER articles_au AFTER UPDATE OF title, body ON articles BEGIN
+        INSERT INTO articles_fts(articles_fts, rowid, title, body) VALUES ('delete', old.id, old.title, old.body);
+        INSERT INTO articles_fts(rowid, title, body) VALUES (new.id, new.title, new.body);
+    END;
+    """,
 ]

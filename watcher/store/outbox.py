@@ -7,8 +7,21 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from ..models import Delivery
+from ..models import Delivery, StorySource
 from .base import FEED_NAMES_JSON, Connection, _chunks, from_db_time, placeholders, to_db_time
+
+# A delivery's story: its headline, every source, and whether this story was already sent on the channel for the
+# topic (then the delivery joins it silently: docs/stories.md).
+_STORY_COLUMNS = (
+    " a.story_id, (SELECT headline FROM stories WHERE id = a.story_id) AS story_headline,"
+    " (SELECT json_group_array(json_array(f.name, a3.url, a3.title, coalesce(a3.published_at, s3.seen_at), a3.id))"
+    "   FROM (SELECT * FROM articles WHERE story_id = a.story_id ORDER BY coalesce(published_at, fetched_at), id) a3"
+    "   JOIN article_sources s3 ON s3.article_id = a3.id JOIN feeds f ON f.id = s3.feed_id) AS story_sources"
+)
+_STORY_ALERTED = (
+    " EXISTS (SELECT 1 FROM deliveries d2 JOIN articles a2 ON a2.id = d2.article_id WHERE a2.story_id = a.story_id"
+    "   AND d2.topic = d.topic AND d2.channel = d.channel AND d2.status = 'sent' AND d2.id != d.id) AS story_alerted"
+)
 
 
 class OutboxQueries(Connection):
@@ -24,7 +37,8 @@ class OutboxQueries(Connection):
         rows = self._query(
             "SELECT d.id, d.article_id, d.topic, d.channel, d.created_at, d.attempts, a.title, a.url, a.published_at,"
             f" coalesce(m.terms, p.terms) AS terms, coalesce(m.snippet, p.snippet) AS snippet, {FEED_NAMES_JSON} AS feeds,"
-            " (m.article_id IS NULL AND p.verdict = 'possible') AS possible"
+            " (m.article_id IS NULL AND p.verdict = 'possible') AS possible,"
+            f" {_STORY_COLUMNS}, {_STORY_ALERTED}"
             " FROM deliveries d JOIN articles a ON a.id = d.article_id"
             " LEFT JOIN matches m ON m.article_id = d.article_id AND m.topic = d.topic"
             # a possible match (learn/) has a model call instead of a match
@@ -178,8 +192,8 @@ class OutboxQueries(Connection):
             params += list(topics)
         rows = self._query(
             "SELECT 0 AS id, m.article_id, m.topic, '' AS channel, m.matched_at AS created_at, 0 AS attempts, a.title,"
-            f" a.url, a.published_at, m.terms, m.snippet, {FEED_NAMES_JSON} AS feeds"
-            " FROM matches m JOIN articles a ON a.id = m.article_id"
+            f" a.url, a.published_at, m.terms, m.snippet, {FEED_NAMES_JSON} AS feeds, {_STORY_COLUMNS},"
+            " 0 AS story_alerted FROM matches m JOIN articles a ON a.id = m.article_id"
             " WHERE m.retracted_at IS NULL AND m.matched_at >= ?"
             + topic_filter
             + " ORDER BY m.matched_at DESC LIMIT ?",
@@ -217,4 +231,11 @@ def _delivery(row: Mapping[str, Any]) -> Delivery:
         terms=tuple(json.loads(row["terms"] or "[]")),
         snippet=row["snippet"] or "",
         possible=bool(row.get("possible")),
+        story_id=row["story_id"],
+        story_headline=row["story_headline"] or "",
+        story_sources=tuple(
+            StorySource(str(feed), str(url), str(title or ""), from_db_time(at), int(article_id))
+            for feed, url, title, at, article_id in json.loads(row["story_sources"] or "[]")
+        ),
+        story_alerted=bool(row["story_alerted"]),
     )
