@@ -255,7 +255,7 @@ async def test_every_post_needs_its_csrf_token(web):
     posts = [r.path for r in app.routes if isinstance(r, Route) and "POST" in (r.methods or ())]
     assert len(posts) >= 7
     for path in posts:
-        url = path.replace("{topic}", "drone_cooperation")
+        url = path.replace("{topic}", "drone_cooperation").replace("{story_id:int}", "1")
         r = await web.post(url, {"rule": "x", "name": "world", "id": "1"}, csrf=False)
         assert r.status_code == 403, path
         r = await web.client.post(url, data={"csrf": "0" * 40, "name": "world"})

@@ -245,6 +245,26 @@ def test_retry_a_dead_alert(watcher_page, browser):
         store.close()
 
 
+# --- stories (store/stories.py) -------------------------------------------------------------------------------
+
+
+def test_triage_a_story_not_relevant_and_see_it_leave(watcher_page, browser):
+    browser.get(watcher_page.url + "/stories?topic=troop_deployment")
+    stories = find_all(browser, "#stories .story")
+    story = next(s for s in stories if "Pyongyang" in s.text)
+    story_id = story.get_attribute("data-story")
+    assert "1 source" in story.text and "troops" in [m.text.lower() for m in find_all(story, "mark")]
+    shot(browser, "stories")
+    find(story, "button.no").click()
+    assert "not relevant for troop_deployment" in said(browser)
+    assert story_id not in [s.get_attribute("data-story") for s in find_all(browser, "#stories .story")]
+    store = watcher_page.store()
+    try:
+        assert ("troop_deployment", "no") in store.db.conn.execute("SELECT topic, label FROM labels").fetchall()
+    finally:
+        store.close()
+
+
 # --- teaching the topics (labels: store/labels.py) ----------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
-"""Teaching on the analyst's page, in-process: "relevant" / "not relevant" on matches, and the queue of the models'
-calls. Each click's label is read back from the labels table, and what the page said it changed is checked in the
-store."""
+"""Stories and teaching on the analyst's page, in-process: the story list with its sources, a story's articles,
+split and merge; "relevant" / "not relevant" on matches and stories, and the queue of the models' calls. Each
+click's label is read back from the labels table, and what the page said it changed is checked in the store."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ from watcher.models import Article, Entry, FeedUpdate, ModelCall
 from watcher.runtime import Runtime
 from watcher.store import Store
 from watcher.web import Access, ConfigFile, WebContext, build_app
+
+# The drone plant again, from a second outlet an hour later: the same story with two sources.
+FOLLOW_UP = [
+    ("asia", "drone-plant-2", "North Korea and Russia to co-produce attack drones, Seoul says",
+     "North Korea and Russia agreed to build a factory that will produce attack drones, Seoul officials said.", 1),
+]  # fmt: skip
 
 
 def stored_call(store: Store, config, slug: str, title: str, body: str, call: ModelCall, hours: float = 4) -> int:
@@ -35,6 +41,7 @@ async def web(tmp_path):
     config = write_config(tmp_path)
     store = Store.open(tmp_path / "watcher.db")
     seed(store, config)
+    seed(store, config, stories=FOLLOW_UP)
     async with Runtime(config) as runtime:
         context = WebContext(
             store, ConfigFile(config), runtime, Access(loopback=True, password=None), clock=lambda: NOW
@@ -45,11 +52,85 @@ async def web(tmp_path):
     store.close()
 
 
+def story_ids(html: str) -> list[int]:
+    return [int(x) for x in re.findall(r'class="item story" data-story="(\d+)"', html)]
+
+
 def labels(store: Store) -> list[tuple[int, str, str, str]]:
     return [
         tuple(r)
         for r in store.db.conn.execute("SELECT article_id, topic, label, source FROM labels ORDER BY article_id, topic")
     ]
+
+
+def drone_story(store: Store) -> int:
+    return store.db.conn.execute(
+        "SELECT story_id FROM articles WHERE url = 'https://news.example/drone-plant'"
+    ).fetchone()[0]
+
+
+# --- stories --------------------------------------------------------------------------------------------------
+
+
+async def test_stories_newest_first_with_their_sources(web):
+    r = await web.get("/stories")
+    assert r.status_code == 200
+    story = drone_story(web.context.store)
+    assert story_ids(r.text)[0] == story  # its last report is the newest
+    item = r.text[r.text.index(f'data-story="{story}"') :].split("</li>")[0]
+    assert "2 sources" in item and ">world</a>" in item and ">asia</a>" in item
+    assert "<mark>drones</mark>" in item
+    r = await web.get("/stories?topic=troop_deployment")
+    assert len(story_ids(r.text)) == 1 and "Pyongyang" in r.text
+    r = await web.get("/stories?feed=asia&since=24h")
+    assert story_ids(r.text) == [story]
+
+
+async def test_a_story_opens_to_its_articles_and_can_be_split_and_merged(web):
+    store = web.context.store
+    story = drone_story(store)
+    r = await web.get(f"/story/{story}")
+    assert r.status_code == 200 and r.text.count('class="title" href="/article/') == 2
+    follow_up = store.db.conn.execute("SELECT id FROM articles WHERE url LIKE '%drone-plant-2'").fetchone()[0]
+    r = await web.post(f"/story/{story}/split", {"article_id": str(follow_up)})
+    assert r.status_code == 303
+    new_story = int(r.headers["location"].rsplit("/", 1)[1])
+    assert new_story != story
+    assert "is now a story of its own" in (await web.get(r.headers["location"])).text
+    r = await web.post(f"/story/{story}/merge", {"other": str(new_story)})
+    assert "merged into" in (await web.get(f"/story/{story}")).text
+    assert drone_story(store) == story
+    assert store.db.conn.execute("SELECT story_id FROM articles WHERE id = ?", (follow_up,)).fetchone()[0] == story
+
+
+async def test_a_story_marked_not_relevant_leaves_the_topic_and_its_alerts_are_skipped(web):
+    store = web.context.store
+    story = drone_story(store)
+    pending = store.db.conn.execute(
+        "SELECT count(*) FROM deliveries d JOIN articles a ON a.id = d.article_id"
+        " WHERE a.story_id = ? AND d.topic = 'drone_cooperation' AND d.status = 'pending'",
+        (story,),
+    ).fetchone()[0]
+    assert pending == 2
+    await web.get("/stories?topic=drone_cooperation")
+    data = {
+        "story_id": str(story),
+        "topic": "drone_cooperation",
+        "verdict": "no",
+        "back": "/stories?topic=drone_cooperation",
+    }
+    r = await web.post("/teach/story", data)
+    assert r.status_code == 303 and r.headers["location"] == "/stories?topic=drone_cooperation"
+    page = await web.get(r.headers["location"])
+    assert story not in story_ids(page.text)
+    assert "not relevant for drone_cooperation (2 article(s))" in page.text and "2 alert(s) not yet sent" in page.text
+    assert [(t, lab, src) for _, t, lab, src in labels(store)] == [("drone_cooperation", "no", "web")] * 2
+    statuses = store.db.conn.execute(
+        "SELECT DISTINCT d.status FROM deliveries d JOIN articles a ON a.id = d.article_id"
+        " WHERE a.story_id = ? AND d.topic = 'drone_cooperation'",
+        (story,),
+    ).fetchall()
+    assert statuses == [("skipped",)]
 
 
 # --- teaching on matches --------------------------------------------------------------------------------------
@@ -161,3 +242,14 @@ async def test_the_article_page_shows_the_model_s_strongest_features(web):
     assert "The topic's model (trained on 12 labels)" in section
     assert "For: word dron (+2.00), word produc (+0.50)" in section and "Against: word korea (-0.70)" in section
     assert 'action="/teach/match"' in section
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [("q=Kursk", ["troops"]), ("q=factory&topic=drone_cooperation", ["drone"]), ("q=%22Kursk", ["troops"])],
+)
+async def test_stories_are_searched_through_their_articles_text(web, query, expected):
+    r = await web.get("/stories?" + query)
+    assert r.status_code == 200
+    headlines = re.findall(r'class="title" href="/story/\d+">([^<]+)</a>', r.text)
+    assert len(headlines) == len(expected) and all(w in h.lower() for w, h in zip(expected, headlines))

@@ -6,7 +6,7 @@ articles.py  rematch batches, full-text search, export
 outbox.py    the alert outbox: due deliveries, leases, outcomes, dead letters, digest slots
 stories.py   each new article's story (the index, inside apply_update's transaction), merges and splits
 labels.py    labels, the topics' models (plain numbers) and their calls (held-back and possible matches)
-review.py    what the analyst's page reads and what its labels change: the teaching queue, dismissed matches
+review.py    what the analyst's page reads and what its labels change: stories, the teaching queue, dismissed matches
 """
 
 from __future__ import annotations

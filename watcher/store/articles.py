@@ -9,8 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import StoreError
-from .base import FEED_NAMES_JSON, FEED_NAMES_TEXT, Connection, to_db_time
-from .review import DISMISSED, LABEL_OF
+from .base import FEED_NAMES_TEXT, Connection, to_db_time
 
 _QUERY_TOKEN = re.compile(r'"[^"]*"?|[()]|[^\s()"]+')
 _WORD_PART = re.compile(r"\w+")
@@ -151,37 +150,6 @@ class ArticleQueries(Connection):
         )
 
     # --- the analyst's page (watcher/web/) -----------------------------------------------------------------
-
-    def latest_matches(
-        self,
-        *,
-        topic: str | None = None,
-        feed: str | None = None,
-        since: datetime | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[dict[str, Any]]:
-        """Matches (not retracted, not labelled "not relevant"), newest first: article id, topic, title, url, times,
-        terms and snippet (JSON list and [[ ]]-marked text as stored), feeds (a JSON list), the label if any."""
-        where, params = ["m.retracted_at IS NULL", f"NOT {DISMISSED}"], []
-        if topic:
-            where.append("m.topic = ?")
-            params.append(topic)
-        if feed:
-            where.append(
-                "EXISTS (SELECT 1 FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id AND f.name = ?)"
-            )
-            params.append(feed)
-        if since:
-            where.append("m.matched_at >= ?")
-            params.append(to_db_time(since))
-        return self._query(
-            "SELECT a.id AS article_id, m.topic, m.score, m.terms, m.snippet, m.matched_at, a.title, a.url,"
-            f" a.published_at, {FEED_NAMES_JSON} AS feeds, {LABEL_OF} AS label"
-            f" FROM matches m JOIN articles a ON a.id = m.article_id WHERE {' AND '.join(where)}"
-            " ORDER BY m.matched_at DESC, a.id DESC LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        )
 
     def article_page(self, article_id: int) -> dict[str, Any] | None:
         """One article with its text, its sources (feed, link, seen_at) and its matches, retracted ones included."""

@@ -7,6 +7,7 @@ app.py       the WebContext, templates, forms and messages shared by the pages
 site.py      the application: the route table, ops endpoints, login
 security.py  loopback by default, login elsewhere, CSRF on every POST, strict headers
 present.py   how stored values look: marked snippets, local times, safe links (pure)
+stories.py   stories (one per news event, N sources), filters and search; a story's articles; split and merge
 matches.py   matches per topic, filters and search; an article's page and its explanation
 tryrule.py   editing a topic's rule: errors at their position, what-if against text, a URL or stored news; save
 feeds.py     feed health, add by URL (discovery), remove

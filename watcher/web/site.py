@@ -12,7 +12,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import alerts, feeds, matches, teach, tryrule
+from . import alerts, feeds, matches, stories, teach, tryrule
 from .app import OpsHandler, WebContext, context_of, form_of, render, text_field
 from .security import SESSION_COOKIE, SESSION_TTL_S, Guard, cookie_header
 
@@ -63,7 +63,7 @@ async def _logout(request: Request) -> Response:
 
 
 async def _home(request: Request) -> Response:
-    return RedirectResponse("/matches", status_code=303)
+    return RedirectResponse("/stories", status_code=303)
 
 
 def build_app(context: WebContext) -> Any:
@@ -77,6 +77,7 @@ def build_app(context: WebContext) -> Any:
         Route("/", _home),
         Route("/login", _login_page, methods=["GET", "POST"]),
         Route("/logout", _logout, methods=["POST"]),
+        *stories.routes(),
         *matches.routes(),
         *teach.routes(),
         *tryrule.routes(),

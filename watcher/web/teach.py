@@ -1,4 +1,4 @@
-"""Teach the topics: "relevant" / "not relevant" on every match, and the queue of the models' calls
+"""Teach the topics: "relevant" / "not relevant" on every match and story, and the queue of the models' calls
 (possible matches to confirm or dismiss, held-back matches to restore). Each click writes a label through the
 store (labels.py, the one way labels are made; the daemon retrains the topic's model from them within a minute)
 and says what it changed: a dismissed match leaves the lists and its unsent alerts are skipped; a confirmed call
@@ -81,6 +81,27 @@ async def teach_match(request: Request) -> Response:
     return done(_back(form, "/matches"), f"{what} {await _counts(ctx, topic)}", secure=ctx.access.secure_cookies)
 
 
+async def teach_story(request: Request) -> Response:
+    ctx = context_of(request)
+    form = await form_of(request)
+    topic, verdict = _topic(ctx, form), _verdict(form)
+    story = text_field(form, "story_id", 20)
+    if not story.isdigit():
+        raise HTTPException(400, "which story?")
+    articles = await ctx.store.call(ctx.store.story_matches, int(story), topic)
+    skipped = 0
+    for article in articles:
+        skipped += (await _label(ctx, article, topic, verdict))[1]
+    if verdict == "yes":
+        what = f"Labelled story {story} relevant for {topic} ({len(articles)} article(s))."
+    else:
+        what = (
+            f"Labelled story {story} not relevant for {topic} ({len(articles)} article(s)): it leaves the {topic} lists"
+        )
+        what += f", and {skipped} alert(s) not yet sent will not be." if skipped else "."
+    return done(_back(form, "/stories"), f"{what} {await _counts(ctx, topic)}", secure=ctx.access.secure_cookies)
+
+
 async def teach_call(request: Request) -> Response:
     """The queue: confirm (label yes; the call becomes a match) or dismiss (label no) a model's call."""
     ctx = context_of(request)
@@ -126,5 +147,6 @@ def routes() -> list[Route]:
     return [
         Route("/teach", queue_page),
         Route("/teach/match", teach_match, methods=["POST"]),
+        Route("/teach/story", teach_story, methods=["POST"]),
         Route("/teach/call", teach_call, methods=["POST"]),
     ]
