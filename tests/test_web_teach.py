@@ -91,6 +91,8 @@ async def test_a_story_opens_to_its_articles_and_can_be_split_and_merged(web):
     story = drone_story(store)
     r = await web.get(f"/story/{story}")
     assert r.status_code == 200 and r.text.count('class="title" href="/article/') == 2
+    first = re.search(r'class="title" href="(/article/\d+)"', r.text).group(1)
+    assert f'<a href="/story/{story}" id="story-link">' in (await web.get(first)).text
     follow_up = store.db.conn.execute("SELECT id FROM articles WHERE url LIKE '%drone-plant-2'").fetchone()[0]
     r = await web.post(f"/story/{story}/split", {"article_id": str(follow_up)})
     assert r.status_code == 303

@@ -154,7 +154,8 @@ class ArticleQueries(Connection):
     def article_page(self, article_id: int) -> dict[str, Any] | None:
         """One article with its text, its sources (feed, link, seen_at) and its matches, retracted ones included."""
         rows = self._query(
-            "SELECT id, url, title, body, body_source, author, language, published_at, fetched_at FROM articles WHERE id = ?",
+            "SELECT id, url, title, body, body_source, author, language, published_at, fetched_at, story_id"
+            " FROM articles WHERE id = ?",
             [article_id],
         )
         if not rows:

@@ -87,7 +87,9 @@ async def merge(request: Request) -> Response:
     form = await form_of(request)
     other = text_field(form, "other", 20).strip().lstrip("#")
     if not other.isdigit():
-        return done(f"/story/{into}", "Give the number of the story to merge into this one.")
+        return done(
+            f"/story/{into}", "Give the number of the story to merge into this one.", secure=ctx.access.secure_cookies
+        )
     try:
         moved = await ctx.store.call(ctx.store.merge_stories, into, int(other), ctx.clock())
     except StoreError as e:
