@@ -120,6 +120,7 @@ async def measure(directory: Path, size: int, runs: int) -> list[tuple[str, floa
             csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
             article = store.db.conn.execute("SELECT max(id) FROM articles WHERE matched = 1").fetchone()[0]
             cases = [
+                ("GET /stories (30 newest, their sources)", lambda: client.get("/stories")),
                 ("GET /matches (50 newest)", lambda: client.get("/matches")),
                 ("GET /matches?q=drones (search)", lambda: client.get("/matches", params={"q": "drones"})),
                 ("GET /article/ID (text, explanation)", lambda: client.get(f"/article/{article}")),
@@ -142,7 +143,7 @@ async def measure(directory: Path, size: int, runs: int) -> list[tuple[str, floa
             while not trying.done():
                 await asyncio.sleep(0.05)  # a typist's pace; and the in-process transport never yields by itself
                 started = time.perf_counter()
-                await cases[3][1]()
+                await cases[4][1]()
                 worst = max(worst, time.perf_counter() - started)
                 checks += 1
             await trying

@@ -49,7 +49,7 @@ async def stories_page(request: Request) -> Response:
         more=len(rows) > PAGE_SIZE,
         page=page,
         filters=filters,
-        feeds=[r["name"] for r in await ctx.store.call(ctx.store.feed_status)],
+        feeds=[f.name for f in ctx.config().feeds],
         since_choices=present.SINCE_CHOICES,
         error=error,
     )
