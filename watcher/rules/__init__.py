@@ -5,6 +5,7 @@
     match_article(topics, title, body) -> tuple[Match]  one Match per topic that matches
     match_with(RuleSet, title, body) -> tuple[Match]    the same in a worker process (compiles once per RuleSet)
     explain(topic, title, body) -> Explanation          for `watcher rules test`
+    topic_holds(topic, ArticleText(title, body)) -> bool the verdict alone, on words cut once (rule previews)
     match_text(topics, ArticleText) / clause_results(topic, ArticleText)   for learn/, on words cut once
 
 The modules, bottom up: forms.py (folding, word forms), text.py (the tokenised article), parse.py (grammar -> syntax
@@ -28,6 +29,7 @@ from .topics import (
     match_text,
     match_with,
     terms_and_snippet,
+    topic_holds,
 )
 
 __all__ = [
@@ -45,4 +47,5 @@ __all__ = [
     "match_text",
     "match_with",
     "terms_and_snippet",
+    "topic_holds",
 ]

@@ -322,6 +322,15 @@ def match_text(topics: Sequence[CompiledTopic], art: ArticleText) -> tuple[Match
     return tuple(matches)
 
 
+def topic_holds(topic: CompiledTopic, art: ArticleText) -> bool:
+    """Whether the topic matches an article already cut into words: match_article's verdict without the terms and
+    snippet (the costly part), for comparing two rules over many stored articles (rematch.preview_rule)."""
+    if not _may_match(topic, art) or not topic.root.ok(art, 0):
+        return False
+    hits = topic.root.test(art, 0)
+    return hits is not None and score_of(hits) >= topic.min_score
+
+
 def explain(topic: CompiledTopic, title: str, body: str) -> Explanation:
     """Whether the topic matches and why: each clause's truth, the terms found, the score and a snippet."""
     art = ArticleText(title, body)

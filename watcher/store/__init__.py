@@ -6,6 +6,7 @@ articles.py  rematch batches, full-text search, export
 outbox.py    the alert outbox: due deliveries, leases, outcomes, dead letters, digest slots
 stories.py   each new article's story (the index, inside apply_update's transaction), merges and splits
 labels.py    labels, the topics' models (plain numbers) and their calls (held-back and possible matches)
+review.py    what the analyst's page reads and what its labels change: stories, the teaching queue, dismissed matches
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from .base import BUSY_TIMEOUT_MS, DATABASE_ERRORS, StoreHealth, from_db_time, r
 from .feeds import FeedQueries
 from .labels import LabelQueries, NewLabel
 from .outbox import OutboxQueries
+from .review import ReviewQueries
 from .stories import StoryQueries
 
 
-class Store(FeedQueries, StoryQueries, ArticleQueries, OutboxQueries, LabelQueries):
+class Store(FeedQueries, StoryQueries, ArticleQueries, OutboxQueries, LabelQueries, ReviewQueries):
     """Open with `Store.open(path)`; every method is one statement or one transaction."""
 
 
