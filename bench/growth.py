@@ -171,6 +171,16 @@ def evict(path: Path) -> None:
                 os.close(fd)
 
 
+def set_fts(path: Path, spec: str) -> None:
+    """What-if: FTS5 settings (`automerge=16,crisismerge=64`) written into the database before measuring."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        for item in filter(None, spec.split(",")):
+            name, value = item.split("=")
+            conn.execute("INSERT INTO articles_fts(articles_fts, rank) VALUES (?, ?)", (name.strip(), int(value)))
+
+
 def measure(path: Path, new: int, stream: list[str], tag: str, per_feed: int = 10, cold: bool = False) -> dict:
     if cold:
         evict(path)
@@ -264,6 +274,7 @@ def main() -> None:
     p.add_argument("--new", type=int, default=2000)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--cache", default="warm,cold", help="page cache states to measure: warm, cold or both")
+    p.add_argument("--fts", default="", help="what-if FTS5 settings written first, e.g. automerge=16,crisismerge=64")
     args = p.parse_args()
     import tempfile
 
@@ -273,13 +284,18 @@ def main() -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     try:
         dbs = {n: database(n, stream, fresh) for n in (int(s) for s in args.sizes.split(","))}
+        if args.fts:
+            for path, _ in dbs.values():
+                set_fts(path, args.fts)
         caches = [c.strip() for c in args.cache.split(",") if c.strip()]
         # Interleave the sizes run by run, so machine noise hits both alike.
         results: dict[tuple[str, int], list[dict]] = {(c, n): [] for c in caches for n in dbs}
         for r in range(args.runs):
             for c in caches:
                 for n, (path, _) in dbs.items():
-                    results[c, n].append(measure(path, args.new, stream, f"{stamp}-{c}-{r}", cold=c == "cold"))
+                    results[c, n].append(
+                        measure(path, args.new, stream, f"{stamp}-{c}-{r}", cold=c == "cold", batch=args.batch)
+                    )
         sizes = sorted(dbs)
         out["by_cache"] = {}
         for c in caches:
