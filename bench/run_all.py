@@ -174,6 +174,20 @@ def build_tables(r: dict) -> str:
                 verdict(growth["ratio"], 1.2, at_most=True),
             )
         )
+        for cache, g in growth.get("by_cache", {}).items():
+            if cache == "warm" or not g.get("ratio"):
+                continue
+            gs = g["sizes"]
+            rows.append(
+                (
+                    f"  same, {cache} page cache (database evicted before each run)",
+                    f"{gs[max(gs, key=int)]['us_per_article']:.0f} vs {gs[min(gs, key=int)]['us_per_article']:.0f}",
+                    "as above",
+                    g["ratio"],
+                    "<= 1.2",
+                    verdict(g["ratio"], 1.2, at_most=True),
+                )
+            )
         per_page_ms = traf.get("cold_set", {}).get("cpu_ms_per_page")
         if per_page_ms:
             e2e = round(

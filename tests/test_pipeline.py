@@ -279,6 +279,33 @@ async def test_matching_runs_off_the_event_loop_and_a_runaway_match_is_stopped_a
     assert "matching took longer than 1 s" in caplog.text
 
 
+async def test_with_extraction_a_runaway_match_in_the_one_worker_call_is_stopped_and_the_item_kept(site, store, caplog):
+    """Extraction and matching share one worker call and one time limit: a runaway match there is stopped, the
+    article falls back to the feed's text (matched on its own, stopped again) and is kept unmatched; others match."""
+    from tests.helpers.misbehaving_extract import matching_runs_away_on_marked_titles
+
+    serve_site(site)
+    world = site.routes["/world.rss"]
+    site.add(
+        "/world.rss",
+        world.body.replace(b"<title>North Korea and Russia", b"<title>RUNAWAY North Korea and Russia"),
+        content_type="application/rss+xml",
+    )
+    config = make_config(site, feeds={"world": "/world.rss"})
+    workers = Workers(workers=1, timeout_s=1.0, matcher=matching_runs_away_on_marked_titles)
+    try:
+        outcomes = await poll_all(config, store, workers)
+    finally:
+        workers.shutdown()
+    assert outcomes["world"].update.status == "ok"
+    rows = {r["title"]: r for r in store.db.query("SELECT title, matched, body_source FROM articles")}
+    stuck = rows["RUNAWAY North Korea and Russia to co-produce attack drones at a new plant"]
+    assert stuck["matched"] == 0 and stuck["body_source"] == "feed-summary"
+    others = rows["Pyongyang sends thousands more troops to Russia's Kursk front"]
+    assert others["matched"] == 1 and others["body_source"] == "page"  # extracted and matched in one call
+    assert "matching took longer than 1 s" in caplog.text
+
+
 async def test_a_full_disk_loses_nothing_and_recovers_when_space_returns(site, store, extractor, caplog):
     serve_site(site)
     long_story = "<p>" + "North Korean engineers are helping Russia produce drones at the new factory. " * 800 + "</p>"
@@ -364,7 +391,7 @@ async def test_max_feed_mb_above_the_parsers_default_is_the_limit_that_holds(sit
 
 
 def test_a_page_text_that_opens_with_the_headline_is_stored_without_it():
-    from watcher.pipeline import _without_headline
+    from watcher.extract import _without_headline
 
     title = "Drone Parts Came From Europe, Investigators Say"
     assert _without_headline(f"{title}\n\nWhen Western researchers...", title) == "When Western researchers..."

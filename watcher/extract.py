@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from .models import Extracted
+from .models import BodySource, Extracted
 from .walls import page_wall
 
 MIN_TEXT_CHARS = 40  # less is a menu or a cookie banner, not an article
@@ -56,3 +56,29 @@ def _parse_date(value: str | None) -> datetime | None:
     if not 1970 <= parsed.year <= 2100:
         return None
     return parsed.replace(tzinfo=parsed.tzinfo or UTC).astimezone(UTC)
+
+
+def article_body(page: Extracted | None, title: str, feed_body: str, feed_source: BodySource) -> tuple[str, BodySource]:
+    """The longer of the page's text and the feed's own text (pure). A bot challenge, a consent wall or a paywall
+    is not the article (walls.py): the feed's text is used, and a paywall's teaser only when the feed has none."""
+    body, teaser = "", ""
+    source: BodySource = "none"
+    if page is not None and page.wall:
+        teaser = page.text if page.wall == "paywall" else ""
+    elif page is not None:
+        body, source = _without_headline(page.text, title), "page"
+    # A page that yields less than the feed itself carries (an unrecognised teaser) loses to the feed.
+    if len(body) < len(feed_body):
+        body, source = feed_body, feed_source
+    if not body and teaser:
+        body, source = teaser, "page"
+    return body, source
+
+
+def _without_headline(text: str, title: str) -> str:
+    """The page's text without the headline that often opens it: the title is stored apart, and a body that
+    repeats it runs it into the first sentence of snippets."""
+    first, newline, rest = text.partition("\n")
+    if newline and title and " ".join(first.split()).casefold() == " ".join(title.split()).casefold():
+        return rest.lstrip()
+    return text

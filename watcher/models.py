@@ -227,3 +227,17 @@ class StorySource:
     title: str
     at: datetime | None = None
     article_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReadArticle:
+    """What one worker call makes of an article (workers.read_article): the body chosen between the page and the
+    feed, its matches, and the page's metadata. The page's own text comes back only as the body (or a teaser), so
+    it crosses the process boundary once."""
+
+    title: str
+    body: str
+    body_source: BodySource
+    matches: tuple[Match, ...]
+    page: Extracted | None  # the page's metadata and wall, its text emptied; None when the page gave nothing
+    page_failure: str = ""  # why the page gave nothing (no text, or extraction's own error)

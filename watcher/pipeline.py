@@ -18,10 +18,22 @@ from datetime import UTC, datetime
 
 from .config import Config
 from .errors import ExtractError, FetchError, MatchError, ParseError, StoreError, WatcherError
+from .extract import article_body
 from .fetch import redact_url
 from .learn import TopicModel, apply_models
 from .learn.retrain import models_in_use
-from .models import Article, BodySource, Entry, Extracted, FailureKind, FeedRecord, FeedUpdate, NotModified, PageOutcome
+from .models import (
+    Article,
+    BodySource,
+    Entry,
+    FailureKind,
+    FeedRecord,
+    FeedUpdate,
+    Match,
+    NotModified,
+    PageOutcome,
+    ReadArticle,
+)
 from .rules import CompiledTopic, RuleSet, compile_topics
 from .runtime import Runtime
 from .schedules import next_check_at
@@ -206,31 +218,14 @@ async def _shared_article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) ->
 
 async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Article:
     """Build an article from an entry: the page's extracted text when we can get it, else the feed's own text."""
-    body, extracted = "", None
-    source: BodySource = "none"
-    outcome: PageOutcome | None = None
-    teaser = ""
-    if pipeline.config.extract.enabled and feed.extract and entry.link:
-        extracted, outcome = await _page(pipeline, entry.link)
-        if extracted is not None and extracted.wall:
-            # A bot challenge, a consent wall or a paywall is not the article (walls.py): the feed's text is
-            # used; a paywall's teaser only when the feed has no text at all.
-            teaser = extracted.text if extracted.wall == "paywall" else ""
-        elif extracted is not None:
-            body, source = _without_headline(extracted.text, entry.title), "page"
     feed_body, feed_source = _feed_text(entry)
-    # A page that yields less than the feed itself carries (an unrecognised teaser) loses to the feed.
-    if len(body) < len(feed_body):
-        body, source = feed_body, feed_source
-    if not body and teaser:
-        body, source = teaser, "page"
-    title = entry.title or (extracted.title if extracted else "")
-    try:
-        matches = await pipeline.runtime.workers.match(pipeline.rules, title, body) if pipeline.topics else ()
-    except MatchError as e:
-        # Kept, unmatched: a text no rule can finish on in time is more likely an attack than news.
-        log.warning("article %s: %s; kept without matches", redact_url(entry.link or entry.entry_id), e)
-        matches = ()
+    read, outcome = None, None
+    if pipeline.config.extract.enabled and feed.extract and entry.link:
+        read, outcome = await _page(pipeline, entry, feed_body, feed_source)
+    if read is None:  # no page, or a page that ran out of time: the feed's text, matched on its own
+        body, source = article_body(None, entry.title, feed_body, feed_source)
+        read = ReadArticle(entry.title, body, source, await _match(pipeline, entry, entry.title, body), None)
+    title, body, matches, page = read.title, read.body, read.matches, read.page
     model_calls: tuple = ()
     if pipeline.models:
         # Reading the article's features is linear in its length (matching, the part a hostile rule or text can
@@ -242,15 +237,26 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
         url=_article_url(entry),
         title=title,
         body=body,
-        body_source=source,
+        body_source=read.body_source,
         entry=entry,
-        author=entry.author or (extracted.author if extracted else ""),
-        published_at=entry.published_at or entry.updated_at or (extracted.published_at if extracted else None),
-        language=extracted.language if extracted else "",
+        author=entry.author or (page.author if page else ""),
+        published_at=entry.published_at or entry.updated_at or (page.published_at if page else None),
+        language=page.language if page else "",
         matches=matches,
         model_calls=model_calls,
         page_outcome=outcome,
     )
+
+
+async def _match(pipeline: Pipeline, entry: Entry, title: str, body: str) -> tuple[Match, ...]:
+    if not pipeline.topics:
+        return ()
+    try:
+        return await pipeline.runtime.workers.match(pipeline.rules, title, body)
+    except MatchError as e:
+        # Kept, unmatched: a text no rule can finish on in time is more likely an attack than news.
+        log.warning("article %s: %s; kept without matches", redact_url(entry.link or entry.entry_id), e)
+        return ()
 
 
 _STAGE_FAILURES: dict[type[WatcherError], FailureKind] = {
@@ -260,37 +266,35 @@ _STAGE_FAILURES: dict[type[WatcherError], FailureKind] = {
 }
 
 
-async def _page(pipeline: Pipeline, link: str) -> tuple[Extracted | None, PageOutcome]:
-    """The article page's extraction and the page's outcome: ok, blocked, consent, paywall or failed."""
-    runtime = pipeline.runtime
+async def _page(
+    pipeline: Pipeline, entry: Entry, feed_body: str, feed_source: BodySource
+) -> tuple[ReadArticle | None, PageOutcome]:
+    """The article read from its page in one worker call (extracted, body chosen, matched), and the page's outcome:
+    ok, blocked, consent, paywall or failed. None when the page could not be fetched or its call ran out of time."""
+    runtime, link = pipeline.runtime, entry.link or ""
+    rules = pipeline.rules if pipeline.topics else None
     try:
         # Resolved before a page slot is taken: a name that does not resolve (or resolves slowly) must not hold a
         # slot other feeds' pages wait for; a host that failed a moment ago fails at once (unreachable.py).
         await runtime.fetcher.check_reachable(link)
         async with runtime.pages_in_flight:
             page = await runtime.fetcher.fetch_page(link)
-            extracted = await runtime.workers.extract(page)
+            read = await runtime.workers.read_article(page, rules, entry.title, feed_body, feed_source)
     except FetchError as e:
         log.debug("article %s: %s; using the feed's text", redact_url(link), e)
         return None, "blocked" if e.kind == "challenge" else "failed"
     except ExtractError as e:
         log.debug("article %s: %s; using the feed's text", redact_url(link), e)
         return None, "failed"
-    if extracted.wall:
+    if read.page is None:
+        log.debug("article %s: %s; using the feed's text", redact_url(link), read.page_failure)
+        return read, "failed"
+    if read.page.wall:
         log.info(
-            "article %s: %s page (%s); using the feed's text", redact_url(link), extracted.wall, extracted.wall_sign
+            "article %s: %s page (%s); using the feed's text", redact_url(link), read.page.wall, read.page.wall_sign
         )
-        return extracted, extracted.wall
-    return extracted, "ok"
-
-
-def _without_headline(text: str, title: str) -> str:
-    """The page's text without the headline that often opens it: the title is stored apart, and a body that
-    repeats it runs it into the first sentence of snippets."""
-    first, newline, rest = text.partition("\n")
-    if newline and title and " ".join(first.split()).casefold() == " ".join(title.split()).casefold():
-        return rest.lstrip()
-    return text
+        return read, read.page.wall
+    return read, "ok"
 
 
 def _feed_text(entry: Entry) -> tuple[str, BodySource]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import functools
 import multiprocessing
 import os
@@ -22,8 +23,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from .errors import ExtractError, MatchError, ParseError, WatcherError
-from .extract import extract_text
-from .models import Extracted, FetchedFeed, FetchedPage, Match, ParsedFeed
+from .extract import article_body, extract_text
+from .models import BodySource, Extracted, FetchedFeed, FetchedPage, Match, ParsedFeed, ReadArticle
 from .parse import parse_feed
 from .rules import RuleSet, match_with
 
@@ -66,6 +67,42 @@ def _die_with_parent() -> None:
         os._exit(0)
 
 
+def read_article(
+    extract: Callable[[bytes, str], Extracted | None],
+    matcher: Callable[[RuleSet, str, str], tuple[Match, ...]],
+    rules: RuleSet | None,
+    content: bytes,
+    url: str,
+    entry_title: str,
+    feed_body: str,
+    feed_source: BodySource,
+) -> ReadArticle:
+    """Extract a page, choose the body and match it, in one worker call (in the worker process).
+
+    One call instead of two saves a round trip per article and sends the page's text across the process boundary
+    once, as the body. The call's time limit covers both: a runaway match is stopped like a runaway page.
+    """
+    failure = ""
+    try:
+        page = extract(content, url)
+    except Exception as e:  # trafilatura's own failures on a hostile page: the feed's text is used
+        page, failure = None, f"{type(e).__name__}: {e}"
+    else:
+        if page is None:
+            failure = "no article text found"
+    body, source = article_body(page, entry_title, feed_body, feed_source)
+    title = entry_title or (page.title if page else "")
+    matches = matcher(rules, title, body) if rules is not None else ()
+    return ReadArticle(
+        title=title,
+        body=body,
+        body_source=source,
+        matches=matches,
+        page=dataclasses.replace(page, text="") if page is not None else None,
+        page_failure=failure,
+    )
+
+
 class _TimedOut(Exception):
     pass
 
@@ -75,8 +112,8 @@ class _Died(Exception):
 
 
 class Workers:
-    """`await workers.extract(page)`, `await workers.parse(fetched, max_entries)`,
-    `await workers.match(rules, title, body)`; close with `shutdown()`."""
+    """`await workers.read_article(page, rules, ...)` (extract and match in one call), `await workers.parse(fetched,
+    max_entries)`, `await workers.extract(page)`, `await workers.match(rules, title, body)`; close with `shutdown()`."""
 
     def __init__(
         self,
@@ -113,6 +150,29 @@ class Workers:
         if result is None:
             raise ExtractError(f"no article text found on {page.url}")
         return result
+
+    async def read_article(
+        self, page: FetchedPage, rules: RuleSet | None, entry_title: str, feed_body: str, feed_source: BodySource
+    ) -> ReadArticle:
+        """Extract and match an article in one worker call (`read_article` above); `rules` None: no topics.
+        Raises ExtractError when the call ran out of time or its worker died: the caller falls back to the feed's
+        text and `match`, so a runaway page or match costs the page, not the article."""
+        try:
+            return await self._run(
+                read_article,
+                self.function,
+                self.matcher,
+                rules,
+                page.content,
+                page.url,
+                entry_title,
+                feed_body,
+                feed_source,
+            )
+        except _TimedOut:
+            raise ExtractError(f"reading {page.url} took longer than {self.timeout_s:g} s") from None
+        except _Died:
+            raise ExtractError(f"the worker died reading {page.url}") from None
 
     async def parse(self, fetched: FetchedFeed, max_entries: int, max_bytes: int | None = None) -> ParsedFeed:
         """Parse a feed in a worker, so that parsing uses the other cores and a runaway feed is stopped too.
