@@ -348,7 +348,10 @@ class Dispatcher:
 
     async def _send_batch(self, channel: Channel, ch: ChannelConfig, batch: Batch, now: datetime, state: _Pass) -> None:
         if batch.kind == "joined":
-            self.store.mark_skipped([d.id for d in batch.deliveries], "joined a story already alerted on this channel")
+            # On the store's thread like every write of a pass: a call from the loop would use the one connection
+            # while another channel's transaction is open on that thread.
+            reason = "joined a story already alerted on this channel"
+            await self.store.call(self.store.mark_skipped, [d.id for d in batch.deliveries], reason)
             return
         deliveries = [d for d in batch.deliveries if d.id not in self.store.sent_unrecorded]
         if batch.deliveries and not deliveries:
