@@ -277,4 +277,19 @@ PG_MIGRATIONS: list[str] = [
     ) STORED;
     CREATE INDEX articles_search ON articles USING GIN (search_vector);
     """,
+    # 7: several workers sharing one database (issue 14; docs/schema.md, "Several workers"): the lease a worker
+    # holds on a feed it is polling, and each worker's own row (host, pid, last tick, feeds polled).
+    """
+    ALTER TABLE feeds ADD COLUMN lease_owner TEXT;
+    ALTER TABLE feeds ADD COLUMN lease_until TEXT;
+
+    CREATE TABLE workers (
+        name          TEXT PRIMARY KEY,
+        host          TEXT NOT NULL,
+        pid           INTEGER NOT NULL,
+        started_at    TEXT NOT NULL,
+        last_tick_at  TEXT NOT NULL,
+        feeds_polled  INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 ]

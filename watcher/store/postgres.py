@@ -10,10 +10,17 @@ it applied.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import StoreError
+from ..models import FeedRecord
+from .base import to_db_time
+from .dialect import POSTGRES
+from .feeds import _feed_record
+from .leases import by_schedule, claim_params, claim_sql, heartbeat_sql, release_sql
 from .migrations_pg import PG_MIGRATIONS, VERSION_TABLE
 
 URL_SCHEMES = ("postgresql://", "postgres://")
@@ -77,6 +84,28 @@ def migrate(conn: Any) -> int:
                 conn.execute("INSERT INTO watcher_schema (version) VALUES (%s)", (current + 1,))
     except psycopg.Error as e:
         raise StoreError(f"cannot migrate the database: {e}") from e
+
+
+def claim_due_feeds(conn: Any, owner: str, now: datetime, lease: timedelta, limit: int) -> list[FeedRecord]:
+    """Up to `limit` due feeds nobody holds a live lease on, leased to `owner`: see leases.py. Its own transaction."""
+    from psycopg.rows import dict_row
+
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(claim_sql(POSTGRES, limit), claim_params(owner, now, lease)).fetchall()
+    return [_feed_record(r) for r in by_schedule(rows)]
+
+
+def release_feed_leases(conn: Any, owner: str, feed_ids: Sequence[int]) -> int:
+    if not feed_ids:
+        return 0
+    with conn.transaction():
+        return conn.execute(release_sql(POSTGRES, feed_ids), (owner, *feed_ids)).rowcount
+
+
+def record_worker_tick(conn: Any, name: str, host: str, pid: int, now: datetime, feeds_polled: int) -> None:
+    stamp = to_db_time(now)
+    with conn.transaction():
+        conn.execute(heartbeat_sql(POSTGRES), (name, host, pid, stamp, stamp, feeds_polled))
 
 
 def _safe(url: str) -> str:
