@@ -7,6 +7,7 @@ rules.py   rules test, rematch, search, export
 alerts.py  digest preview/send, alerts test/list/retry
 labels.py  label, labels list/import/export/train, topics evaluate
 stories.py stories list, merge, split
+db.py      db copy (SQLite to PostgreSQL)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import alerts, core, feeds, labels, rules, stories
+from . import alerts, core, db, feeds, labels, rules, stories
 from .app import DEFAULT_CONFIG, App, WatcherGroup
 
 
@@ -71,5 +72,6 @@ for _command in (
     feeds.feeds, feeds.serve,
     labels.label, labels.labels, labels.topics,
     stories.stories,
+    db.db,
 ):  # fmt: skip
     main.add_command(_command)
