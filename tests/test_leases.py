@@ -106,3 +106,31 @@ def test_the_claim_query_uses_the_schedule_index(postgres_url):
             r[0] for r in conn.execute("EXPLAIN " + claim_sql(POSTGRES, 10), claim_params("w", NOW, LEASE))
         )
         assert "feeds_next_check" in plan, plan
+
+
+def test_status_and_metrics_show_each_worker(tmp_path):
+    from click.testing import CliRunner
+
+    from watcher.cli import main
+    from watcher.metrics import gauges
+    from watcher.store import Store
+
+    store = Store.open(tmp_path / "w.db")
+    store.sync_feeds([FeedConfig("a", "https://a.example/rss")], timedelta(minutes=15), NOW)
+    store.claim_due_feeds("box-1:77:1", NOW, LEASE, limit=5)
+    store.record_worker_tick("box-1:77:1", "box-1", 77, NOW, feeds_polled=4)
+    store.record_worker_tick("old:1:1", "old", 1, NOW - timedelta(days=2), feeds_polled=9)  # pruned by the next tick
+    store.record_worker_tick("box-2:88:1", "box-2", 88, NOW, feeds_polled=0)
+    samples = {(s.name, dict(s.labels).get("host")): s.value for s in gauges(store)}
+    store.close()
+    assert samples[("watcher_worker_feeds_polled", "box-1")] == 4
+    assert samples[("watcher_worker_leases", "box-1")] == 1
+    assert samples[("watcher_worker_leases", "box-2")] == 0
+    assert samples[("watcher_worker_last_tick_timestamp_seconds", "box-2")] == NOW.timestamp()
+    assert ("watcher_worker_feeds_polled", "old") not in samples
+    config = tmp_path / "config.toml"
+    config.write_text('[[feeds]]\nname = "a"\nurl = "https://a.example/rss"\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(config), "--db", str(tmp_path / "w.db"), "status"])
+    assert result.exit_code == 0, result.output
+    assert "box-1 pid 77" in result.output and "4 feeds polled, 1 leases held" in result.output
+    assert "box-2 pid 88" in result.output and "old pid" not in result.output

@@ -52,6 +52,15 @@ def heartbeat_sql(dialect: Dialect) -> str:
     )
 
 
+# A worker row whose last tick is older than this is a process long gone: pruned, so status lists the living.
+WORKER_ROW_KEPT = timedelta(days=1)
+
+
+def prune_workers_sql(dialect: Dialect) -> str:
+    """Forget workers that have not ticked for WORKER_ROW_KEPT (parameter: the oldest tick kept)."""
+    return dialect.sql("DELETE FROM workers WHERE last_tick_at < ?")
+
+
 def by_schedule(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """RETURNING gives no order: most overdue first, as due_feeds gives them."""
     return sorted(rows, key=lambda r: (r["next_check_at"], r["id"]))
@@ -76,6 +85,7 @@ class LeaseQueries(Connection):
         stamp = to_db_time(now)
         with self._write() as conn:
             conn.execute(heartbeat_sql(SQLITE), (name, host, pid, stamp, stamp, feeds_polled))
+            conn.execute(prune_workers_sql(SQLITE), (to_db_time(now - WORKER_ROW_KEPT),))
 
     def workers(self) -> list[dict[str, Any]]:
         """Each worker that has ticked, with the leases it holds now."""

@@ -20,7 +20,7 @@ from ..models import FeedRecord
 from .base import to_db_time
 from .dialect import POSTGRES
 from .feeds import _feed_record
-from .leases import by_schedule, claim_params, claim_sql, heartbeat_sql, release_sql
+from .leases import WORKER_ROW_KEPT, by_schedule, claim_params, claim_sql, heartbeat_sql, prune_workers_sql, release_sql
 from .migrations_pg import PG_MIGRATIONS, VERSION_TABLE
 
 URL_SCHEMES = ("postgresql://", "postgres://")
@@ -106,6 +106,7 @@ def record_worker_tick(conn: Any, name: str, host: str, pid: int, now: datetime,
     stamp = to_db_time(now)
     with conn.transaction():
         conn.execute(heartbeat_sql(POSTGRES), (name, host, pid, stamp, stamp, feeds_polled))
+        conn.execute(prune_workers_sql(POSTGRES), (to_db_time(now - WORKER_ROW_KEPT),))
 
 
 def _safe(url: str) -> str:
