@@ -57,22 +57,9 @@ _POOLS = {
     "russia": "Ukraine Azerbaijan Armenia Georgia Kazakhstan Venezuela Cuba Libya Yemen Lebanon Iraq Somalia Chad",
     "troops": "reservists conscripts militia gendarmes guardsmen legionnaires rangers fusiliers sappers gunners",
 }
-_OTHER = [
-    "airlift",
-    "ferry",
-    "lease",
-    "barter",
-    "loan",
-    "escort",
-    "convoy",
-    "stockpile",
-    "consignment",
-    "tender",
-    "offset",
-    "quota",
-    "embargo",
-    "waiver",
-]
+_OTHER = (
+    "airlift ferry lease barter loan escort convoy stockpile consignment tender offset quota embargo waiver".split()
+)
 
 
 def load_items(path: Path, limit: int) -> list[tuple[str, str]]:

@@ -27,7 +27,6 @@ from watcher.models import Article, Entry, FeedRecord, FeedUpdate, Match
 from watcher.ops import (
     Health,
     HealthFacts,
-    OpsServer,
     Response,
     assess_health,
     gather_facts,
@@ -448,23 +447,33 @@ async def raw_request(port: int, data: bytes) -> bytes:
 
 
 @pytest.fixture
-async def endpoint():
+async def endpoint(tmp_path):
+    """The daemon's listener (web/server.py) with the page's application, answering /healthz from `health`."""
+    from watcher.runtime import Runtime
+    from watcher.web import Access, WebContext, WebServer, build_app
+
     health = {"value": Health("ok")}
 
     async def healthz():
         h = health["value"]
+        if isinstance(h, Exception):
+            raise h
         return Response(h.http_status, "application/json", json.dumps(h.as_dict()).encode())
 
     async def metrics():
         return Response(200, METRICS_CONTENT_TYPE, Metrics().render().encode())
 
-    async def broken():
-        raise RuntimeError("a bug")
-
-    server = OpsServer("127.0.0.1:0", {"/healthz": healthz, "/metrics": metrics, "/broken": broken})
-    url = await server.start()
-    yield server, url, health
-    await server.close()
+    config = make_config()
+    store = open_store(tmp_path / "watcher.db", config)
+    async with Runtime(config) as runtime:
+        context = WebContext(
+            store, lambda: config, runtime, Access(loopback=True, password=None), healthz=healthz, metrics=metrics
+        )
+        server = WebServer("127.0.0.1:0", build_app(context))
+        url = await server.start()
+        yield server, url, health
+        await server.close()
+    store.close()
 
 
 async def test_healthz_answers_json_with_200_or_503(endpoint):
@@ -489,19 +498,22 @@ async def test_metrics_answer_in_the_exposition_format(endpoint):
     parse_exposition(body.decode())
 
 
+# Host names loopback: the listener refuses other names on loopback (DNS rebinding; web/security.py).
 @pytest.mark.parametrize(
     "request_bytes, status",
     [
-        (b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n", b"404"),
-        (b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", b"405"),
+        (b"GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", b"404"),
+        (b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", b"405"),
         (b"GARBAGE\r\n\r\n", b"400"),
-        (b"GET /broken HTTP/1.1\r\n\r\n", b"500"),
+        (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", b"500"),
         (b"HEAD /healthz HTTP/1.0\r\n\r\n", b"200"),
     ],
     ids=["unknown-path", "post", "garbage", "handler-bug", "head"],
 )
-async def test_odd_requests_get_plain_answers(endpoint, request_bytes, status):
-    server, _, _ = endpoint
+async def test_odd_requests_get_plain_answers(endpoint, request_bytes, status, request):
+    server, _, health = endpoint
+    if request.node.callspec.id == "handler-bug":
+        health["value"] = RuntimeError("a bug")
     answer = await raw_request(server.port, request_bytes)
     assert answer.split(b" ")[1] == status
     if request_bytes.startswith(b"HEAD"):

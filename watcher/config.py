@@ -108,7 +108,10 @@ class Config:
     timezone: str = "UTC"
     log_level: str = "info"
     alert_on_first_poll: bool = False  # a new feed's existing items are recorded, not alerted
-    http: str = ""  # "host:port" for /healthz and /metrics (ops.py); "" serves nothing
+    http: str = ""  # "host:port" for /healthz, /metrics and the analyst's page (web/); "" serves nothing
+    # The page's password, from this environment variable: required to open the pages on any address but loopback.
+    web_password_env: str = ""
+    public_url: str = ""  # where people reach the page ("https://watcher.example.org"): links in alerts
     fetch: FetchSettings = FetchSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     extract: ExtractSettings = ExtractSettings()
@@ -196,6 +199,18 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
     if http and not _HTTP_ADDRESS.fullmatch(http):
         w.problem("http", 'an address to listen on, such as "127.0.0.1:9108" or "[::1]:9108"', http)
         http = ""
+    web_password_env = w.text("web_password_env", "")
+    if web_password_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", web_password_env):
+        w.problem(
+            "web_password_env", "the name of an environment variable, such as WATCHER_WEB_PASSWORD", web_password_env
+        )
+        web_password_env = ""
+    public_url = w.text("public_url", "").rstrip("/")
+    if public_url and not re.fullmatch(r"(?i)https?://[^/\s?#]+(/[^\s?#]*)?", public_url):
+        w.problem(
+            "public_url", 'the address people open the page at, such as "https://watcher.example.org"', public_url
+        )
+        public_url = ""
     w.reject_unknown()
 
     fetch = _read_fetch(top.table("fetch"))
@@ -215,6 +230,8 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
         log_level=log_level,
         alert_on_first_poll=alert_on_first_poll,
         http=http,
+        web_password_env=web_password_env,
+        public_url=public_url,
         fetch=fetch,
         schedule=schedule,
         extract=extract,

@@ -1,6 +1,6 @@
 """Edits of config.toml that keep the user's comments and layout: the only module that imports tomlkit.
 
-`watcher feeds add/remove/import` change the file people also edit by hand, so an edit must read like one a
+`watcher feeds add/remove/import` and the analyst's page (feeds, a topic's rule) change the file people also edit by hand, so an edit must read like one a
 careful person would make: the new `[[feeds]]` table goes after the last one (not after the comment block that
 introduces the next section), a removed feed takes no comment with it, and nothing else moves.
 
@@ -61,6 +61,23 @@ def remove_feed(path: str | os.PathLike[str], name: str) -> Config:
             _remove_table(doc, feeds, index)
         elif isinstance(feeds, Array):
             del feeds[index]
+
+    return edit_config(path, change)
+
+
+def set_topic_rule(path: str | os.PathLike[str], topic: str, rule: str) -> Config:
+    """Replace the rule of `[topics.NAME]` (the analyst's page, "try a rule"); the topic's other keys and comments
+    stay. The rule must compile: the edit is checked like any other (ConfigError with the position)."""
+
+    def change(doc: TOMLDocument) -> None:
+        topics = doc.get("topics")
+        table = topics.get(topic) if isinstance(topics, (Table, dict)) else None
+        if not isinstance(table, (Table, dict)):
+            raise ConfigError(str(path), [ConfigProblem("topics", f"a topic named {topic!r}", "none")])
+        # A rule written over several lines stays readable in the file: a multi-line literal string when it can be.
+        multiline = "\n" in rule
+        literal = "'''" not in rule and not any(ch in rule for ch in "\x00\x08\x0b\x0c\x1f\x7f")
+        table["rule"] = tomlkit.string(rule, literal=literal and multiline, multiline=multiline)
 
     return edit_config(path, change)
 

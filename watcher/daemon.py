@@ -14,7 +14,8 @@ file-watching library is needed). A file that does not load is logged problem by
 its current config. Feeds, topics, terms, channels and schedule intervals take effect at once; the few settings
 bound to long-lived objects (database, [fetch], extraction workers, http) are logged as needing a restart.
 
-With `--http` or `[watcher] http`, ops.py serves /healthz and /metrics on this loop.
+With `--http` or `[watcher] http`, one listener on this loop serves /healthz and /metrics (ops.py) and the
+analyst's page (web/).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from .models import FeedRecord
 from .ops import (
     STORE_FAILURES_FAILING,
     Health,
-    OpsServer,
     Response,
     assess_health,
     clear_failure_marker,
@@ -52,6 +52,7 @@ from .ops import (
 from .pipeline import Pipeline, poll, utcnow
 from .runtime import Runtime
 from .store import Store, recovery_advice
+from .web import WebContext, WebServer, access_for, build_app
 
 log = logging.getLogger("watcher.daemon")
 
@@ -112,7 +113,7 @@ class Daemon:
             self.pipeline = Pipeline.build(config, store, runtime)
             self.dispatcher = Dispatcher(config, store)
             scheduler: AsyncIOScheduler | None = None
-            ops_server: OpsServer | None = None
+            ops_server: WebServer | None = None
             try:
                 ops_server = await self._start_ops()  # before anything runs: a busy port stops the start
                 scheduler = self._scheduler()
@@ -337,11 +338,11 @@ class Daemon:
 
     # --- the ops endpoint ------------------------------------------------------------------------------------
 
-    async def _start_ops(self) -> OpsServer | None:
+    async def _start_ops(self) -> WebServer | None:
         if not self.http:
             return None
         try:
-            server = OpsServer(self.http, {"/healthz": self._healthz, "/metrics": self._metrics})
+            server = WebServer(self.http, self._web_app())
             url = await server.start()
         except (ValueError, OSError) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
@@ -349,8 +350,32 @@ class Daemon:
                 self.config.path,
                 [ConfigProblem("watcher.http", "an address watcher can listen on", f"{self.http!r} ({reason})")],
             ) from e
-        log.info("ops endpoint listening on %s (/healthz, /metrics)", url)
+        access = server.app.access
+        pages = (
+            "the analyst's page, "
+            if access.pages_enabled
+            else "(the page is off: not loopback and no [watcher] web_password_env password) "
+        )
+        log.info("ops endpoint listening on %s (%s/healthz, /metrics)", url, pages)
         return server
+
+    def _web_app(self) -> object:
+        host = self.http.rsplit(":", 1)[0].strip("[]")
+        context = WebContext(
+            store=self.store,
+            config=lambda: self.config,
+            runtime=self.runtime,
+            access=access_for(host, self.config.web_password_env, self.config.public_url, os.environ),
+            healthz=self._healthz,
+            metrics=self._metrics,
+            config_written=self._config_written,
+            clock=utcnow,
+        )
+        return build_app(context)
+
+    async def _config_written(self, config: Config) -> None:
+        """The page wrote config.toml: reload now rather than at the file watch's next look."""
+        await self.reload("the page")
 
     async def health(self) -> Health:
         # In a thread, on connections of its own (the probe's and the store's reader): the verdict must come even

@@ -12,15 +12,14 @@ process can read, plus what only the daemon knows (its scheduler's last tick, a 
             late or dead; the config file on disk has errors (the old one is in use)
   ok        otherwise; reasons may still list a few failing feeds
 
-The endpoint is asyncio's own server on the daemon's loop; the daemon gathers the facts in a thread, on the
-store's reader connection and the probe's own, so a write waiting for a lock never delays the verdict.
-The daemon's run of failed writes is also kept in a small file beside the database (`<db>.failing`), so that
-`watcher status --check`, another process, sees it too.
+The endpoints are served by the daemon's one listener (web/server.py, uvicorn on the daemon's loop, beside the
+analyst's page); the daemon gathers the facts in a thread, on the store's reader connection and the probe's own,
+so a write waiting for a lock never delays the verdict. The daemon's run of failed writes is also kept in a
+small file beside the database (`<db>.failing`), so that `watcher status --check`, another process, sees it too.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -29,7 +28,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from .config import Config
 from .models import NETWORK_FAILURES, FailureKind
@@ -252,11 +250,9 @@ def read_failure_marker(db_path: str) -> tuple[int, str | None]:
         return 0, None
 
 
-# --- the HTTP endpoint ------------------------------------------------------------------------------------------
+# --- the HTTP answers ------------------------------------------------------------------------------------------
 
 _ADDRESS = re.compile(r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<p6>\d{1,5})|(?P<host>[A-Za-z0-9.-]+):(?P<port>\d{1,5})")
-_MAX_REQUEST = 8192  # request line and headers; nobody needs more to ask for /metrics
-_READ_TIMEOUT_S = 5.0
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -275,91 +271,10 @@ class Response:
     body: bytes
 
 
-Handler = Callable[[], Awaitable[Response]]
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
+Handler = Callable[[], Awaitable[Response]]  # what the listener (web/) calls for /healthz and /metrics
 
 
 def health_response(health: Health) -> Response:
     return Response(
         health.http_status, "application/json", json.dumps(health.as_dict(), ensure_ascii=False).encode() + b"\n"
     )
-
-
-class OpsServer:
-    """`await OpsServer("127.0.0.1:9108", {"/healthz": handler}).start()` -> its URL; GET and HEAD only, one request per connection."""
-
-    def __init__(self, address: str, handlers: Mapping[str, Handler]) -> None:
-        self.host, self.port = parse_address(address)
-        self.handlers = dict(handlers)
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> str:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=_MAX_REQUEST)
-        self.port = self._server.sockets[0].getsockname()[1]  # the real one when asked for port 0
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT_S)
-            method, response = self._parse(head)
-            if response is None:
-                response = await self._answer(urlsplit(method[1]).path)
-            await self._write(writer, response, head_only=method[0] == "HEAD")
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
-            pass  # a client that hung up, dawdled or sent a novel: nothing to answer
-        except Exception:  # a bug here must not reach asyncio's "unhandled exception" and the daemon's stability
-            log.exception("ops endpoint: bug while serving a request")
-        finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
-
-    def _parse(self, head: bytes) -> tuple[tuple[str, str], Response | None]:
-        parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            return ("GET", "/"), _text(400, "bad request\n")
-        if parts[0] not in ("GET", "HEAD"):
-            return (parts[0], parts[1]), _text(405, "only GET and HEAD\n")
-        return (parts[0], parts[1]), None
-
-    async def _answer(self, path: str) -> Response:
-        handler = self.handlers.get(path)
-        if handler is None:
-            return _text(404, "not found; try " + ", ".join(sorted(self.handlers)) + "\n")
-        try:
-            return await handler()
-        except Exception:  # a bug in a handler must not take the daemon down
-            log.exception("ops endpoint: bug while answering %s", path)
-            return _text(500, "internal error; see the daemon's log\n")
-
-    async def _write(self, writer: asyncio.StreamWriter, r: Response, *, head_only: bool) -> None:
-        headers = [
-            f"HTTP/1.1 {r.status} {_REASONS.get(r.status, 'Status')}",
-            f"Content-Type: {r.content_type}",
-            f"Content-Length: {len(r.body)}",
-            "Cache-Control: no-store",
-            "Connection: close",
-        ]
-        if r.status == 405:
-            headers.append("Allow: GET, HEAD")
-        writer.write(("\r\n".join(headers) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else r.body))
-        await writer.drain()
-
-
-def _text(status: int, text: str) -> Response:
-    return Response(status, "text/plain; charset=utf-8", text.encode())

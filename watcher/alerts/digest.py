@@ -120,6 +120,8 @@ class AlertItem:
     found_at: datetime | None
     terms: tuple[str, ...]
     snippet: str  # terms still marked with [[ ]]
+    article_id: int = 0
+    page_url: str | None = None  # the item's page on the analyst's page (web/), with [watcher] public_url set
     possible: bool = False  # a possible match (learn/): grouped apart, for the analyst to confirm or dismiss
     # Its story: every source that carried it, earliest first (docs/stories.md); the deliveries of the story's
     # other articles shown in this entry; and whether the story was alerted on this channel before.
@@ -183,10 +185,15 @@ class RenderSettings:
 
     timezone: str = "UTC"
     topics: tuple[tuple[str, str], ...] = ()  # (name, description)
+    public_url: str = ""  # [watcher] public_url: each item links to its page there (a page that only shows)
 
     @classmethod
     def from_config(cls, config: _RenderedConfig) -> RenderSettings:
-        return cls(config.timezone, tuple((t.name, display_text(t.description, 200)) for t in config.topics))
+        return cls(
+            config.timezone,
+            tuple((t.name, display_text(t.description, 200)) for t in config.topics),
+            getattr(config, "public_url", ""),
+        )
 
 
 class _Topic(Protocol):
@@ -218,6 +225,7 @@ def item_from_delivery(d: Delivery) -> AlertItem:
         found_at=d.created_at,
         terms=tuple(dict.fromkeys(t for t in (display_text(t, NAME_MAX) for t in d.terms) if t)),
         snippet=display_text(d.snippet, SNIPPET_MAX),
+        article_id=d.article_id,
         possible=d.possible,
         story_id=d.story_id,
         sources=tuple(
@@ -226,6 +234,14 @@ def item_from_delivery(d: Delivery) -> AlertItem:
         ),
         alerted_before=d.story_alerted,
     )
+
+
+def with_page_links(items: Sequence[AlertItem], public_url: str) -> list[AlertItem]:
+    """Each item with the link to its article's page (`{public_url}/article/{id}`): a GET that changes nothing."""
+    if not public_url:
+        return list(items)
+    base = public_url.rstrip("/")
+    return [replace(i, page_url=safe_url(f"{base}/article/{i.article_id}")) if i.article_id else i for i in items]
 
 
 def by_story(items: Sequence[AlertItem]) -> list[AlertItem]:
@@ -277,7 +293,7 @@ def build_message(
 ) -> Message:
     if kind not in KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
-    groups = group_items(items, settings)
+    groups = group_items(with_page_links(items, settings.public_url), settings)
     subject = render_subject(kind, channel, groups, part)
     context = {
         "kind": kind,

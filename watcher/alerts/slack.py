@@ -60,6 +60,8 @@ def item_text(item: AlertItem, timezone: str) -> str:
     lines = [head, f"_{meta}_" if meta else ""]
     if len(item.sources) > 1:
         lines.append(_sources(item, timezone))
+    if item.page_url and len(item.page_url) <= MAX_LINK_URL:
+        lines.append(f"<{item.page_url.replace('&', '&amp;')}|why it matched>")
     if item.terms:
         lines.append("terms: " + escape(", ".join(item.terms), 300))
     used = sum(len(line) + 1 for line in lines)

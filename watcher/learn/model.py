@@ -17,13 +17,13 @@ from itertools import repeat
 
 from ..models import Match, ModelCall
 from ..rules import ArticleText, CompiledTopic, match_text
+from ..rules.snippets import SNIPPET_CHARS
 from .features import RULE_MATCH, RULE_VALUE, rule_features, text_features, weighted
 
 # Documented in docs/rules.md ("Topics that learn from labels"); each topic may set its own.
 DEFAULT_HOLD_BELOW = 0.1
 DEFAULT_POSSIBLE_ABOVE = 0.9
 STRONGEST = 6  # features shown with a verdict
-SNIPPET_CHARS = 240
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,12 @@
     match_article(topics, title, body) -> tuple[Match]  one Match per topic that matches
     match_with(RuleSet, title, body) -> tuple[Match]    the same in a worker process (compiles once per RuleSet)
     explain(topic, title, body) -> Explanation          for `watcher rules test`
+    topic_holds(topic, ArticleText(title, body)) -> bool the verdict alone, on words cut once (rule previews)
     match_text(topics, ArticleText) / clause_results(topic, ArticleText)   for learn/, on words cut once
 
-The modules, bottom up: text.py (folding, word forms, the tokenised article), parse.py (grammar -> syntax
+The modules, bottom up: forms.py (folding, word forms), text.py (the tokenised article), parse.py (grammar -> syntax
 tree), evaluate.py (the compiled nodes and their evaluation), near.py (NEAR and SENTENCE), topics.py (compiling
-a topic, matching, explanations, snippets), clauses.py (the truth of each part of a rule, for learn/). The
+a topic, matching, explanations), snippets.py (terms and marked snippets), clauses.py (the truth of each part of a rule, for learn/). The
 language is documented in docs/rules.md.
 """
 
@@ -28,6 +29,7 @@ from .topics import (
     match_text,
     match_with,
     terms_and_snippet,
+    topic_holds,
 )
 
 __all__ = [
@@ -45,4 +47,5 @@ __all__ = [
     "match_text",
     "match_with",
     "terms_and_snippet",
+    "topic_holds",
 ]

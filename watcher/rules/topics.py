@@ -9,7 +9,6 @@ of word positions, and only a topic that matches works out its hits, score, term
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,10 +17,9 @@ from ..models import Match
 from .evaluate import And, Field, Node, Not, Optional, Or, Ref, Term, atom_for, intern, present, score_of
 from .near import Near, Sentence
 from .parse import RuleSyntaxError, Syntax, parse
-from .text import ArticleText, word_offsets
+from .snippets import surface_terms, terms_and_snippet
+from .text import ArticleText
 
-SNIPPET_CHARS = 240  # the window of text around the hits, before the [[marks]] and the ellipses
-MAX_TERMS = 20
 # A config is input too (a shared team file, a pasted rule): its compiled form is bounded, with errors that name
 # the limit. Parts are counted after expanding @lists (each list once per weight it is used with).
 MAX_RULE_PARTS = 20_000
@@ -324,6 +322,15 @@ def match_text(topics: Sequence[CompiledTopic], art: ArticleText) -> tuple[Match
     return tuple(matches)
 
 
+def topic_holds(topic: CompiledTopic, art: ArticleText) -> bool:
+    """Whether the topic matches an article already cut into words: match_article's verdict without the terms and
+    snippet (the costly part), for comparing two rules over many stored articles (rematch.preview_rule)."""
+    if not _may_match(topic, art) or not topic.root.ok(art, 0):
+        return False
+    hits = topic.root.test(art, 0)
+    return hits is not None and score_of(hits) >= topic.min_score
+
+
 def explain(topic: CompiledTopic, title: str, body: str) -> Explanation:
     """Whether the topic matches and why: each clause's truth, the terms found, the score and a snippet."""
     art = ArticleText(title, body)
@@ -357,9 +364,9 @@ def _walk(node: Node, art: ArticleText, scope: int, depth: int, out: list[Clause
     text = " ".join(node.label.split())  # a rule written over several lines reads as one
     if isinstance(node, Optional):
         # A penalty part always "holds" (it never decides the match): what matters is whether it was found.
-        out.append(Clause(depth, text, bool(hits), _surface_terms(art, hits) if hits else (), penalty=True))
+        out.append(Clause(depth, text, bool(hits), surface_terms(art, hits) if hits else (), penalty=True))
     else:
-        out.append(Clause(depth, text, hits is not None, _surface_terms(art, hits) if hits else ()))
+        out.append(Clause(depth, text, hits is not None, surface_terms(art, hits) if hits else ()))
     if isinstance(node, (Term, Ref)):
         return
     children = node.children
@@ -372,93 +379,3 @@ def _walk(node: Node, art: ArticleText, scope: int, depth: int, out: list[Clause
         children = only.children
     for child in children:
         _walk(child, art, scope, depth + 1, out)
-
-
-# --- terms and snippets -------------------------------------------------------------------------------------
-
-
-class _Offsets:
-    """Character offsets of each word position, computed only for articles that match."""
-
-    def __init__(self, art: ArticleText):
-        self.art = art
-        self.title = word_offsets(art.title)
-        self.body = word_offsets(art.body)
-
-    def locate(self, start: int, end: int) -> tuple[int, int, int]:
-        """word positions -> (field, first char, last char + 1); field 0 is the title, 1 the body."""
-        t = self.art.title_end
-        if start < t:
-            return 0, self.title[start][0], self.title[min(end, len(self.title) - 1)][1]
-        return 1, self.body[start - t][0], self.body[min(end - t, len(self.body) - 1)][1]
-
-    def text(self, field: int) -> str:
-        return self.art.title if field == 0 else self.art.body
-
-
-def _offsets(art: ArticleText) -> _Offsets:
-    """One _Offsets per article, however many topics it matches."""
-    found = art.memo.get("offsets")
-    if found is None:
-        found = art.memo["offsets"] = _Offsets(art)
-    return found
-
-
-def _positive(hits) -> list:
-    return sorted({h for h in hits if h[0].weight >= 0}, key=lambda h: (h[1], h[2]))
-
-
-def _surface_terms(art: ArticleText, hits, offsets: _Offsets | None = None) -> tuple[str, ...]:
-    offsets = offsets or _offsets(art)
-    seen: dict[str, str] = {}
-    for _, s, e in _positive(hits):
-        field, a, b = offsets.locate(s, e)
-        found = " ".join(offsets.text(field)[a:b].split())
-        seen.setdefault(found.casefold(), found)
-    return tuple(seen.values())[:MAX_TERMS]
-
-
-def terms_and_snippet(art: ArticleText, hits) -> tuple[tuple[str, ...], str]:
-    """The terms as found in the text, and a snippet of ~240 characters around the best hits, marked [[so]]."""
-    hits = _positive(hits)
-    if not hits:
-        return (), ""
-    offsets = _offsets(art)
-    terms = _surface_terms(art, hits, offsets)
-    located = [(offsets.locate(s, e), term) for term, s, e in hits]
-    # The window with the most distinct terms; on a tie the body (more context than the title), then the earliest.
-    best_key, field, start = (-1, 0, 0), 0, 0
-    for (f, a, _), _term in located:
-        window = max(0, a - SNIPPET_CHARS // 3)
-        distinct = len({t for (g, x, y), t in located if g == f and x >= window and y <= window + SNIPPET_CHARS})
-        if (distinct, f, -window) > best_key:
-            best_key, field, start = (distinct, f, -window), f, window
-    text = offsets.text(field)
-    end = min(len(text), start + SNIPPET_CHARS)
-    if start > 0:  # cut at word boundaries
-        space = text.find(" ", start)
-        start = space + 1 if 0 <= space < start + 30 else start
-    if end < len(text):
-        space = text.rfind(" ", end - 30, end)
-        end = space if space > start else end
-    marks = _merge([(a, b) for (f, a, b), _ in located if f == field and a >= start and b <= end])
-    pieces, cursor = [], start
-    for a, b in marks:
-        pieces += [text[cursor:a], "[[", text[a:b], "]]"]
-        cursor = b
-    pieces.append(text[cursor:end])
-    # A line break in the text (a headline above its first paragraph, paragraphs) stays visible as " · ": joined
-    # by a space, "...Investigators Say" ran on into "When Western researchers..." as one sentence.
-    snippet = re.sub(r"[^\S\n]+", " ", "".join(pieces)).strip()
-    snippet = re.sub(r" ?\n[\s]*", " · ", snippet)
-    return terms, ("…" if start > 0 else "") + snippet + ("…" if end < len(text) else "")
-
-
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out

@@ -7,6 +7,7 @@ outbox.py    the alert outbox: due deliveries, leases, outcomes, dead letters, d
 stories.py   each new article's story (the index, inside apply_update's transaction), merges and splits
 leases.py    several workers: due feeds claimed with a lease, the workers' rows (dialect.py: SQLite vs PostgreSQL)
 labels.py    labels, the topics' models (plain numbers) and their calls (held-back and possible matches)
+review.py    what the analyst's page reads and what its labels change: stories, the teaching queue, dismissed matches
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from .feeds import FeedQueries
 from .labels import LabelQueries, NewLabel
 from .leases import LeaseQueries
 from .outbox import OutboxQueries
+from .review import ReviewQueries
 from .stories import StoryQueries
 
 
-class Store(FeedQueries, StoryQueries, ArticleQueries, OutboxQueries, LabelQueries, LeaseQueries):
+class Store(FeedQueries, StoryQueries, ArticleQueries, OutboxQueries, LabelQueries, ReviewQueries, LeaseQueries):
     """Open with `Store.open(path)`; every method is one statement or one transaction."""
 
 

@@ -1,4 +1,4 @@
-"""Reading articles back: rematch batches, full-text search, export."""
+"""Reading articles back: rematch batches, full-text search, export, and the analyst's page (web/)."""
 
 from __future__ import annotations
 
@@ -148,3 +148,42 @@ class ArticleQueries(Connection):
             f" FROM matches m JOIN articles a ON a.id = m.article_id WHERE {' AND '.join(where)} ORDER BY m.matched_at DESC",
             params,
         )
+
+    # --- the analyst's page (watcher/web/) -----------------------------------------------------------------
+
+    def article_page(self, article_id: int) -> dict[str, Any] | None:
+        """One article with its text, its sources (feed, link, seen_at) and its matches, retracted ones included."""
+        rows = self._query(
+            "SELECT id, url, title, body, body_source, author, language, published_at, fetched_at, story_id"
+            " FROM articles WHERE id = ?",
+            [article_id],
+        )
+        if not rows:
+            return None
+        article = rows[0]
+        article["sources"] = self._query(
+            "SELECT f.name AS feed, s.link, s.seen_at FROM article_sources s JOIN feeds f ON f.id = s.feed_id"
+            " WHERE s.article_id = ? ORDER BY s.seen_at",
+            [article_id],
+        )
+        article["matches"] = self._query(
+            "SELECT topic, score, terms, snippet, matched_at, retracted_at FROM matches WHERE article_id = ? ORDER BY topic",
+            [article_id],
+        )
+        return article
+
+    def articles_since(self, since: datetime, *, batch: int = 500) -> Iterator[list[dict[str, Any]]]:
+        """Stored articles (matched, and unmatched ones still kept) fetched since `since`, in id batches: what a
+        rule would have said about the last days' news (`web/` "try a rule")."""
+        last = 0
+        stamp = to_db_time(since)
+        while True:
+            rows = self._query(
+                "SELECT id, title, body, url, published_at, fetched_at FROM articles WHERE id > ? AND fetched_at >= ?"
+                " ORDER BY id LIMIT ?",
+                [last, stamp, batch],
+            )
+            if not rows:
+                return
+            yield rows
+            last = rows[-1]["id"]
