@@ -60,7 +60,9 @@ class PostgresCluster:
     """`PostgresCluster().start()`; `.url(db)`, `.create_database()`; `.stop()` removes everything."""
 
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="watcher-pg-"))
+        # As root, under /tmp: the postgres user must reach the directory (a TMPDIR under /root it could not), and the
+        # server's socket path must stay short.
+        self.dir = Path(tempfile.mkdtemp(prefix="watcher-pg-", dir="/tmp" if os.geteuid() == 0 else None))
         self.data = self.dir / "data"
         self.port = 0
 
