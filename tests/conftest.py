@@ -43,3 +43,22 @@ def store(tmp_path):
     s = Store.open(tmp_path / "watcher.db")
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throwaway PostgreSQL cluster for the whole run (tests/helpers/postgres.py), stopped at the end."""
+    from tests.helpers.postgres import PostgresCluster, missing_reason
+
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster):
+    """The URL of a new, empty database of the session's cluster."""
+    return postgres_cluster.create_database()

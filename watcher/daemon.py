@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import signal
+import socket
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -79,6 +80,10 @@ class Daemon:
         self._retired: list[Dispatcher] = []  # dispatchers replaced by a reload: drained at stop
         self._tasks: set[asyncio.Task] = set()  # reloads and ticks started from signals and reloads
         self.store_failures = 0  # polls in a row whose outcome could not be written (ops.STORE_FAILURES_FAILING)
+        # This process's row in `workers` (docs/schema.md, "Several workers"): host, pid, last tick, feeds polled.
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        self.worker_name = f"{self.host}:{self.pid}:{int(time.time())}"
+        self._polled_since_tick = 0
         self.store_error: str | None = None
 
     async def run(self) -> None:
@@ -176,14 +181,25 @@ class Daemon:
     async def tick(self) -> None:
         """Start a poll for every due feed that is not being polled already."""
         self.last_tick_at, self._last_tick_mono = utcnow(), time.monotonic()
+        await self._record_tick(self.last_tick_at)
         due = [f for f in await self.store.call(self.store.due_feeds, utcnow()) if f.id not in self.in_flight]
         for feed in due:
             self.in_flight[feed.id] = asyncio.create_task(self._poll_one(feed), name=f"poll {feed.name}")
+
+    async def _record_tick(self, now: datetime) -> None:
+        """This worker's row: `watcher status` and /metrics list it. A failed write is only logged: the poll goes on."""
+        polled, self._polled_since_tick = self._polled_since_tick, 0
+        try:
+            await self.store.call(self.store.record_worker_tick, self.worker_name, self.host, self.pid, now, polled)
+        except StoreError as e:
+            self._polled_since_tick += polled
+            log.warning("cannot record this worker's tick: %s", e)
 
     async def _poll_one(self, feed: FeedRecord) -> None:
         try:
             for outcome in await poll(self.pipeline, [feed]):
                 self.metrics.record_feed(outcome)
+                self._polled_since_tick += 1
                 self._count_store_failure(outcome.update.error if outcome.update.error_kind == "store" else None)
         except Exception:
             log.exception("bug while polling %s", feed.name)  # the daemon lives on; the feed is retried next tick

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import Config
-from .store import Store
+from .store import Store, from_db_time
 
 if TYPE_CHECKING:
     from .alerts.outbox import DispatchReport
@@ -42,6 +42,9 @@ _GAUGES = {
     "watcher_outbox_deliveries": "Deliveries in the outbox by channel and status (pending, dead).",
     "watcher_polls_in_flight": "Feed polls running now.",
     "watcher_last_tick_timestamp_seconds": "When the scheduler last looked for due feeds (Unix time).",
+    "watcher_worker_last_tick_timestamp_seconds": "Each watcher process sharing the database: its last tick (Unix time).",
+    "watcher_worker_feeds_polled": "Each watcher process sharing the database: feeds polled since it started.",
+    "watcher_worker_leases": "Each watcher process sharing the database: feeds it holds a lease on now.",
 }
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _POLL_HISTOGRAM = "watcher_poll_duration_seconds"
@@ -162,6 +165,13 @@ def gauges(
             )
     if last_tick_at is not None:
         samples.append(Sample("watcher_last_tick_timestamp_seconds", round(last_tick_at.timestamp(), 3)))
+    for worker in store.workers():
+        labels = (("worker", worker["name"]), ("host", worker["host"]), ("pid", str(worker["pid"])))
+        tick = from_db_time(worker["last_tick_at"])
+        if tick is not None:
+            samples.append(Sample("watcher_worker_last_tick_timestamp_seconds", round(tick.timestamp(), 3), labels))
+        samples.append(Sample("watcher_worker_feeds_polled", worker["feeds_polled"], labels))
+        samples.append(Sample("watcher_worker_leases", worker["leases"], labels))
     return samples
 
 

@@ -7,6 +7,7 @@ rules.py   rules test, rematch, search, export
 alerts.py  digest preview/send, alerts test/list/retry
 labels.py  label, labels list/import/export/train, topics evaluate
 stories.py stories list, merge, split
+db.py      db copy (SQLite to PostgreSQL)
 ui.py      ui (the analyst's page without the daemon)
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import alerts, core, feeds, labels, rules, stories, ui
+from . import alerts, core, db, feeds, labels, rules, stories, ui
 from .app import DEFAULT_CONFIG, App, WatcherGroup
 
 
@@ -72,6 +73,7 @@ for _command in (
     feeds.feeds, feeds.serve,
     labels.label, labels.labels, labels.topics,
     stories.stories,
+    db.db,
     ui.ui,
 ):  # fmt: skip
     main.add_command(_command)

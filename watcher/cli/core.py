@@ -199,6 +199,14 @@ def status(app: App, as_json: bool, check: bool) -> None:
         f"{counts['feeds']} feeds, {counts['articles']} matched articles, {counts['matches']} matches; "
         f"outbox: {counts['pending']} pending, {counts['dead']} failed (see `watcher alerts list --failed`)"
     )
+    workers = store.workers()
+    if workers:
+        click.echo("\nworkers (watcher processes sharing this database):")
+        for w in workers:
+            click.echo(
+                f"  {w['host']} pid {w['pid']}: last tick {ago(w['last_tick_at'], now)}, "
+                f"{w['feeds_polled']} feeds polled, {w['leases']} leases held"
+            )
     latest = store.recent_matches(datetime(1970, 1, 1).astimezone(), limit=5)
     if latest:
         click.echo("\nlatest matches (why they matched: the terms found):")

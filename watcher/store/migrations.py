@@ -295,4 +295,19 @@ MIGRATIONS: list[str] = [
         INSERT INTO articles_fts(rowid, title, body) VALUES (new.id, new.title, new.body);
     END;
     """,
+    # 7: several workers sharing one database (issue 14; docs/schema.md, "Several workers"): the lease a worker
+    # holds on a feed it is polling, and each worker's own row (host, pid, last tick, feeds polled).
+    """
+    ALTER TABLE feeds ADD COLUMN lease_owner TEXT;
+    ALTER TABLE feeds ADD COLUMN lease_until TEXT;
+
+    CREATE TABLE workers (
+        name          TEXT PRIMARY KEY,             -- host:pid:start, unique per process
+        host          TEXT NOT NULL,
+        pid           INTEGER NOT NULL,
+        started_at    TEXT NOT NULL,
+        last_tick_at  TEXT NOT NULL,
+        feeds_polled  INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 ]

@@ -1,0 +1,121 @@
+"""Several workers, one PostgreSQL (issue 14): what claiming due feeds costs, and how claims split between workers.
+
+    python bench/scale.py                       # claim cost at 100,000 and 1,000,000 feeds; 1, 2, 4 claimers
+    python bench/scale.py --feeds 100000        # one size only
+
+Starts a throwaway PostgreSQL cluster (tests/helpers/postgres.py; needs the server binaries) and removes it at the end.
+Prints a table:
+  * the claim statement's EXPLAIN ANALYZE (10 feeds from N, a quarter of them due): the plan's index and its time;
+  * 1, 2 and 4 claimer threads, each on its own connection, claiming batches of 50 until no due feed is left: claims
+    per second and whether every due feed was claimed exactly once.
+Not measured here (not built yet): whole `watcher run` workers polling a local site with a set latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers.postgres import PostgresCluster, missing_reason
+from watcher.store.dialect import POSTGRES
+from watcher.store.leases import claim_params, claim_sql
+from watcher.store.postgres import claim_due_feeds, connect, migrate
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+
+
+def fill(url: str, feeds: int) -> None:
+    """`feeds` feeds, a quarter of them due (next check before NOW), the rest spread over the next hour."""
+    with connect(url, autocommit=True) as conn:
+        migrate(conn)
+        conn.execute("TRUNCATE feeds RESTART IDENTITY CASCADE")
+        conn.execute(
+            "INSERT INTO feeds (name, url, interval_s, added_at, next_check_at)"
+            " SELECT 'f' || i, 'https://f' || i || '.example/rss', 900, '2026-12-07T00:00:00Z',"
+            " to_char(timestamp '2026-12-07 11:45:00' + (i %% 4000) * interval '1 second', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+            " FROM generate_series(1, %s) AS i",
+            (feeds,),
+        )
+        conn.execute("VACUUM ANALYZE feeds")
+
+
+def explain(url: str) -> tuple[str, float]:
+    with connect(url) as conn:
+        rows = [r[0] for r in conn.execute("EXPLAIN ANALYZE " + claim_sql(POSTGRES, 10), claim_params("w", NOW, LEASE))]
+        conn.rollback()  # EXPLAIN ANALYZE runs the UPDATE: leave the leases untaken
+    index = next((line.split(" using ")[1].split()[0] for line in rows if " using " in line), "seq scan")
+    total = next(float(line.split(":")[1].split()[0]) for line in rows if line.startswith("Execution Time"))
+    return index, total
+
+
+def claimers(url: str, workers: int, due: int) -> tuple[float, bool]:
+    claimed: list[list[int]] = [[] for _ in range(workers)]
+    barrier = threading.Barrier(workers + 1)
+
+    def run(slot: int) -> None:
+        with connect(url, autocommit=True) as conn:
+            barrier.wait()
+            while batch := claim_due_feeds(conn, f"w{slot}", NOW, LEASE, limit=50):
+                ids = [f.id for f in batch]
+                claimed[slot].extend(ids)
+                # What a worker does once it has polled them: the next check moves on and the lease is given back.
+                conn.execute(
+                    "UPDATE feeds SET next_check_at = '2026-12-07T12:15:00Z', lease_owner = NULL, lease_until = NULL"
+                    " WHERE id = ANY(%s)",
+                    (ids,),
+                )
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    every = [f for c in claimed for f in c]
+    with connect(url, autocommit=True) as conn:  # the same feeds due again for the next run
+        conn.execute("UPDATE feeds SET next_check_at = '2026-12-07T11:59:00Z' WHERE id = ANY(%s)", (every,))
+    return len(every) / elapsed, len(every) == due and len(set(every)) == due
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--feeds", type=int, action="append", help="feeds in the table (repeatable)")
+    args = parser.parse_args()
+    reason = missing_reason()
+    if reason:
+        print(f"skipped: {reason}")
+        return
+    sizes = args.feeds or [100_000, 1_000_000]
+    cluster = PostgresCluster().start()
+    try:
+        url = cluster.create_database("bench")
+        print("| feeds | due | claim of 10: index | EXPLAIN ANALYZE ms | claimers | claims/s | each due feed once |")
+        print("|---:|---:|---|---:|---:|---:|---|")
+        for size in sizes:
+            fill(url, size)
+            with connect(url) as conn:
+                due = conn.execute(
+                    "SELECT count(*) FROM feeds WHERE next_check_at <= %s", (claim_params("w", NOW, LEASE)[2],)
+                ).fetchone()[0]
+            index, ms = explain(url)
+            for workers in (1, 2, 4):
+                rate, exact = claimers(url, workers, due)
+                print(
+                    f"| {size:,} | {due:,} | {index} | {ms:.2f} | {workers} | {rate:,.0f} | {'yes' if exact else 'NO'} |"
+                )
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""PostgreSQL's schema is SQLite's: the same tables, columns and views, from its own numbered migrations."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from watcher.errors import StoreError
+from watcher.store import Store
+from watcher.store.migrations import MIGRATIONS
+from watcher.store.migrations_pg import PG_MIGRATIONS
+from watcher.store.postgres import connect, is_database_url, migrate, schema_version
+
+# PostgreSQL's own: the schema version (SQLite keeps it in PRAGMA user_version) and the full-text column (SQLite
+# keeps it in the articles_fts table).
+PG_ONLY = {("watcher_schema", "version"), ("articles", "search_vector")}
+
+
+def _sqlite_columns(store) -> dict[str, list[str]]:
+    names = [
+        r["name"]
+        for r in store.db.query("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+        if not r["name"].startswith(("articles_fts", "sqlite_"))
+    ]
+    return {n: [r["name"] for r in store.db.query(f"PRAGMA table_info([{n}])")] for n in names}
+
+
+def _pg_columns(conn) -> dict[str, list[str]]:
+    rows = conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
+        "ORDER BY table_name, ordinal_position"
+    ).fetchall()
+    columns: dict[str, list[str]] = {}
+    for table, column in rows:
+        if (table, column) not in PG_ONLY:
+            columns.setdefault(table, []).append(column)
+    return {t: c for t, c in columns.items() if c}
+
+
+def test_one_postgresql_migration_for_each_sqlite_one():
+    assert len(PG_MIGRATIONS) == len(MIGRATIONS)
+
+
+def test_postgresql_has_sqlite_tables_views_and_columns(tmp_path, postgres_url):
+    sqlite_store = Store.open(tmp_path / "w.db")
+    try:
+        expected = _sqlite_columns(sqlite_store)
+    finally:
+        sqlite_store.close()
+    with connect(postgres_url) as conn:
+        assert migrate(conn) == len(PG_MIGRATIONS)
+        assert _pg_columns(conn) == expected
+
+
+def test_migrate_twice_and_from_two_workers_at_once(postgres_url):
+    errors: list[BaseException] = []
+
+    def worker():
+        try:
+            with connect(postgres_url) as conn:
+                migrate(conn)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with connect(postgres_url) as conn:
+        assert migrate(conn) == len(PG_MIGRATIONS)
+        assert schema_version(conn) == len(PG_MIGRATIONS)
+        assert conn.execute("SELECT count(*) FROM watcher_schema").fetchone()[0] == 1
+
+
+def test_search_finds_a_words_forms_through_the_gin_index(postgres_url):
+    with connect(postgres_url) as conn:
+        migrate(conn)
+        conn.execute(
+            "INSERT INTO articles (url, title, body, body_source, fetched_at) VALUES "
+            "('https://n.example/1', 'Drone factories expand', 'Two plants opened.', 'page', '2026-12-01T00:00:00Z'),"
+            "('https://n.example/2', 'Harvest report', 'Wheat and barley.', 'page', '2026-12-01T00:00:00Z')"
+        )
+        rows = conn.execute(
+            "SELECT url FROM articles WHERE search_vector @@ websearch_to_tsquery('english', 'drone factory')"
+        ).fetchall()
+        assert rows == [("https://n.example/1",)]
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT url FROM articles WHERE search_vector @@ websearch_to_tsquery('english', 'drone')"
+            )
+        )
+        assert "articles_search" in plan
+
+
+def test_documented_views_answer_on_postgresql(postgres_url):
+    with connect(postgres_url) as conn:
+        migrate(conn)
+        for view in (
+            "latest_matches",
+            "feed_health",
+            "delivery_log",
+            "topic_daily",
+            "matched_articles",
+            "stories_by_topic",
+        ):
+            conn.execute(f"SELECT * FROM {view}").fetchall()
+
+
+def test_a_password_in_the_url_is_refused_and_password_env_is_used(postgres_url, monkeypatch):
+    assert is_database_url(postgres_url) and not is_database_url("/var/lib/watcher/watcher.db")
+    with pytest.raises(StoreError, match="password"):
+        connect(postgres_url.replace("watcher@", "watcher:secret@"))
+    with pytest.raises(StoreError, match="WATCHER_TEST_PW"):
+        connect(postgres_url, password_env="WATCHER_TEST_PW")
+    monkeypatch.setenv("WATCHER_TEST_PW", "anything")  # trust authentication ignores it; the connection must work
+    with connect(postgres_url, password_env="WATCHER_TEST_PW") as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_an_unreachable_server_is_a_store_error(postgres_cluster):
+    url = postgres_cluster.url().replace(f":{postgres_cluster.port}/", ":1/")
+    with pytest.raises(StoreError, match="cannot open database"):
+        connect(url)
+
+
+def test_the_schema_doc_names_what_only_postgresql_has():
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "schema.md").read_text(encoding="utf-8")
+    for table, column in PG_ONLY:
+        assert f"`{table}`" in doc or f"`{table}.{column}`" in doc
+        assert f"`{column}`" in doc or f".{column}`" in doc
