@@ -39,7 +39,7 @@ format: $(VENV)/.installed-dev
 test: lint
 	$(BIN)/python -m pytest -q
 
-# Everything but the slow tests (the daemon as a subprocess: crash, reload, container, soak): for the edit-test loop.
+# Everything but the slow tests (daemons and servers as subprocesses, browsers, the hostile-feed matrix): the edit-test loop.
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q -m "not slow"
 

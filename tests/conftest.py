@@ -62,3 +62,10 @@ def postgres_cluster():
 def postgres_url(postgres_cluster):
     """The URL of a new, empty database of the session's cluster."""
     return postgres_cluster.create_database()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests on the real PostgreSQL server are slow: the cluster starts once per run (~9 s) as a subprocess."""
+    for item in items:
+        if "postgres_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

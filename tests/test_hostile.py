@@ -27,6 +27,7 @@ def _cases():
 ALL = _cases()
 
 
+@pytest.mark.slow  # every case waits out a real fault (drips, hangs, deadlines): the matrix takes ~20 s
 @pytest.mark.parametrize("case", ALL, ids=[c.name for c in ALL])
 async def test_hostile_feed_is_handled_safely_and_the_other_feed_goes_on(case, site, store, extractor):
     serve_site(site)
