@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..alerts.digest import display_text
 from ..errors import ConfigError
 from .app import DEFAULT_CONFIG, App, ago, echo_table
 from .labels import status_lines
@@ -183,7 +184,7 @@ def status(app: App, as_json: bool, check: bool) -> None:
             "next check": ago(r["next_check_at"], now) if r["enabled"] else "never",
             "errors": r["error_count"],
             "matches": r["matches"],
-            "last error": _shorten(r["last_error"] or "", 60)
+            "last error": display_text(r["last_error"], 60)
             + (f"  (moved to {r['moved_to']})" if r["moved_to"] else ""),
         }
         for r in rows
@@ -215,15 +216,6 @@ def status(app: App, as_json: bool, check: bool) -> None:
             click.echo(f"      terms: {', '.join(match.terms[:8])}   {match.url}")
     for line in status_lines(store):
         click.echo(line)
-
-
-def _shorten(text: str, limit: int) -> str:
-    """At most `limit` characters, cut at a word and marked with an ellipsis."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
 
 
 def _health_check(app: App) -> Health:

@@ -160,3 +160,11 @@ async def form_of(request: Request) -> FormData:
 def text_field(form: FormData, name: str, limit: int = 20_000) -> str:
     value = form.get(name, "")
     return value[:limit] if isinstance(value, str) else ""
+
+
+def id_field(form: FormData, name: str, what: str) -> int:
+    """A row id posted by a form (`article_id`, `story_id`); anything else is a 400 that names `what` is missing."""
+    value = text_field(form, name, 20)
+    if not value.isdigit():
+        raise HTTPException(400, f"which {what}?")
+    return int(value)

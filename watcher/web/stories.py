@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from ..errors import StoreError
 from . import present
-from .app import context_of, done, form_of, render, text_field
+from .app import context_of, done, form_of, id_field, render, text_field
 
 PAGE_SIZE = 30
 
@@ -66,11 +66,9 @@ async def story_page(request: Request) -> Response:
 async def split(request: Request) -> Response:
     ctx = context_of(request)
     form = await form_of(request)
-    article = text_field(form, "article_id", 20)
-    if not article.isdigit():
-        raise HTTPException(400, "which article?")
+    article = id_field(form, "article_id", "article")
     try:
-        new_story = await ctx.store.call(ctx.store.split_article, int(article), ctx.clock())
+        new_story = await ctx.store.call(ctx.store.split_article, article, ctx.clock())
     except StoreError as e:
         raise HTTPException(404, str(e)) from None
     return done(

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from ..alerts.digest import display_text
 from ..errors import StoreError
 from ..learn.model import describe_feature
-from .app import WebContext, context_of, done, form_of, render, text_field
+from .app import WebContext, context_of, done, form_of, id_field, render, text_field
 
 SOURCE = "web"  # labels.source: where the label was given
 
@@ -69,10 +69,8 @@ async def teach_match(request: Request) -> Response:
     ctx = context_of(request)
     form = await form_of(request)
     topic, verdict = _topic(ctx, form), _verdict(form)
-    article = text_field(form, "article_id", 20)
-    if not article.isdigit():
-        raise HTTPException(400, "which article?")
-    title, skipped = await _label(ctx, int(article), topic, verdict)
+    article = id_field(form, "article_id", "article")
+    title, skipped = await _label(ctx, article, topic, verdict)
     if verdict == "yes":
         what = f"Labelled “{title}” relevant for {topic}."
     else:
@@ -85,10 +83,8 @@ async def teach_story(request: Request) -> Response:
     ctx = context_of(request)
     form = await form_of(request)
     topic, verdict = _topic(ctx, form), _verdict(form)
-    story = text_field(form, "story_id", 20)
-    if not story.isdigit():
-        raise HTTPException(400, "which story?")
-    articles = await ctx.store.call(ctx.store.story_matches, int(story), topic)
+    story = id_field(form, "story_id", "story")
+    articles = await ctx.store.call(ctx.store.story_matches, story, topic)
     skipped = 0
     for article in articles:
         skipped += (await _label(ctx, article, topic, verdict))[1]
@@ -107,16 +103,14 @@ async def teach_call(request: Request) -> Response:
     ctx = context_of(request)
     form = await form_of(request)
     topic, verdict = _topic(ctx, form), _verdict(form)
-    article = text_field(form, "article_id", 20)
-    if not article.isdigit():
-        raise HTTPException(400, "which article?")
-    title, _ = await _label(ctx, int(article), topic, verdict)
+    article = id_field(form, "article_id", "article")
+    title, _ = await _label(ctx, article, topic, verdict)
     if verdict == "no":
         what = f"Dismissed “{title}” for {topic}: it stays out of the {topic} lists."
     else:
         try:
             kind, queued = await ctx.store.call(
-                ctx.store.confirm_model_call, int(article), topic, ctx.clock(), ctx.config().routes()
+                ctx.store.confirm_model_call, article, topic, ctx.clock(), ctx.config().routes()
             )
         except StoreError as e:
             raise HTTPException(404, str(e)) from None
