@@ -27,6 +27,7 @@ from typing import Any, ParamSpec, Self, TypeVar, overload
 import sqlite_utils
 
 from ..errors import StoreError
+from .dialect import SQLITE, Dialect
 from .migrations import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 15_000
@@ -87,6 +88,9 @@ class StoreHealth:
 
 class Connection:
     """One SQLite connection, opened as designed; the query mixins of the package build on it."""
+
+    # What the queries ask of the SQL they run on (dialect.py): the claim's SKIP LOCKED, the placeholders.
+    dialect: Dialect = SQLITE
 
     def __init__(self, db: sqlite_utils.Database, path: str):
         self.db = db

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..models import FeedRecord
 from .base import Connection, to_db_time
-from .dialect import SQLITE, Dialect
+from .dialect import Dialect
 from .feeds import _feed_record
 
 
@@ -70,7 +70,7 @@ class LeaseQueries(Connection):
     def claim_due_feeds(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[FeedRecord]:
         """Up to `limit` due feeds nobody holds a live lease on, now leased to `owner` until now + lease."""
         with self._write() as conn:
-            cursor = conn.execute(claim_sql(SQLITE, limit), claim_params(owner, now, lease))
+            cursor = conn.execute(claim_sql(self.dialect, limit), claim_params(owner, now, lease))
             names = [d[0] for d in cursor.description]
             rows = [dict(zip(names, r)) for r in cursor.fetchall()]
         return [_feed_record(r) for r in by_schedule(rows)]
@@ -79,13 +79,13 @@ class LeaseQueries(Connection):
         if not feed_ids:
             return 0
         with self._write() as conn:
-            return conn.execute(release_sql(SQLITE, feed_ids), (owner, *feed_ids)).rowcount
+            return conn.execute(release_sql(self.dialect, feed_ids), (owner, *feed_ids)).rowcount
 
     def record_worker_tick(self, name: str, host: str, pid: int, now: datetime, feeds_polled: int) -> None:
         stamp = to_db_time(now)
         with self._write() as conn:
-            conn.execute(heartbeat_sql(SQLITE), (name, host, pid, stamp, stamp, feeds_polled))
-            conn.execute(prune_workers_sql(SQLITE), (to_db_time(now - WORKER_ROW_KEPT),))
+            conn.execute(heartbeat_sql(self.dialect), (name, host, pid, stamp, stamp, feeds_polled))
+            conn.execute(prune_workers_sql(self.dialect), (to_db_time(now - WORKER_ROW_KEPT),))
 
     def workers(self) -> list[dict[str, Any]]:
         """Each worker that has ticked, with the leases it holds now."""
