@@ -1,14 +1,22 @@
-"""Several workers, one PostgreSQL (issue 14): what claiming due feeds costs, and how claims split between workers.
+"""Several workers, one database (issue 14): whole workers polling a slow site, and what claiming due feeds costs.
 
-    python bench/scale.py                       # claim cost at 100,000 and 1,000,000 feeds; 1, 2, 4 claimers
-    python bench/scale.py --feeds 100000        # one size only
+    python bench/scale.py workers                       # 1, 2, 4 `watcher run` on a SQLite file, 200 ms per answer
+    python bench/scale.py workers --pg                  # the same on a throwaway PostgreSQL, and PostgreSQL vs SQLite
+    python bench/scale.py workers --database postgresql://watcher@127.0.0.1/bench   # an (empty) database of yours
+    python bench/scale.py claims                        # claim cost at 100,000 and 1,000,000 feeds (PostgreSQL)
+    python bench/scale.py claims --feeds 100000         # one size only
 
-Starts a throwaway PostgreSQL cluster (tests/helpers/postgres.py; needs the server binaries) and removes it at the end.
-Prints a table:
+`workers` (bench/workers_run.py): a local site (bench/latency_site.py) on 50 loopback addresses whose every feed
+answer takes `--latency` (200 ms: polling is I/O-bound, the cores are not the limit), N feeds in one config file
+shared by 1, 2 and 4 `watcher run` processes over one database, for two intervals. Prints a table: feeds/s of the
+first (cold) round and of the second (304s), and whether each feed was polled exactly once per interval (its two
+requests an interval apart). With `--pg` (or a postgresql:// `--database`), also one worker's cold poll without
+latency on PostgreSQL and on SQLite, and their ratio.
+
+`claims`: starts a throwaway PostgreSQL cluster (tests/helpers/postgres.py; needs the server binaries) and prints
   * the claim statement's EXPLAIN ANALYZE (10 feeds from N, a quarter of them due): the plan's index and its time;
   * 1, 2 and 4 claimer threads, each on its own connection, claiming batches of 50 until no due feed is left: claims
     per second and whether every due feed was claimed exactly once.
-Not measured here (not built yet): whole `watcher run` workers polling a local site with a set latency.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.workers_run import add_worker_options, run_workers_part
 from tests.helpers.postgres import PostgresCluster, missing_reason
 from watcher.store.dialect import POSTGRES
 from watcher.store.leases import claim_params, claim_sql
@@ -89,13 +98,24 @@ def claimers(url: str, workers: int, due: int) -> tuple[float, bool]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--feeds", type=int, action="append", help="feeds in the table (repeatable)")
+    parts = parser.add_subparsers(dest="part")
+    claims = parts.add_parser("claims", help="the claim statement's cost at 100k and 1M feeds (PostgreSQL)")
+    claims.add_argument("--feeds", type=int, action="append", help="feeds in the table (repeatable)")
+    workers = parts.add_parser("workers", help="1, 2 and 4 whole workers against a slow local site")
+    add_worker_options(workers)
     args = parser.parse_args()
+    if args.part == "workers":
+        run_workers_part(args)
+    else:
+        run_claims_part(args.feeds if args.part == "claims" else None)
+
+
+def run_claims_part(feeds: list[int] | None) -> None:
     reason = missing_reason()
     if reason:
         print(f"skipped: {reason}")
         return
-    sizes = args.feeds or [100_000, 1_000_000]
+    sizes = feeds or [100_000, 1_000_000]
     cluster = PostgresCluster().start()
     try:
         url = cluster.create_database("bench")

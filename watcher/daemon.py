@@ -1,8 +1,10 @@
 """`watcher run`: APScheduler wiring, signals and a clean stop.
 
-The database holds the schedule: every `tick` the daemon asks the store which feeds are due and starts a poll
-task for each one that is not already being polled, so a restart after downtime polls every overdue feed at
-the first tick, and no feed is ever polled twice at once. Alerts and maintenance are jobs of their own.
+The database holds the schedule: every `tick` the daemon claims due feeds from the store (a lease: sharing.py) and
+starts a poll task for each, as many as it can start at once, and claims more as polls end while feeds are left
+due; so a restart after downtime polls every overdue feed at once, no feed is ever polled twice at once, and
+several `watcher run` processes on one database split the feeds between them. Alerts and maintenance are jobs
+of their own.
 
 APScheduler's defaults would silently drop runs (a 1 s misfire grace time): every job here sets
 `misfire_grace_time=None` (run late rather than never), `coalesce=True` (one run for many missed ones) and
@@ -25,7 +27,6 @@ import hashlib
 import logging
 import os
 import signal
-import socket
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -51,6 +52,7 @@ from .ops import (
 )
 from .pipeline import Pipeline, poll, utcnow
 from .runtime import Runtime
+from .sharing import Share
 from .store import Store, recovery_advice
 from .web import WebContext, WebServer, access_for, build_app
 
@@ -80,10 +82,8 @@ class Daemon:
         self._retired: list[Dispatcher] = []  # dispatchers replaced by a reload: drained at stop
         self._tasks: set[asyncio.Task] = set()  # reloads and ticks started from signals and reloads
         self.store_failures = 0  # polls in a row whose outcome could not be written (ops.STORE_FAILURES_FAILING)
-        # This process's row in `workers` (docs/schema.md, "Several workers"): host, pid, last tick, feeds polled.
-        self.host, self.pid = socket.gethostname(), os.getpid()
-        self.worker_name = f"{self.host}:{self.pid}:{int(time.time())}"
-        self._polled_since_tick = 0
+        # This process's row in `workers` and its leases on feeds (docs/schema.md, "Several workers").
+        self.share = Share(store, self.in_flight, self._start_poll, self.stopping)
         self.store_error: str | None = None
 
     async def run(self) -> None:
@@ -102,6 +102,7 @@ class Daemon:
             )
         clear_failure_marker(store.path)  # a run of failures recorded by a previous process is over
         await store.call(store.sync_feeds, config.feeds, config.schedule.interval, utcnow())
+        await self.share.take_back_from_the_dead()
         if self.stopping.is_set():
             log.info("watcher stopped during start-up")
             return
@@ -135,6 +136,7 @@ class Daemon:
                 if scheduler is not None:
                     scheduler.shutdown(wait=False)
                 await self._finish_polls()
+                await self.share.release()  # polls cut off by the stop: the other workers may take them at once
                 # A send in progress gets a moment to finish; one cut off repeats after its lease expires.
                 for dispatcher in (*self._retired, self.dispatcher):
                     await dispatcher.drain(2.0 / (1 + len(self._retired)))
@@ -179,32 +181,29 @@ class Daemon:
         return scheduler
 
     async def tick(self) -> None:
-        """Start a poll for every due feed that is not being polled already."""
+        """Record this worker's tick, keep the feeds being polled, take its per-host share, claim due feeds."""
         self.last_tick_at, self._last_tick_mono = utcnow(), time.monotonic()
-        await self._record_tick(self.last_tick_at)
-        due = [f for f in await self.store.call(self.store.due_feeds, utcnow()) if f.id not in self.in_flight]
-        for feed in due:
-            self.in_flight[feed.id] = asyncio.create_task(self._poll_one(feed), name=f"poll {feed.name}")
+        runtime = getattr(self, "runtime", None)
+        await self.share.tick(self.last_tick_at, self.config, runtime.fetcher if runtime else None)
+        await self.share.claim(self.config)
 
-    async def _record_tick(self, now: datetime) -> None:
-        """This worker's row: `watcher status` and /metrics list it. A failed write is only logged: the poll goes on."""
-        polled, self._polled_since_tick = self._polled_since_tick, 0
-        try:
-            await self.store.call(self.store.record_worker_tick, self.worker_name, self.host, self.pid, now, polled)
-        except StoreError as e:
-            self._polled_since_tick += polled
-            log.warning("cannot record this worker's tick: %s", e)
+    def _start_poll(self, feed: FeedRecord) -> None:
+        self.in_flight[feed.id] = asyncio.create_task(self._poll_one(feed), name=f"poll {feed.name}")
 
     async def _poll_one(self, feed: FeedRecord) -> None:
+        written = False  # the outcome's transaction also ended the lease (Store.apply_update)
         try:
             for outcome in await poll(self.pipeline, [feed]):
                 self.metrics.record_feed(outcome)
-                self._polled_since_tick += 1
+                self.share.polled += 1
+                written = outcome.update.error_kind != "store"
                 self._count_store_failure(outcome.update.error if outcome.update.error_kind == "store" else None)
         except Exception:
             log.exception("bug while polling %s", feed.name)  # the daemon lives on; the feed is retried next tick
         finally:
             self.in_flight.pop(feed.id, None)
+        if not self.stopping.is_set():
+            await self.share.poll_ended(feed.id, written, self.config)
 
     def _count_store_failure(self, error: str | None) -> None:
         """Writes failing in a row make the verdict failing (a damaged table lets the write probe through), here
@@ -222,7 +221,9 @@ class Daemon:
 
     async def send_alerts(self) -> None:
         try:
-            self.metrics.record_dispatch(await self.dispatcher.run(utcnow()))
+            report = await self.dispatcher.run(utcnow())
+            self.metrics.record_dispatch(report)
+            log.debug("alert pass: %d sent, %d to retry, %d dead", report.sent, report.retried, report.dead)
         except Exception:
             log.exception("bug while sending alerts")
 

@@ -332,16 +332,21 @@ class Dispatcher:
         if force_digest:
             batches = [Batch("digest", tuple(pending))] if pending or ch.send_empty else []
         else:
+            lost_slot = False
             if ch.mode == "digest":
                 last = await self.store.call(self.store.last_digest_at, ch.name)
                 slot = latest_slot(ch.schedule, self.config.timezone, now, last)
+                # The slot is claimed before the digest goes, whatever the send's outcome (failed items are retried
+                # on their own: plan_batches' overdue), so that of several workers (or passes) exactly one sends it.
+                if slot is not None and not await self.store.call(self.store.claim_digest_slot, ch.name, slot):
+                    log.info("alerts: the digest of channel %r for %s is another worker's", ch.name, slot.isoformat())
+                    lost_slot = True
             batches = plan_batches(ch, pending, urgent_topics=self.urgent_topics, slot=slot, last_digest_at=last)
+            if lost_slot:  # its items are in that worker's digest: only urgent alerts go from here
+                batches = [b for b in batches if b.kind != "digest"]
         for batch in batches:
             await self._send_batch(channel, ch, batch, now, state)
-        if slot is not None:
-            # After the attempt, whatever its outcome: failed items are retried on their own (plan_batches' overdue).
-            await self.store.call(self.store.set_last_digest_at, ch.name, slot)
-        elif force_digest and batches:
+        if force_digest and batches:
             last = await self.store.call(self.store.last_digest_at, ch.name)
             if last is None or now > last:
                 await self.store.call(self.store.set_last_digest_at, ch.name, now)

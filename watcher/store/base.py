@@ -182,6 +182,10 @@ class Connection:
             raise StoreError(f"{self.path} has schema {current}, newer than this watcher knows ({len(MIGRATIONS)})")
         for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
             with self._write() as conn:
+                # Several workers starting at once on a new file all saw the old version: the first to hold the write
+                # lock applies the migration, the others find it applied.
+                if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
+                    continue
                 for statement in _split_sql(script):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")

@@ -39,7 +39,9 @@ class FeedQueries(StoryQueries):
                     conn.execute("DELETE FROM feeds WHERE url = ? AND enabled = 0", (url,))
                     conn.execute(
                         "INSERT INTO feeds (name, url, enabled, extract, interval_s, added_at, next_check_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        # Another worker syncing the same config at the same moment (PostgreSQL runs the two
+                        # transactions side by side) may have added it first: then its row stands.
+                        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
                         (feed.name, url, int(feed.enabled), int(feed.extract), interval, stamp, stamp),
                     )
                 else:
@@ -108,6 +110,9 @@ class FeedQueries(StoryQueries):
         queued = 0
         with self._write() as conn:
             self._write_feed_state(conn, feed_id, update)
+            # The poll is recorded: the worker's lease on the feed ends in the same transaction (leases.py). Whoever
+            # holds it, since the next check just moved on and the feed is not due for anyone.
+            conn.execute("UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE id = ?", (feed_id,))
             conn.executemany(
                 "INSERT OR IGNORE INTO seen_entries (feed_id, entry_id, seen_at) VALUES (?, ?, ?)",
                 [(feed_id, eid, now) for eid in update.seen_entry_ids],

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..models import FeedRecord
-from .base import Connection, to_db_time
+from .base import Connection, _chunks, to_db_time
 from .dialect import Dialect
 from .feeds import _feed_record
 
@@ -41,6 +41,11 @@ def release_sql(dialect: Dialect, feed_ids: Sequence[int]) -> str:
         "UPDATE feeds SET lease_owner = NULL, lease_until = NULL"
         f" WHERE lease_owner = ? AND id IN ({dialect.params(feed_ids)})"
     )
+
+
+def renew_sql(dialect: Dialect, feed_ids: Sequence[int]) -> str:
+    """Move the end of the leases `owner` still holds on `feed_ids` (parameters: lease end, owner, then the ids)."""
+    return dialect.sql(f"UPDATE feeds SET lease_until = ? WHERE lease_owner = ? AND id IN ({dialect.params(feed_ids)})")
 
 
 def heartbeat_sql(dialect: Dialect) -> str:
@@ -80,6 +85,31 @@ class LeaseQueries(Connection):
             return 0
         with self._write() as conn:
             return conn.execute(release_sql(self.dialect, feed_ids), (owner, *feed_ids)).rowcount
+
+    def renew_feed_leases(self, owner: str, feed_ids: Sequence[int], until: datetime) -> int:
+        """Keep the feeds `owner` is still polling its own until `until` (a poll with many pages outlives one lease);
+        a lease that lapsed and went to another worker is not taken back."""
+        renewed = 0
+        with self._write() as conn:
+            for chunk in _chunks(feed_ids, 500):
+                renewed += conn.execute(renew_sql(self.dialect, chunk), (to_db_time(until), owner, *chunk)).rowcount
+        return renewed
+
+    def release_all_feed_leases(self, owner: str) -> int:
+        """Give back every lease `owner` holds (a worker stopping): its feeds are due for the others at once."""
+        with self._write() as conn:
+            return conn.execute(
+                self.dialect.sql("UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?"),
+                (owner,),
+            ).rowcount
+
+    def live_workers(self, since: datetime) -> int:
+        """How many workers have ticked since `since` (this one included once it has): the per-host budget is
+        shared among them (docs/schema.md, "Several workers")."""
+        row = self.db.conn.execute(
+            self.dialect.sql("SELECT count(*) FROM workers WHERE last_tick_at >= ?"), (to_db_time(since),)
+        ).fetchone()
+        return int(row[0])
 
     def record_worker_tick(self, name: str, host: str, pid: int, now: datetime, feeds_polled: int) -> None:
         stamp = to_db_time(now)

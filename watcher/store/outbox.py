@@ -126,6 +126,23 @@ class OutboxQueries(Connection):
                 (channel, to_db_time(slot)),
             )
 
+    def claim_digest_slot(self, channel: str, slot: datetime) -> bool:
+        """Take the digest `slot` of `channel` before sending it: True for the one worker that moves the channel's
+        last digest to `slot`, False for any other (it was sent, or is being sent, elsewhere). A crash after the
+        claim loses no item: each keeps its delivery, due again when the sender's claim on it is released or
+        lapses, and then goes at once as overdue (created before the slot) or with the next digest."""
+        stamp = to_db_time(slot)
+        with self._write() as conn:
+            conn.execute("INSERT INTO channel_state (channel) VALUES (?) ON CONFLICT (channel) DO NOTHING", (channel,))
+            return (
+                conn.execute(
+                    "UPDATE channel_state SET last_digest_at = ?"
+                    " WHERE channel = ? AND (last_digest_at IS NULL OR last_digest_at < ?)",
+                    (stamp, channel, stamp),
+                ).rowcount
+                == 1
+            )
+
     # Used by watcher/alerts/outbox.py (claim) and `watcher digest preview` (recent_matches).
 
     def claim_deliveries(
@@ -153,9 +170,12 @@ class OutboxQueries(Connection):
                     ).fetchall()
                     kept = [o for (o,) in owners if o != owner and keep_owners(o)]
                 keep_sql = f" AND (claimed_by IS NULL OR claimed_by NOT IN ({placeholders(kept)}))" if kept else ""
+                # SKIP LOCKED (PostgreSQL): rows another worker is claiming this instant are left to it, not waited
+                # for; once its claim commits, their next attempt is in the future and the filter excludes them.
                 rows = conn.execute(
-                    "UPDATE deliveries SET next_attempt_at = ?, claimed_by = ? WHERE status = 'pending'"
-                    f" AND next_attempt_at <= ? AND id IN ({placeholders(chunk)}){keep_sql} RETURNING id",
+                    "UPDATE deliveries SET next_attempt_at = ?, claimed_by = ? WHERE id IN (SELECT id FROM deliveries"
+                    f" WHERE status = 'pending' AND next_attempt_at <= ? AND id IN ({placeholders(chunk)}){keep_sql}"
+                    f"{self.dialect.skip_locked}) RETURNING id",
                     [to_db_time(until), owner, to_db_time(now), *chunk, *kept],
                 ).fetchall()
                 claimed += [r[0] for r in rows]
