@@ -35,8 +35,24 @@ def extractor():
     e.shutdown()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def store(request, tmp_path):
+    """The store on each backend, opened as the daemon opens it: a real SQLite file, and a new database of the
+    run's real PostgreSQL server (tests/helpers/postgres.py). A test that is about SQLite itself asks for
+    `sqlite_store`."""
+    from watcher.store import open_store
+
+    if request.param == "sqlite":
+        target = str(tmp_path / "watcher.db")
+    else:
+        target = request.getfixturevalue("postgres_cluster").migrated_database()
+    s = open_store(target)
+    yield s
+    s.close()
+
+
 @pytest.fixture
-def store(tmp_path):
+def sqlite_store(tmp_path):
     """A real SQLite file, opened as the daemon opens it."""
     from watcher.store import Store
 

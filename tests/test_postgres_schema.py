@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from watcher.config import is_database_url
 from watcher.errors import StoreError
 from watcher.store import Store
 from watcher.store.migrations import MIGRATIONS
 from watcher.store.migrations_pg import PG_MIGRATIONS
-from watcher.store.postgres import connect, is_database_url, migrate, schema_version
+from watcher.store.postgres import connect, migrate, schema_version
 
 # PostgreSQL's own: the schema version (SQLite keeps it in PRAGMA user_version) and the full-text column (SQLite
 # keeps it in the articles_fts table).
@@ -135,3 +137,67 @@ def test_the_schema_doc_names_what_only_postgresql_has():
     for table, column in PG_ONLY:
         assert f"`{table}`" in doc or f"`{table}.{column}`" in doc
         assert f"`{column}`" in doc or f".{column}`" in doc
+
+
+def test_statements_written_for_sqlite_get_psycopg_placeholders_outside_literals():
+    from watcher.store.postgres import translate
+
+    assert translate("SELECT * FROM t WHERE a = ? AND b IN (?, ?)") == "SELECT * FROM t WHERE a = %s AND b IN (%s, %s)"
+    assert translate("UPDATE t SET x = :now WHERE id = :id") == "UPDATE t SET x = %(now)s WHERE id = %(id)s"
+    # A cast, a literal with a question mark, a colon or a percent sign are left as they mean.
+    assert translate("SELECT x::text, '? :no 5%' FROM t WHERE y LIKE ?") == (
+        "SELECT x::text, '? :no 5%%' FROM t WHERE y LIKE %s"
+    )
+    assert translate("SELECT 'it''s ?' , ?") == "SELECT 'it''s ?' , %s"
+
+
+def test_config_takes_a_postgresql_url_without_its_password_and_names_the_password_variable(tmp_path):
+    from watcher.config import config_from_dict
+    from watcher.errors import ConfigError
+
+    config = config_from_dict(
+        {"watcher": {"database": "postgresql://watcher@db.internal/watcher", "password_env": "WATCHER_DB_PASSWORD"}}
+    )
+    assert (config.database, config.password_env) == ("postgresql://watcher@db.internal/watcher", "WATCHER_DB_PASSWORD")
+    with pytest.raises(ConfigError) as failed:
+        config_from_dict({"watcher": {"database": "postgresql://watcher:hunter2@db/watcher", "password_env": "1x"}})
+    text = str(failed.value)
+    assert "watcher.database" in text and "without a password" in text and "hunter2" not in text
+    assert "watcher.password_env" in text
+
+
+def test_the_cli_searches_and_reports_status_on_postgresql(tmp_path, postgres_cluster):
+    from click.testing import CliRunner
+
+    from watcher.cli import main
+    from watcher.config import FeedConfig
+    from watcher.models import Article, Entry, FeedUpdate, Match
+    from watcher.store import open_store
+
+    url = postgres_cluster.migrated_database()
+    store = open_store(url)
+    now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    store.sync_feeds([FeedConfig("wire", "https://wire.example/rss")], timedelta(minutes=15), now)
+    feed_id = store.due_feeds(now + timedelta(days=1))[0].id
+    entry = Entry("https://wire.example/rss", "e1", "https://news.example/1", None, "Drone plant opens")
+    article = Article(
+        "https://news.example/1",
+        "Drone plant opens",
+        "North Korean engineers at the drone plant.",
+        "page",
+        entry,
+        matches=(Match("drones", 2.0, ("drone",), "[[drone]] plant"),),
+    )
+    update = FeedUpdate(
+        "https://wire.example/rss", now, now + timedelta(minutes=15), "ok", seen_entry_ids=("e1",), articles=(article,)
+    )
+    store.apply_update(feed_id, update, {"drones": ("team",)})
+    store.close()
+    config = tmp_path / "watcher.toml"
+    config.write_text(f'[watcher]\ndatabase = "{url}"\n', encoding="utf-8")
+    found = CliRunner().invoke(main, ["--config", str(config), "search", "drones"], catch_exceptions=False)
+    assert found.exit_code == 0, found.output
+    assert "Drone plant opens" in found.output and "wire" in found.output
+    status = CliRunner().invoke(main, ["--config", str(config), "status"], catch_exceptions=False)
+    assert status.exit_code == 0, status.output
+    assert "1 matched articles" in status.output

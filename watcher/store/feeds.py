@@ -109,7 +109,7 @@ class FeedQueries(StoryQueries):
         with self._write() as conn:
             self._write_feed_state(conn, feed_id, update)
             conn.executemany(
-                "INSERT OR IGNORE INTO seen_entries (feed_id, entry_id, seen_at) VALUES (?, ?, ?)",
+                "INSERT INTO seen_entries (feed_id, entry_id, seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [(feed_id, eid, now) for eid in update.seen_entry_ids],
             )
             touched: set[int] = set()  # stories whose sources changed
@@ -142,7 +142,7 @@ class FeedQueries(StoryQueries):
         feed); a feed that has been polled again meanwhile (no longer 'error') is left alone."""
         with self._write() as conn:
             conn.executemany(
-                "UPDATE feeds SET error_count = max(error_count - 1, 0), last_status = 'offline',"
+                f"UPDATE feeds SET error_count = {self.dialect.greatest('error_count - 1', '0')}, last_status = 'offline',"
                 " last_error_kind = 'offline', next_check_at = ? WHERE id = ? AND last_status = 'error'",
                 [(to_db_time(next_check), feed_id) for feed_id, next_check in feeds],
             )
@@ -186,7 +186,8 @@ class FeedQueries(StoryQueries):
     def _insert_article(self, conn: sqlite3.Connection, a: Article, now: str) -> int:
         row = conn.execute(
             "INSERT INTO articles (url, title, body, body_source, author, language, published_at, fetched_at, matched,"
-            " page_outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET matched = max(matched, excluded.matched)"
+            " page_outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" ON CONFLICT(url) DO UPDATE SET matched = {self.dialect.greatest('articles.matched', 'excluded.matched')}"
             " RETURNING id",
             (
                 a.url,
@@ -207,7 +208,8 @@ class FeedQueries(StoryQueries):
         self, conn: sqlite3.Connection, article_id: int, feed_id: int, entry_id: str, link: str | None, now: str
     ) -> None:
         conn.execute(
-            "INSERT OR IGNORE INTO article_sources (article_id, feed_id, entry_id, link, seen_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO article_sources (article_id, feed_id, entry_id, link, seen_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             (article_id, feed_id, entry_id, link, now),
         )
 
@@ -230,7 +232,8 @@ class FeedQueries(StoryQueries):
         queued = 0
         for channel in routes.get(match.topic, ()):
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO deliveries (article_id, topic, channel, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO deliveries (article_id, topic, channel, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (article_id, match.topic, channel, now, now),
             )
             queued += cursor.rowcount
@@ -278,7 +281,8 @@ class FeedQueries(StoryQueries):
                         )
                         retracted += 1
                 conn.execute(
-                    "UPDATE articles SET matched = EXISTS (SELECT 1 FROM matches WHERE article_id = ? AND retracted_at IS NULL)"
+                    "UPDATE articles SET matched = CASE WHEN EXISTS (SELECT 1 FROM matches WHERE article_id = ? AND retracted_at IS NULL)"
+                    " THEN 1 ELSE 0 END"
                     " WHERE id = ?",
                     (article_id, article_id),
                 )

@@ -14,14 +14,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..models import FeedRecord
-from .base import Connection, to_db_time
+from .base import Connection, placeholders, to_db_time
 from .dialect import Dialect
 from .feeds import _feed_record
 
 
 def claim_sql(dialect: Dialect, limit: int) -> str:
     """The claim statement; parameters: owner, lease end, now, now."""
-    return dialect.sql(
+    return (
         "UPDATE feeds SET lease_owner = ?, lease_until = ?"
         " WHERE id IN (SELECT id FROM feeds WHERE enabled = 1 AND next_check_at <= ?"
         " AND (lease_until IS NULL OR lease_until <= ?)"
@@ -35,17 +35,14 @@ def claim_params(owner: str, now: datetime, lease: timedelta) -> tuple[str, str,
     return (owner, to_db_time(now + lease), stamp, stamp)
 
 
-def release_sql(dialect: Dialect, feed_ids: Sequence[int]) -> str:
+def release_sql(feed_ids: Sequence[int]) -> str:
     """Give back the leases `owner` still holds on `feed_ids` (parameters: owner, then the ids)."""
-    return dialect.sql(
-        "UPDATE feeds SET lease_owner = NULL, lease_until = NULL"
-        f" WHERE lease_owner = ? AND id IN ({dialect.params(feed_ids)})"
-    )
+    return f"UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND id IN ({placeholders(feed_ids)})"
 
 
-def heartbeat_sql(dialect: Dialect) -> str:
+def heartbeat_sql() -> str:
     """Record a worker's tick (parameters: name, host, pid, now, now, feeds polled since the last one)."""
-    return dialect.sql(
+    return (
         "INSERT INTO workers (name, host, pid, started_at, last_tick_at, feeds_polled) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (name) DO UPDATE SET last_tick_at = excluded.last_tick_at,"
         " feeds_polled = workers.feeds_polled + excluded.feeds_polled"
@@ -56,9 +53,9 @@ def heartbeat_sql(dialect: Dialect) -> str:
 WORKER_ROW_KEPT = timedelta(days=1)
 
 
-def prune_workers_sql(dialect: Dialect) -> str:
+def prune_workers_sql() -> str:
     """Forget workers that have not ticked for WORKER_ROW_KEPT (parameter: the oldest tick kept)."""
-    return dialect.sql("DELETE FROM workers WHERE last_tick_at < ?")
+    return "DELETE FROM workers WHERE last_tick_at < ?"
 
 
 def by_schedule(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -79,13 +76,13 @@ class LeaseQueries(Connection):
         if not feed_ids:
             return 0
         with self._write() as conn:
-            return conn.execute(release_sql(self.dialect, feed_ids), (owner, *feed_ids)).rowcount
+            return conn.execute(release_sql(feed_ids), (owner, *feed_ids)).rowcount
 
     def record_worker_tick(self, name: str, host: str, pid: int, now: datetime, feeds_polled: int) -> None:
         stamp = to_db_time(now)
         with self._write() as conn:
-            conn.execute(heartbeat_sql(self.dialect), (name, host, pid, stamp, stamp, feeds_polled))
-            conn.execute(prune_workers_sql(self.dialect), (to_db_time(now - WORKER_ROW_KEPT),))
+            conn.execute(heartbeat_sql(), (name, host, pid, stamp, stamp, feeds_polled))
+            conn.execute(prune_workers_sql(), (to_db_time(now - WORKER_ROW_KEPT),))
 
     def workers(self) -> list[dict[str, Any]]:
         """Each worker that has ticked, with the leases it holds now."""
