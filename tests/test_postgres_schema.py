@@ -201,3 +201,24 @@ def test_the_cli_searches_and_reports_status_on_postgresql(tmp_path, postgres_cl
     status = CliRunner().invoke(main, ["--config", str(config), "status"], catch_exceptions=False)
     assert status.exit_code == 0, status.output
     assert "1 matched articles" in status.output
+
+
+def test_health_on_postgresql_probes_a_write_and_a_stopped_server_is_reported_not_raised(postgres_cluster):
+    from watcher.ops import assess_health
+    from watcher.store import open_store
+
+    url = postgres_cluster.migrated_database()
+    store = open_store(url)
+    try:
+        assert store.probe_write() is None
+        assert store.health().journal_mode == "postgresql"
+        assert store.quick_check() is None
+        health = assess_health(store, None, datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
+        assert not any("database" in reason for reason in health.reasons), health
+        # A database that is gone (dropped, or a server that refuses) is a reason, not a traceback.
+        gone = store.open_another()
+        gone.url = url.rsplit("/", 1)[0] + "/no_such_database"
+        assert "no_such_database" in (gone.probe_write() or "")
+        gone.close()
+    finally:
+        store.close()
