@@ -222,3 +222,97 @@ def test_health_on_postgresql_probes_a_write_and_a_stopped_server_is_reported_no
         gone.close()
     finally:
         store.close()
+
+
+def test_two_workers_writing_the_same_articles_at_once_both_succeed_and_store_each_once(postgres_cluster):
+    """Two feeds carrying the same articles in opposite order, written by two workers at the same instant: the row
+    locks can deadlock; the server rolls one back and its update is run again, so both land and nothing doubles."""
+    from watcher.config import FeedConfig
+    from watcher.models import Article, Entry, FeedUpdate, Match
+    from watcher.store import open_store
+
+    url = postgres_cluster.migrated_database()
+    now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    stores = [open_store(url), open_store(url)]
+    feeds = [FeedConfig("one", "https://one.example/rss"), FeedConfig("two", "https://two.example/rss")]
+    stores[0].sync_feeds(feeds, timedelta(minutes=15), now)
+    ids = {f.name: f.id for f in stores[0].due_feeds(now + timedelta(days=1))}
+    rounds = 25
+
+    def articles(feed: FeedConfig, urls: list[str]) -> tuple[Article, ...]:
+        out = []
+        for u in urls:
+            entry = Entry(feed.url, u, u, None, f"Drone plant {u[-3:]}")
+            body = f"North Korean engineers at drone plant {u[-3:]} near the border, officials said."
+            out.append(
+                Article(
+                    u, f"Drone plant {u[-3:]}", body, "page", entry, matches=(Match("t", 1.0, ("drone",), "drone"),)
+                )
+            )
+        return tuple(out)
+
+    def write(index: int, barrier: threading.Barrier, failures: list[BaseException]) -> None:
+        feed = feeds[index]
+        for r in range(rounds):
+            urls = [f"https://news.example/{r}-{k:03d}" for k in range(6)]
+            batch = articles(feed, urls if index == 0 else urls[::-1])
+            update = FeedUpdate(
+                feed.url,
+                now,
+                now + timedelta(minutes=15),
+                "ok",
+                seen_entry_ids=tuple(a.entry.entry_id for a in batch),
+                articles=batch,
+            )
+            barrier.wait()
+            try:
+                stores[index].apply_update(ids[feed.name], update, {"t": ("team",)})
+            except BaseException as e:
+                failures.append(e)
+
+    barrier, failures = threading.Barrier(2), []
+    threads = [threading.Thread(target=write, args=(i, barrier, failures)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    try:
+        assert failures == []
+        one = lambda sql: stores[0].db.execute(sql).fetchone()[0]
+        assert one("SELECT count(*) FROM articles") == rounds * 6
+        assert one("SELECT count(*) FROM article_sources") == rounds * 6 * 2
+        assert one("SELECT count(*) FROM deliveries") == rounds * 6  # one alert per article, whichever feed won
+        assert one("SELECT count(DISTINCT story_id) FROM articles") >= 1
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_an_update_the_server_rolled_back_for_a_deadlock_is_run_again(postgres_cluster, monkeypatch):
+    from watcher.errors import StoreConflict
+    from watcher.store import open_store
+    from watcher.store.feeds import FeedQueries
+
+    calls = []
+    real = FeedQueries.apply_update
+
+    def deadlocked_once(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise StoreConflict("database write failed: deadlock detected")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(FeedQueries, "apply_update", deadlocked_once)
+    store = open_store(postgres_cluster.migrated_database())
+    try:
+        from watcher.config import FeedConfig
+        from watcher.models import FeedUpdate
+
+        now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+        store.sync_feeds([FeedConfig("one", "https://one.example/rss")], timedelta(minutes=15), now)
+        [feed] = store.due_feeds(now + timedelta(days=1))
+        update = FeedUpdate(feed.url, now, now + timedelta(minutes=15), "ok", seen_entry_ids=("e1",))
+        assert store.apply_update(feed.id, update, {}) == 0
+        assert len(calls) == 2 and store.seen_entry_ids(feed.id, ["e1"]) == {"e1"}
+    finally:
+        store.close()

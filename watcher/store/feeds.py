@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -113,11 +114,14 @@ class FeedQueries(StoryQueries):
                 [(feed_id, eid, now) for eid in update.seen_entry_ids],
             )
             touched: set[int] = set()  # stories whose sources changed
-            for article in update.articles:
+            terms: Counter[str] = Counter()  # document frequencies to add, written last (StoryQueries._count_terms)
+            # Rows are locked in one order by every writer (articles by URL, then stories, then terms), so two
+            # workers writing feeds that share articles wait for each other instead of deadlocking (PostgreSQL).
+            for article in sorted(update.articles, key=lambda a: a.url):
                 article_id = self._insert_article(conn, article, now)
                 self._add_source(conn, article_id, feed_id, article.entry.entry_id, article.entry.link, now)
                 # Before the matches: their alerts are queued once per story (docs/stories.md).
-                touched.add(self._place_in_story(conn, article_id, article, update.checked_at))
+                touched.add(self._place_in_story(conn, article_id, article, update.checked_at, terms))
                 for match in article.matches:
                     queued += self._insert_match(conn, article_id, match, now, routes if update.alert else {})
                 if article.model_calls:
@@ -129,8 +133,9 @@ class FeedQueries(StoryQueries):
                     self._add_source(conn, row[0], feed_id, entry.entry_id, entry.link, now)
                     if row[1] is not None:
                         touched.add(row[1])
-            for story_id in touched:
+            for story_id in sorted(touched):
                 self._refresh_story(conn, story_id, update.checked_at)
+            self._count_terms(conn, terms)
             if update.articles:
                 self._prune_story_index(conn, update.checked_at)
         return queued

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from ..errors import StoreError
+from ..errors import StoreConflict, StoreError
 from ..models import FeedRecord
 from .base import StoreHealth, to_db_time
 from .dialect import POSTGRES
@@ -159,7 +159,7 @@ class PgConnection:
         try:
             return self.raw.execute(translate(sql), _bound(params))
         except psycopg.Error as e:
-            raise StoreError(f"database query failed: {_first_line(e)}") from e
+            raise _store_error("database query failed", e) from e
 
     def executemany(self, sql: str, rows: Any) -> Any:
         import psycopg
@@ -168,7 +168,7 @@ class PgConnection:
         try:
             cursor.executemany(translate(sql), [_bound(r) for r in rows])
         except psycopg.Error as e:
-            raise StoreError(f"database write failed: {_first_line(e)}") from e
+            raise _store_error("database write failed", e) from e
         return cursor
 
     @property
@@ -254,6 +254,17 @@ class PostgresStore(Store):
                 conn.raw.execute("ROLLBACK")
             raise
 
+    def apply_update(self, *args: Any, **kwargs: Any) -> int:
+        """One poll's writes; run again when another worker's transaction deadlocked with it (two feeds carrying
+        the same articles, written at once): the server rolled it back whole, so nothing is written twice."""
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                return super().apply_update(*args, **kwargs)
+            except StoreConflict:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
     def schema_version(self) -> int:
         return schema_version(self.pg.raw)
 
@@ -293,6 +304,17 @@ class PostgresStore(Store):
         finally:
             conn.rollback()
             conn.close()
+
+
+# SQLSTATEs of a transaction the server rolled back because it met another one: serialization_failure,
+# deadlock_detected. Running it again is the documented remedy.
+_CONFLICTS = ("40001", "40P01")
+CONFLICT_ATTEMPTS = 3
+
+
+def _store_error(what: str, error: Any) -> StoreError:
+    kind = StoreConflict if getattr(error, "sqlstate", None) in _CONFLICTS else StoreError
+    return kind(f"{what}: {_first_line(error)}")
 
 
 def _first_line(error: Exception) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,8 +32,13 @@ class StoryQueries(Connection):
 
     # --- inside apply_update's transaction -------------------------------------------------------------------
 
-    def _place_in_story(self, conn: sqlite3.Connection, article_id: int, article: Article, now: datetime) -> int:
-        """The story of a just-written article: the one it already has, a recent one it reports, or a new one."""
+    def _place_in_story(
+        self, conn: sqlite3.Connection, article_id: int, article: Article, now: datetime, pending: Counter[str]
+    ) -> int:
+        """The story of a just-written article: the one it already has, a recent one it reports, or a new one.
+
+        Its terms are added to `pending`, the document frequencies this transaction will write at its end
+        (`_count_terms`), and the articles before it in the same transaction count as already written."""
         row = conn.execute("SELECT story_id FROM articles WHERE id = ?", (article_id,)).fetchone()
         if row[0] is not None:
             return int(row[0])
@@ -42,6 +48,9 @@ class StoryQueries(Connection):
             conn.execute("UPDATE articles SET story_id = ? WHERE id = ?", (story_id, article_id))
             return story_id
         df = _frequencies(conn, text.terms)
+        for term in (*text.terms, DOCUMENTS):
+            if pending[term]:
+                df[term] = df.get(term, 0) + pending[term]
         documents = df.pop(DOCUMENTS, 0)
         keys = text.index_keys(df)
         since = to_db_time(now - self.story_settings.window)
@@ -59,13 +68,19 @@ class StoryQueries(Connection):
         )
         conn.executemany(
             "INSERT INTO story_keys (key, seen_at, article_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            [(key, stamp, article_id) for key in keys],
+            [(key, stamp, article_id) for key in sorted(keys)],
         )
-        conn.executemany(
-            "INSERT INTO story_terms (term, df) VALUES (?, 1) ON CONFLICT(term) DO UPDATE SET df = story_terms.df + 1",
-            [(term,) for term in (*text.terms, DOCUMENTS)],
-        )
+        pending.update((*text.terms, DOCUMENTS))
         return int(story_id)
+
+    def _count_terms(self, conn: sqlite3.Connection, pending: Counter[str]) -> None:
+        """Write a transaction's document frequencies, last and in one sorted order. Every article adds to the
+        same rows (DOCUMENTS, "said"), so two workers writing at once on PostgreSQL would otherwise each hold some
+        and wait for the other's: a deadlock that stalls both for a second before one is rolled back."""
+        conn.executemany(
+            "INSERT INTO story_terms (term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = story_terms.df + excluded.df",
+            sorted(pending.items()),
+        )
 
     def _refresh_story(self, conn: sqlite3.Connection, story_id: int, now: datetime) -> None:
         """Recount a story's articles and sources (feeds) after a write. Its headline is the title of its earliest
