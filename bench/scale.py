@@ -35,7 +35,7 @@ from bench.workers_run import add_worker_options, run_workers_part
 from tests.helpers.postgres import PostgresCluster, missing_reason
 from watcher.store.dialect import POSTGRES
 from watcher.store.leases import claim_params, claim_sql
-from watcher.store.postgres import claim_due_feeds, connect, migrate
+from watcher.store.postgres import claim_due_feeds, connect, migrate, translate
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -58,7 +58,12 @@ def fill(url: str, feeds: int) -> None:
 
 def explain(url: str) -> tuple[str, float]:
     with connect(url) as conn:
-        rows = [r[0] for r in conn.execute("EXPLAIN ANALYZE " + claim_sql(POSTGRES, 10), claim_params("w", NOW, LEASE))]
+        rows = [
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN ANALYZE " + translate(claim_sql(POSTGRES, 10)), claim_params("w", NOW, LEASE)
+            )
+        ]
         conn.rollback()  # EXPLAIN ANALYZE runs the UPDATE: leave the leases untaken
     index = next((line.split(" using ")[1].split()[0] for line in rows if " using " in line), "seq scan")
     total = next(float(line.split(":")[1].split()[0]) for line in rows if line.startswith("Execution Time"))

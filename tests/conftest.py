@@ -35,8 +35,34 @@ def extractor():
     e.shutdown()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def store(request, tmp_path):
+    """The store on each backend, opened as the daemon opens it: a real SQLite file, and a new database of the
+    run's real PostgreSQL server (tests/helpers/postgres.py). A test that is about SQLite itself asks for
+    `sqlite_store`."""
+    from watcher.store import open_store
+
+    if request.param == "sqlite":
+        target = str(tmp_path / "watcher.db")
+    else:
+        target = request.getfixturevalue("postgres_cluster").migrated_database()
+    s = open_store(target)
+    yield s
+    s.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def worker_database(request, tmp_path) -> str:
+    """The `[watcher] database` value several workers of a test share: a SQLite file (several processes on one file
+    in WAL mode is a legitimate configuration too) and a new database of the run's PostgreSQL server. Open it with
+    `watcher.store.open_store`, once per worker."""
+    if request.param == "sqlite":
+        return str(tmp_path / "shared.db")
+    return request.getfixturevalue("postgres_cluster").migrated_database()
+
+
 @pytest.fixture
-def store(tmp_path):
+def sqlite_store(tmp_path):
     """A real SQLite file, opened as the daemon opens it."""
     from watcher.store import Store
 

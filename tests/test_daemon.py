@@ -43,6 +43,38 @@ def test_daemon_polls_logs_each_feed_and_stops_cleanly_on_sigterm(site, tmp_path
     assert errors == {"world": 0, "broken-server": 1}
 
 
+def test_the_daemon_runs_on_postgresql_when_the_database_is_a_url(site, tmp_path, postgres_cluster):
+    from watcher.store import open_store
+
+    serve_site(site)
+    site.add("/error.xml", "no", status=500, content_type="text/plain")
+    url = postgres_cluster.migrated_database()
+    config = CONFIG.replace("{base}", site.url("")).replace('database = "watcher.db"', f'database = "{url}"')
+    (tmp_path / "config.toml").write_text(config)
+    daemon = Daemon(tmp_path)
+    try:
+        daemon.wait_for("watcher started")
+        daemon.wait_for("feed world: ok")
+        daemon.wait_for("feed broken-server: error")
+        daemon.stop()
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+    assert daemon.proc.returncode == 0, "".join(daemon.log)
+    assert not (tmp_path / "watcher.db").exists()
+    store = open_store(url)
+    try:
+        titles = [r[0] for r in store.db.execute("SELECT title FROM articles WHERE matched = 1").fetchall()]
+        assert titles == ["North Korea and Russia to co-produce attack drones at a new plant"]
+        assert dict(store.db.execute("SELECT name, error_count FROM feeds").fetchall()) == {
+            "world": 0,
+            "broken-server": 1,
+        }
+        assert store.search("drones")[0]["title"] == titles[0]
+    finally:
+        store.close()
+
+
 def test_json_log_lines_carry_the_feed_outcome(site, tmp_path):
     import json
 

@@ -29,7 +29,8 @@ ALL = _cases()
 
 @pytest.mark.slow  # every case waits out a real fault (drips, hangs, deadlines): the matrix takes ~20 s
 @pytest.mark.parametrize("case", ALL, ids=[c.name for c in ALL])
-async def test_hostile_feed_is_handled_safely_and_the_other_feed_goes_on(case, site, store, extractor):
+async def test_hostile_feed_is_handled_safely_and_the_other_feed_goes_on(case, site, sqlite_store, extractor):
+    store = sqlite_store  # a test of the fetcher and the parser: the store's own tests run on both backends
     serve_site(site)
     faultsite.install(site)
     config = make_config(

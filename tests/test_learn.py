@@ -210,11 +210,11 @@ def test_too_few_labels_remove_the_model_and_the_rule_decides_again(tmp_path, st
 
 def test_the_daemon_refresh_swaps_models_only_when_they_changed(tmp_path, store):
     _, config = learn_config(tmp_path)
-    assert refresh_models(config, store.path, lambda: NOW, {}) is None
+    assert refresh_models(config, store.open_another, lambda: NOW, {}) is None
     seed(store)
-    models = refresh_models(config, store.path, lambda: NOW, {})  # trains in its own connection
+    models = refresh_models(config, store.open_another, lambda: NOW, {})  # trains in its own connection
     assert models is not None and set(models) == {"troops"}
-    assert refresh_models(config, store.path, lambda: NOW, models) is None
+    assert refresh_models(config, store.open_another, lambda: NOW, models) is None
 
 
 def test_a_topic_that_does_not_learn_ignores_its_model(tmp_path, store):
@@ -240,25 +240,25 @@ def test_label_import_list_export_round_trip_and_train(tmp_path, store):
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
 
-    result = cli(path, store.path, "labels", "import", str(source), "--by", "ana")
+    result = cli(path, store.target, "labels", "import", str(source), "--by", "ana")
     assert result.exit_code == 0, result.output
     assert "imported 12 labels from 13 items" in result.output
     assert "topic troops: model trained on 12 labels (6 yes)" in result.output
     assert "skipped 6 labels for 'other'" in result.stderr
     assert store.db.execute("SELECT count(*) FROM topic_models").fetchone()[0] == 1
 
-    listed = cli(path, store.path, "labels", "list")
+    listed = cli(path, store.target, "labels", "list")
     assert "troops: 6 yes, 6 no; model trained" in listed.output and "ana" in listed.output
 
     out = tmp_path / "out.jsonl"
-    cli(path, store.path, "labels", "export", "-o", str(out))
+    cli(path, store.target, "labels", "export", "-o", str(out))
     exported = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     expected = {x["uid"]: (x["title"], x["text"], x["labels"]["troops"]) for x in lines if x["uid"] != "m"}
     assert {x["uid"]: (x["title"], x["text"], x["labels"]["troops"]) for x in exported} == expected
 
     # Importing the export again changes nothing: same items, same labels, no retraining needed.
     before = store.db.execute("SELECT topic, item_key, label, title, body FROM labels ORDER BY item_key").fetchall()
-    again = cli(path, store.path, "labels", "import", str(out))
+    again = cli(path, store.target, "labels", "import", str(out))
     assert (
         store.db.execute("SELECT topic, item_key, label, title, body FROM labels ORDER BY item_key").fetchall()
         == before
@@ -273,14 +273,14 @@ def test_label_a_stored_article_and_export_it_with_its_url(tmp_path, store):
     store.sync_feeds([FeedConfig("n", "https://n.example/feed")], timedelta(minutes=15), NOW)
     article_id = stored_article(store, "https://n.example/a", *NO[0])
     seed(store)
-    result = cli(path, store.path, "label", str(article_id), "--topic", "troops", "no", "--by", "ana")
+    result = cli(path, store.target, "label", str(article_id), "--topic", "troops", "no", "--by", "ana")
     assert result.exit_code == 0, result.output
     assert f"labelled article {article_id}" in result.output and "model trained on 13 labels" in result.output
     row = store.db.execute(
         "SELECT article_id, label, source, labelled_by FROM labels WHERE item_key = ?", ["https://n.example/a"]
     ).fetchone()
     assert row == (article_id, "no", "cli", "ana")
-    exported = [json.loads(x) for x in cli(path, store.path, "labels", "export").output.splitlines()]
+    exported = [json.loads(x) for x in cli(path, store.target, "labels", "export").output.splitlines()]
     assert {
         "uid": "https://n.example/a",
         "url": "https://n.example/a",
@@ -290,11 +290,11 @@ def test_label_a_stored_article_and_export_it_with_its_url(tmp_path, store):
     } in exported
 
     bad = CliRunner().invoke(
-        main, ["--config", str(path), "--db", str(store.path), "label", "999", "--topic", "troops", "yes"]
+        main, ["--config", str(path), "--db", str(store.target), "label", "999", "--topic", "troops", "yes"]
     )
     assert bad.exit_code == 2 and "no article with id 999" in bad.output
     unknown = CliRunner().invoke(
-        main, ["--config", str(path), "--db", str(store.path), "label", str(article_id), "--topic", "nope", "yes"]
+        main, ["--config", str(path), "--db", str(store.target), "label", str(article_id), "--topic", "nope", "yes"]
     )
     assert unknown.exit_code == 2 and "no topic 'nope'" in unknown.output
 
@@ -307,15 +307,15 @@ def test_topics_evaluate_prints_rules_stored_model_and_cross_validated(tmp_path,
         for i, (t, b) in enumerate(YES + NO)
     ]
     source.write_text("\n".join(json.dumps(x) for x in items), encoding="utf-8")
-    no_model = cli(path, store.path, "topics", "evaluate", str(source), "--folds", "3")
+    no_model = cli(path, store.target, "topics", "evaluate", str(source), "--folds", "3")
     assert no_model.exit_code == 0, no_model.output
     rows = [line.split() for line in no_model.output.splitlines()[1:]]
     assert rows[0][:4] == ["troops", "12", "(6", "yes)"] and rows[0][4:6] == ["rules", "alone"]
     assert rows[0][6:9] == ["6", "6", "0"]  # TP FP FN of the loose rule
     assert rows[1][-1] == "-"  # no stored model yet
     assert rows[2][4:8] == ["rules", "+", "model,", "3-fold"] and rows[2][-1] != "-"
-    cli(path, store.path, "labels", "import", str(source))
-    with_model = cli(path, store.path, "topics", "evaluate", str(source), "--folds", "3")
+    cli(path, store.target, "labels", "import", str(source))
+    with_model = cli(path, store.target, "topics", "evaluate", str(source), "--folds", "3")
     assert with_model.output.splitlines()[2].split()[-1] != "-"
 
 
@@ -366,7 +366,7 @@ async def test_held_back_and_possible_matches_flow_to_views_digest_and_status(si
     store.purge_unmatched(datetime.now(UTC) + timedelta(days=30))
     assert len(list(store.db.query("SELECT * FROM held_back_matches"))) == 1
 
-    status = CliRunner().invoke(main, ["--config", str(tmp_path / "none.toml"), "--db", str(store.path), "status"])
+    status = CliRunner().invoke(main, ["--config", str(tmp_path / "none.toml"), "--db", str(store.target), "status"])
     assert "1 matches held back, 1 possible matches" in status.output
     assert "word kursk" in status.output and "word snow" in status.output
 
@@ -448,7 +448,7 @@ def test_rematch_holds_back_what_the_model_holds_back(tmp_path, store):
     deployment = stored_article(store, "https://n.example/deploy", *YES[0])
     store.save_model("troops", trained_at=NOW, labels=4, positives=2, labels_version=store.labels_versions().get("troops", ""),
                      bias=0.0, weights={"w:football": -300.0})  # fmt: skip
-    result = cli(path, store.path, "rematch")
+    result = cli(path, store.target, "rematch")
     assert "1 new matches" in result.output
     assert [r[0] for r in store.db.execute("SELECT article_id FROM matches")] == [deployment]
     held = store.db.execute("SELECT article_id, verdict FROM model_calls").fetchall()

@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from watcher.config import FeedConfig
-from watcher.store.postgres import claim_due_feeds, connect, migrate, record_worker_tick, release_feed_leases
+from watcher.store.postgres import claim_due_feeds, connect, migrate, record_worker_tick, release_feed_leases, translate
 
 NOW = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -72,7 +72,7 @@ def test_postgresql_a_claim_in_progress_is_skipped_not_waited_for(postgres_url):
     from watcher.store.leases import claim_params, claim_sql
 
     with connect(postgres_url) as a, connect(postgres_url, autocommit=True) as b:
-        held = {r[0] for r in a.execute(claim_sql(POSTGRES, 4), claim_params("a", NOW, LEASE)).fetchall()}
+        held = {r[0] for r in a.execute(translate(claim_sql(POSTGRES, 4)), claim_params("a", NOW, LEASE)).fetchall()}
         b.execute("SET lock_timeout = '5s'")  # were B to wait on A's locks, it would fail here, not hang
         taken = {f.id for f in claim_due_feeds(b, "b", NOW, LEASE, limit=100)}
         assert len(held) == 4 and len(taken) == 6 and held.isdisjoint(taken)
@@ -103,7 +103,7 @@ def test_the_claim_query_uses_the_schedule_index(postgres_url):
         from watcher.store.leases import claim_params, claim_sql
 
         plan = "\n".join(
-            r[0] for r in conn.execute("EXPLAIN " + claim_sql(POSTGRES, 10), claim_params("w", NOW, LEASE))
+            r[0] for r in conn.execute("EXPLAIN " + translate(claim_sql(POSTGRES, 10)), claim_params("w", NOW, LEASE))
         )
         assert "feeds_next_check" in plan, plan
 

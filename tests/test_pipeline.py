@@ -200,7 +200,8 @@ async def test_network_down_for_every_feed_is_offline_not_every_feed_broken(site
     assert outcomes[4].update.next_check_at - now <= config.schedule.interval * 1.2
 
 
-async def test_a_private_feed_is_polled_with_its_token_which_is_never_stored(site, store, extractor, tmp_path):
+async def test_a_private_feed_is_polled_with_its_token_which_is_never_stored(site, sqlite_store, extractor, tmp_path):
+    store = sqlite_store  # the test reads the file's bytes
     serve_site(site)
     world = site.routes["/world.rss"]
 
@@ -306,7 +307,8 @@ async def test_with_extraction_a_runaway_match_in_the_one_worker_call_is_stopped
     assert "matching took longer than 1 s" in caplog.text
 
 
-async def test_a_full_disk_loses_nothing_and_recovers_when_space_returns(site, store, extractor, caplog):
+async def test_a_full_disk_loses_nothing_and_recovers_when_space_returns(site, sqlite_store, extractor, caplog):
+    store = sqlite_store  # SQLite's max_page_count stands in for a full disk
     serve_site(site)
     long_story = "<p>" + "North Korean engineers are helping Russia produce drones at the new factory. " * 800 + "</p>"
     page = site.routes["/articles/drone-plant.html"]

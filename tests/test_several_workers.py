@@ -14,25 +14,25 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.helpers.alerts_support import T0, Recorder, add_articles, article, make_config, open_store, statuses
+from tests.helpers.alerts_support import T0, Recorder, add_articles, article, make_config, statuses
 from tests.helpers.localsite import InFlight
 from watcher.alerts.outbox import LEASE, Dispatcher
 from watcher.config import FeedConfig, FetchSettings
 from watcher.fetch import Fetcher, host_share
 from watcher.models import FeedState, FeedUpdate
 from watcher.sharing import feed_lease
-from watcher.store import Store
+from watcher.store import Store, open_store
 
 NOW = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
 DIGEST = {"daily": {"type": "console", "mode": "digest", "schedule": "daily at 07:00", "send_empty": True}}
 IMMEDIATE = {"now": {"type": "console", "mode": "immediate"}}
 
 
-def two_workers(tmp_path, channels):
-    """Two dispatchers, each on its own connection to one database file, each with its own channel object."""
+def two_workers(database: str, channels):
+    """Two dispatchers, each on its own connection to one database, each with its own channel object."""
     config = make_config(channels)
-    first = open_store(tmp_path, config)
-    second = Store.open(tmp_path / "w.db")
+    first, second = open_store(database), open_store(database)
+    first.sync_feeds([FeedConfig(f.name, f.url) for f in config.feeds], timedelta(minutes=15), T0)
     recorders = [{c.name: Recorder(c.name) for c in config.channels} for _ in range(2)]
     dispatchers = [Dispatcher(config, s, r) for s, r in zip((first, second), recorders)]
     return config, (first, second), recorders, dispatchers
@@ -54,9 +54,9 @@ def both_read_before_either_writes(stores, method: str) -> None:
 
 
 @pytest.mark.parametrize("items", [0, 3], ids=["empty-digest", "three-items"])
-async def test_two_workers_racing_for_one_digest_slot_send_it_once(tmp_path, items, caplog):
+async def test_two_workers_racing_for_one_digest_slot_send_it_once(worker_database, items, caplog):
     caplog.set_level(logging.INFO, logger="watcher.alerts")
-    config, stores, recorders, dispatchers = two_workers(tmp_path, DIGEST)
+    config, stores, recorders, dispatchers = two_workers(worker_database, DIGEST)
     stores[0].set_last_digest_at("daily", datetime(2026, 11, 25, 7, 0, tzinfo=UTC))
     add_articles(stores[0], config, [article("drone_cooperation") for _ in range(items)], T0 - timedelta(hours=2))
     both_read_before_either_writes(stores, "last_digest_at")
@@ -77,10 +77,10 @@ def dead_owner() -> str:
     return f"{socket.gethostname()}/{proc.pid}/0123456789ab"
 
 
-async def test_a_worker_killed_after_claiming_the_digest_slot_loses_no_item(tmp_path):
+async def test_a_worker_killed_after_claiming_the_digest_slot_loses_no_item(worker_database):
     """The slot is taken before the send: a worker that dies between the claim and the send leaves the slot
     marked sent, but every item keeps its pending delivery, and the next pass of another worker sends them."""
-    config, stores, recorders, dispatchers = two_workers(tmp_path, DIGEST)
+    config, stores, recorders, dispatchers = two_workers(worker_database, DIGEST)
     stores[0].set_last_digest_at("daily", datetime(2026, 11, 25, 7, 0, tzinfo=UTC))
     add_articles(stores[0], config, [article("drone_cooperation") for _ in range(3)], T0 - timedelta(hours=2))
     slot = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
@@ -95,8 +95,8 @@ async def test_a_worker_killed_after_claiming_the_digest_slot_loses_no_item(tmp_
     assert statuses(stores[0]) == {"sent": 3}
 
 
-async def test_two_workers_passing_at_once_never_send_one_delivery_twice(tmp_path):
-    config, stores, recorders, dispatchers = two_workers(tmp_path, IMMEDIATE)
+async def test_two_workers_passing_at_once_never_send_one_delivery_twice(worker_database):
+    config, stores, recorders, dispatchers = two_workers(worker_database, IMMEDIATE)
     both_read_before_either_writes(stores, "pending_deliveries")  # both see every due delivery
     queued = 0
     for minute in range(5):
@@ -140,9 +140,9 @@ def test_live_workers_are_those_that_ticked_lately(store):
     assert store.live_workers(NOW - timedelta(seconds=2)) == 1
 
 
-def test_two_workers_syncing_the_config_at_once_neither_fail_nor_duplicate(tmp_path):
+def test_two_workers_syncing_the_config_at_once_neither_fail_nor_duplicate(worker_database):
     feeds = [FeedConfig(f"f{i}", f"https://f{i}.example/rss") for i in range(200)]
-    stores = [Store.open(tmp_path / "w.db") for _ in range(3)]
+    stores = [open_store(worker_database) for _ in range(3)]
     barrier, errors = threading.Barrier(3), []
 
     def sync(store: Store) -> None:

@@ -16,16 +16,20 @@ from watcher.store.migrations import MIGRATIONS
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
+FEEDS = [FeedConfig("a", "https://a.example/feed"), FeedConfig("b", "https://b.example/feed")]
+
+
 @pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "watcher.db")
-    s.sync_feeds(
-        [FeedConfig("a", "https://a.example/feed"), FeedConfig("b", "https://b.example/feed")],
-        timedelta(minutes=15),
-        NOW,
-    )
-    yield s
-    s.close()
+def store(store):
+    """Each backend's store (conftest.py) with two feeds."""
+    store.sync_feeds(FEEDS, timedelta(minutes=15), NOW)
+    return store
+
+
+@pytest.fixture
+def sqlite_store(sqlite_store):
+    sqlite_store.sync_feeds(FEEDS, timedelta(minutes=15), NOW)
+    return sqlite_store
 
 
 def feed_id(store, name):
@@ -51,7 +55,8 @@ def update(articles=(), seen=("e1",), status="ok", alert=True, **kw):
     )
 
 
-def test_open_sets_durability_pragmas(store):
+def test_open_sets_durability_pragmas(sqlite_store):
+    store = sqlite_store
     health = store.health(check_integrity=True)
     assert (health.journal_mode, health.synchronous, health.foreign_keys) == ("wal", "NORMAL", True)
     assert health.busy_timeout_ms >= 5000
@@ -119,7 +124,8 @@ def test_a_failed_transaction_leaves_nothing_behind(store):
     assert store.seen_entry_ids(feed_id(store, "a"), ["e1"]) == set()
 
 
-def test_writes_succeed_while_a_reader_holds_a_long_transaction(store, tmp_path):
+def test_writes_succeed_while_a_reader_holds_a_long_transaction(sqlite_store, tmp_path):
+    store = sqlite_store
     reader = sqlite3.connect(tmp_path / "watcher.db")
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM articles").fetchone()  # a Datasette-like open read
@@ -128,8 +134,9 @@ def test_writes_succeed_while_a_reader_holds_a_long_transaction(store, tmp_path)
     assert store.counts()["matches"] == 1
 
 
-def test_a_second_writer_waits_instead_of_failing(store, tmp_path):
-    other = Store.open(tmp_path / "watcher.db")
+def test_a_second_sqlite_writer_waits_instead_of_failing(sqlite_store):
+    store = sqlite_store
+    other = store.open_another()
     with store._write():
         done = threading.Event()
 
@@ -147,10 +154,32 @@ def test_a_second_writer_waits_instead_of_failing(store, tmp_path):
     other.close()
 
 
-def test_fts_index_follows_articles(store):
+def test_fts_index_follows_articles(sqlite_store):
+    store = sqlite_store
     store.apply_update(feed_id(store, "a"), update([article()]), {})
     hits = store.db.conn.execute("SELECT rowid FROM articles_fts WHERE articles_fts MATCH 'plant'").fetchall()
     assert len(hits) == 1
+
+
+def matched_article(slug, title, body):
+    url = f"https://news.example/{slug}"
+    entry = Entry(feed_url="https://a.example/feed", entry_id=slug, url=url, link=None, title=title)
+    return Article(url, title, body, "page", entry, matches=(Match("t", 1.0, ("drone",), "drone"),))
+
+
+def test_search_finds_forms_of_a_word_and_ranks_title_hits_first(store):
+    articles = [
+        matched_article("body", "Weekly roundup", "A factory will build drones near the border."),
+        matched_article("title", "Drone factories expand", "The plant in the east builds a drone a day."),
+        # Words found in every article weigh nothing in a ranking: the others make these two rare.
+        *(matched_article(f"other{i}", f"Harvest report {i}", "Wheat and barley prices rose.") for i in range(4)),
+    ]
+    store.apply_update(feed_id(store, "a"), update(articles, seen=tuple(a.entry.entry_id for a in articles)), {})
+    hits = store.search("drone factory")
+    assert [h["url"] for h in hits] == ["https://news.example/title", "https://news.example/body"]
+    assert "[[" in hits[0]["snippet"] and hits[0]["feeds"] == "a" and hits[0]["topics"] == "t"
+    assert [h["url"] for h in store.search('"drone factories" NOT roundup')] == ["https://news.example/title"]
+    assert store.search("tank OR submarine") == []
 
 
 def test_outbox_lifecycle(store):

@@ -257,7 +257,7 @@ async def test_merge_and_split_by_hand_survive_later_articles_and_show_in_the_cl
     odd_one = store.db.execute("SELECT id FROM articles WHERE title = ?", [EVENT[4][0]]).fetchone()[0]
 
     runner = CliRunner()
-    args = ["--config", str(tmp_path / "none.toml"), "--db", store.path]
+    args = ["--config", str(tmp_path / "none.toml"), "--db", store.target]
     result = runner.invoke(main, [*args, "stories", "split", str(odd_one)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     split_story = story_of(store, EVENT[4][0])

@@ -43,9 +43,9 @@ class Page:
 
 
 @pytest.fixture
-async def web(tmp_path, extractor):
+async def web(tmp_path, store, extractor):
+    """The page over each backend's store (conftest.py)."""
     config = write_config(tmp_path)
-    store = Store.open(tmp_path / "watcher.db")
     seed(store, config)
     async with Runtime(config, workers=extractor) as runtime:
         context = WebContext(
@@ -54,7 +54,6 @@ async def web(tmp_path, extractor):
         transport = httpx.ASGITransport(app=build_app(context))
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8710") as client:
             yield Page(client, context)
-    store.close()
 
 
 def config_text(web) -> str:

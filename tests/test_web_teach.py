@@ -37,9 +37,9 @@ def stored_call(store: Store, config, slug: str, title: str, body: str, call: Mo
 
 
 @pytest.fixture
-async def web(tmp_path):
+async def web(tmp_path, store):
+    """The page over each backend's store (conftest.py)."""
     config = write_config(tmp_path)
-    store = Store.open(tmp_path / "watcher.db")
     seed(store, config)
     seed(store, config, stories=FOLLOW_UP)
     async with Runtime(config) as runtime:
@@ -49,7 +49,6 @@ async def web(tmp_path):
         transport = httpx.ASGITransport(app=build_app(context))
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8710") as client:
             yield Page(client, context)
-    store.close()
 
 
 def story_ids(html: str) -> list[int]:

@@ -2,7 +2,8 @@
 
 Real processes, a real local site and a real webhook endpoint: each feed polled exactly once per interval, each
 alert delivered once, a worker killed mid-poll taken over after its leases lapse, one digest slot sent once.
-The database is a parameter (`worker_database`): the `[watcher] database` value every worker is given.
+The database is a parameter (the `worker_database` fixture): the `[watcher] database` value every worker is given,
+a SQLite file and a PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 from tests.helpers.daemon_runner import Daemon
 from tests.helpers.localsite import Handler, LocalSite
 from tests.helpers.webhook_server import Endpoint
-from watcher.store import Store, from_db_time
+from watcher.store import from_db_time, open_store
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +55,6 @@ mode = "{mode}"
 url = "{hook}"
 {channel_extra}
 """
-
-
-@pytest.fixture(params=["sqlite"])
-def worker_database(request, tmp_path) -> str:
-    """The `[watcher] database` every worker of a test is given: a SQLite file in WAL mode here (several
-    processes on one file is a legitimate configuration too)."""
-    return str(tmp_path / "shared.db")
 
 
 class CountingFeeds:
@@ -157,7 +151,7 @@ def test_three_workers_poll_each_feed_once_per_interval_and_deliver_each_alert_o
         # Two intervals: every feed polled twice, each poll bringing one new matching item.
         wait_until(lambda: feeds.polled_at_least(2), 4 * interval, "every feed polled twice", workers)
         wait_until(lambda: len(delivered_urls(hook)) >= 600, 30, "600 alerts delivered", workers)
-        with closing(Store.open(worker_database)) as store:
+        with closing(open_store(worker_database)) as store:
             shares = {w["pid"]: w["feeds_polled"] for w in store.workers()}
     finally:
         stop_all(workers)
@@ -191,7 +185,7 @@ def test_a_worker_killed_mid_poll_leaves_its_feeds_to_the_others_after_its_lease
         others = [Daemon(tmp_path) for _ in range(2)]
         for w in others:
             w.wait_for("watcher started", timeout=60)
-        with closing(Store.open(worker_database)) as store:
+        with closing(open_store(worker_database)) as store:
             wait_until(lambda: len(store.workers()) == 3, 10, "the other workers' first ticks", others)
             (name,) = [w["name"] for w in store.workers() if w["pid"] == killed.proc.pid]
             killed.proc.send_signal(signal.SIGKILL)
@@ -215,7 +209,7 @@ def test_a_worker_killed_mid_poll_leaves_its_feeds_to_the_others_after_its_lease
     # Each alert once: the killed worker wrote nothing of its polls; poll n of a feed lists its items 1..n.
     expected = sorted(feeds.item_url(i, k) for i, times in feeds.polls.items() for k in range(1, len(times) + 1))
     assert sorted(delivered_urls(hook)) == expected
-    with closing(Store.open(worker_database)) as store:
+    with closing(open_store(worker_database)) as store:
         assert store._query("SELECT count(*) AS n FROM feeds WHERE lease_owner IS NOT NULL") == [{"n": 0}]
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import DEFAULT_USER_AGENT
@@ -99,12 +100,19 @@ class ChannelConfig:
 
 
 DEFAULT_DATABASE = "watcher.db"
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_database_url(value: str) -> bool:
+    """True for a PostgreSQL URL; anything else in `[watcher] database` is a SQLite file path."""
+    return value.startswith(DATABASE_URL_SCHEMES)
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
     path: str
-    database: str = DEFAULT_DATABASE
+    database: str = DEFAULT_DATABASE  # a SQLite file, or a postgresql:// URL (docs/schema.md, "PostgreSQL")
+    password_env: str = ""  # the variable holding the PostgreSQL password (never the file)
     timezone: str = "UTC"
     log_level: str = "info"
     alert_on_first_poll: bool = False  # a new feed's existing items are recorded, not alerted
@@ -186,6 +194,16 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
 
     w = top.table("watcher")
     database = w.text("database", DEFAULT_DATABASE)
+    if isinstance(database, str) and is_database_url(database) and urlsplit(database).password is not None:
+        w.problem(
+            "database",
+            "a URL without a password (name the variable that holds it in [watcher] password_env)",
+            "a URL with a password",
+        )
+    password_env = w.text("password_env", "")
+    if password_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env):
+        w.problem("password_env", "the name of an environment variable, such as WATCHER_DB_PASSWORD", password_env)
+        password_env = ""
     timezone = w.text("timezone", "UTC")
     if "timezone" in w.data and isinstance(timezone, str):
         try:
@@ -231,6 +249,7 @@ def config_from_dict(data: dict[str, Any], file: str = "<config>", *, compile_ru
         alert_on_first_poll=alert_on_first_poll,
         http=http,
         web_password_env=web_password_env,
+        password_env=password_env,
         public_url=public_url,
         fetch=fetch,
         schedule=schedule,

@@ -93,7 +93,7 @@ class Daemon:
             loop.add_signal_handler(sig, self.stopping.set)
         if self._early_stop:
             self.stopping.set()
-        log.info("starting: checking database %s", store.path)
+        log.info("starting: checking database %s", store.name)
         damage = await store.call(store.quick_check)
         if damage:
             raise StoreError(
@@ -125,7 +125,7 @@ class Daemon:
                     len(config.feeds),
                     len(config.topics),
                     len(config.channels),
-                    store.path,
+                    store.name,
                 )
                 self._report_database()
                 for problem in config.missing_secrets(os.environ):
@@ -155,7 +155,7 @@ class Daemon:
             "on" if h.foreign_keys else "off",
             h.schema_version,
         )
-        if h.journal_mode.lower() != "wal":
+        if h.journal_mode.lower() not in ("wal", "postgresql"):
             log.warning(
                 "database is not in WAL mode (%s): readers may block the daemon; is it on a network file system?",
                 h.journal_mode,
@@ -241,7 +241,9 @@ class Daemon:
         then swap the new models into the pipeline."""
         pipeline = self.pipeline
         try:
-            models = await asyncio.to_thread(refresh_models, self.config, self.store.path, utcnow, pipeline.models)
+            models = await asyncio.to_thread(
+                refresh_models, self.config, self.store.open_another, utcnow, pipeline.models
+            )
         except WatcherError as e:
             log.error("topics not retrained: %s", e)
             return

@@ -133,6 +133,11 @@ class StoreError(WatcherError):
     pass
 
 
+class StoreConflict(StoreError):
+    """Two writers' transactions locked each other (PostgreSQL's deadlock or serialization failure): the server
+    rolled this one back, and running it again is safe."""
+
+
 class LearnError(WatcherError):
     pass
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from ..config import Config, database_setting, load_config
+from ..config import Config, database_setting, is_database_url, load_config
 from ..errors import ConfigError, WatcherError
-from ..store import DATABASE_ERRORS, Store, from_db_time, recovery_advice
+from ..store import DATABASE_ERRORS, Store, from_db_time, open_store, recovery_advice
 
 DEFAULT_CONFIG = "config.toml"
 
@@ -36,20 +36,35 @@ class App:
 
     @property
     def db_path(self) -> str:
+        """The database: `--db` or WATCHER_DB, else `[watcher] database`; a SQLite path or a PostgreSQL URL."""
         if self.db_override:
             return self.db_override
         try:
-            database = Path(self.config.database)
+            setting = self.config.database
         except ConfigError:
-            database = Path(database_setting(self.config_path))  # status --check reports the broken config itself
+            setting = database_setting(self.config_path)  # status --check reports the broken config itself
+        if is_database_url(setting):
+            return setting
+        database = Path(setting)
         # A relative database path is relative to the config file, so the daemon finds it whatever its cwd.
         return str(database if database.is_absolute() else Path(self.config_path).resolve().parent / database)
 
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store.open(self.db_path)
+            self._store = open_store(self.db_path, password_env=self._password_env())
         return self._store
+
+    def _password_env(self) -> str | None:
+        try:
+            return self.config.password_env or None
+        except ConfigError:
+            return None
+
+    @property
+    def db_is_local_file(self) -> bool:
+        """A SQLite database (a file that may not exist yet), not a PostgreSQL server."""
+        return not is_database_url(self.db_path)
 
     def close(self) -> None:
         if self._store is not None:

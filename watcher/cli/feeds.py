@@ -111,7 +111,11 @@ def list_command(app: App, as_json: bool) -> None:
     """
     config = app.config
     # Only read a database that exists: listing feeds must not create one beside a fresh config.
-    health = {r["name"]: r for r in app.store.feed_status()} if Path(app.db_path).exists() else {}
+    health = (
+        {r["name"]: r for r in app.store.feed_status()}
+        if not app.db_is_local_file or Path(app.db_path).exists()
+        else {}
+    )
     rows = []
     for feed in config.feeds:
         h = health.get(feed.name, {})
@@ -300,6 +304,9 @@ def serve(app: App, host: str, port: int, datasette_args: tuple[str, ...]) -> No
             "  pip install 'watcher[datasette]'    (in a checkout: pip install -e '.[datasette]')",
             err=True,
         )
+        sys.exit(2)
+    if not app.db_is_local_file:
+        click.echo("error: Datasette reads SQLite files; on PostgreSQL use psql or any PostgreSQL client", err=True)
         sys.exit(2)
     db = Path(app.db_path)
     if not db.exists():

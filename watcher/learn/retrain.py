@@ -99,11 +99,12 @@ def retrain_changed(
 
 
 def refresh_models(
-    config: Config, db_path: str, now: Callable[[], datetime], current: dict[str, TopicModel]
+    config: Config, open_store: Callable[[], Store], now: Callable[[], datetime], current: dict[str, TopicModel]
 ) -> dict[str, TopicModel] | None:
-    """For the daemon, in a worker thread: retrain stale topics on a connection of this thread's own, and
-    return the models to use when they differ from `current` (None when nothing changed)."""
-    store = Store.open(db_path)
+    """For the daemon, in a worker thread: retrain stale topics on a connection of this thread's own
+    (`open_store`, e.g. the daemon's `store.open_another`), and return the models to use when they differ from
+    `current` (None when nothing changed)."""
+    store = open_store()
     try:
         for outcome in retrain_changed(config, store, now):
             log.info("topic %s: model %s (%d labels)", outcome.topic, outcome.status, outcome.labels)

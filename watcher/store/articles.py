@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import StoreError
-from .base import FEED_NAMES_TEXT, Connection, to_db_time
+from .base import Connection, to_db_time
+from .dialect import Dialect
 
 _QUERY_TOKEN = re.compile(r'"[^"]*"?|[()]|[^\s()"]+')
 _WORD_PART = re.compile(r"\w+")
@@ -62,6 +63,16 @@ def fts_query(text: str) -> str:
     return query if any(c not in "() " for c in query) else ""
 
 
+def search_text(dialect: Dialect, fts: str) -> str:
+    """What the dialect's search is given for an FTS5 query from fts_query. PostgreSQL's websearch_to_tsquery
+    reads the same words, "phrases" and OR, NOT as `-`, AND as the default; it has no prefix search, so `drone*`
+    is the word drone (whose stem also finds drones)."""
+    if dialect.is_sqlite:
+        return fts
+    text = fts.replace("(", " ").replace(")", " ").replace("*", "")
+    return " ".join("-" if word == "NOT" else "" if word == "AND" else word for word in text.split()).replace("- ", "-")
+
+
 def _balanced(parens: list[str]) -> bool:
     depth = 0
     for p in parens:
@@ -101,7 +112,8 @@ class ArticleQueries(Connection):
         fts = fts_query(query)
         if not fts:
             raise StoreError(f'nothing to search for in {query!r}: give a word or a "phrase"')
-        where, params = ["articles_fts MATCH ?"], [fts]
+        d = self.dialect
+        where, params = [d.search_match()], [search_text(d, fts)]
         if topic:
             where.append(
                 "EXISTS (SELECT 1 FROM matches m WHERE m.article_id = a.id AND m.topic = ? AND m.retracted_at IS NULL)"
@@ -116,16 +128,15 @@ class ArticleQueries(Connection):
             where.append("coalesce(a.published_at, a.fetched_at) >= ?")
             params.append(to_db_time(since))
         sql = (
-            "SELECT a.id, a.title, a.url, a.published_at, snippet(articles_fts, -1, '[[', ']]', '…', 24) AS snippet,"
-            " (SELECT group_concat(m.topic, ', ') FROM matches m WHERE m.article_id = a.id AND m.retracted_at IS NULL) AS topics,"
-            f" {FEED_NAMES_TEXT} AS feeds,"
-            " round(bm25(articles_fts, 5.0, 1.0), 3) AS rank"
-            f" FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid WHERE {' AND '.join(where)}"
-            " ORDER BY rank LIMIT ?"
+            f"SELECT a.id, a.title, a.url, a.published_at, {d.search_snippet()} AS snippet,"
+            f" (SELECT {d.text_agg('m.topic', order_by='m.topic')} FROM matches m"
+            "   WHERE m.article_id = a.id AND m.retracted_at IS NULL) AS topics,"
+            f" {d.feed_names('a', as_json=False)} AS feeds, {d.search_rank()} AS rank"
+            f" FROM {d.search_source()} WHERE {' AND '.join(where)} ORDER BY rank, a.id LIMIT ?"
         )
         try:
             return self._query(sql, [*params, limit])
-        except sqlite3.OperationalError as e:
+        except (sqlite3.OperationalError, StoreError) as e:
             raise StoreError(
                 f'cannot search for {query!r} (as {fts}): {e} (words, "phrases", AND, OR, NOT, prefix*)'
             ) from e
@@ -144,7 +155,7 @@ class ArticleQueries(Connection):
             params.append(to_db_time(since))
         yield from self.db.query(
             "SELECT m.topic, m.matched_at, m.score, m.terms, m.snippet, a.title, a.url, a.published_at, a.author,"
-            f" a.language, a.body_source, {FEED_NAMES_TEXT} AS feeds"
+            f" a.language, a.body_source, {self.dialect.feed_names('a', as_json=False)} AS feeds"
             f" FROM matches m JOIN articles a ON a.id = m.article_id WHERE {' AND '.join(where)} ORDER BY m.matched_at DESC",
             params,
         )

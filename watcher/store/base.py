@@ -35,10 +35,6 @@ BUSY_TIMEOUT_MS = 15_000
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
-# The names of the feeds that carried article `a`, as a JSON list or as "A, B" text: several queries show them.
-FEED_NAMES_JSON = "(SELECT json_group_array(f.name) FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id)"
-FEED_NAMES_TEXT = "(SELECT group_concat(f.name, ', ') FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id)"
-
 
 def placeholders(values: Sequence[Any]) -> str:
     """`?,?,?` for an `IN (...)` over `values`."""
@@ -94,7 +90,10 @@ class Connection:
 
     def __init__(self, db: sqlite_utils.Database, path: str):
         self.db = db
+        # Where the side files go (`<path>.crash`, `<path>.failing`): the file itself for SQLite.
         self.path = path
+        self.name = path  # how messages name the database
+        self.target = path  # what opens it again: `[watcher] database`, `--db`
         self._thread: ThreadPoolExecutor | None = None
         self._reader: Connection | None = None
         # Deliveries this process sent but could not yet mark sent (the database was busy or unwritable): no pass
@@ -123,6 +122,10 @@ class Connection:
             conn.execute("PRAGMA busy_timeout = 2000")
             self._reader = type(self)(sqlite_utils.Database(conn), self.path)
         return self._reader  # type: ignore[return-value]
+
+    def open_another(self) -> Self:
+        """A new store on the same database, for a thread of its own (previews, retraining)."""
+        return type(self).open(self.path)
 
     @classmethod
     def open(cls, path: str | Path) -> Self:

@@ -1,36 +1,96 @@
 """What differs between the store's two SQL dialects, as small named hooks: the queries stay shared text.
 
 Both SQLite (3.35+) and PostgreSQL speak `ON CONFLICT`, `RETURNING` and upserts, so most statements are the same;
-a query that needs a difference asks its dialect for it by name (docs/schema.md, "PostgreSQL").
+a query that needs a difference asks its dialect for it by name (docs/schema.md, "PostgreSQL"). Statements are
+written with SQLite's `?` and `:name` placeholders; the PostgreSQL connection rewrites them once per statement
+(`postgres.translate`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
     name: str
-    param: str  # one bound parameter
     skip_locked: str  # after a SELECT whose rows a claim takes: other claimers skip them instead of waiting
     begin_write: str  # how a write transaction starts: SQLite takes the write lock up front
 
-    def params(self, values: Sequence[Any]) -> str:
-        """`?,?,?` (or `%s,%s,%s`) for an `IN (...)` over `values`."""
-        return ",".join([self.param] * len(values))
+    @property
+    def is_sqlite(self) -> bool:
+        return self.name == "sqlite"
 
-    def sql(self, text: str) -> str:
-        """A statement written with `?` placeholders, in this dialect's."""
-        return text if self.param == "?" else text.replace("?", self.param)
+    def text_agg(self, expression: str, separator: str = ", ", *, distinct: bool = False, order_by: str = "") -> str:
+        """The values of `expression` as one "A, B" text. SQLite's DISTINCT form only takes its default ","; SQLite
+        (3.40) joins in the order it reads the rows, PostgreSQL in the order said (`order_by`)."""
+        if self.is_sqlite:
+            if distinct:
+                assert separator == ",", "SQLite's group_concat(DISTINCT x) only joins with ','"
+                return f"group_concat(DISTINCT {expression})"
+            return f"group_concat({expression}, '{separator}')"
+        order = f" ORDER BY {order_by}" if order_by and not distinct else ""
+        return f"string_agg({'DISTINCT ' if distinct else ''}{expression}, '{separator}'{order})"
 
-    def text_agg(self, expression: str) -> str:
-        """The values of `expression` as one "A, B" text."""
-        return f"group_concat({expression}, ', ')" if self.name == "sqlite" else f"string_agg({expression}, ', ')"
+    def json_list(self, expression: str, order_by: str = "") -> str:
+        """The values of `expression` as JSON list text. SQLite (3.40) keeps the order of the rows it is given;
+        PostgreSQL needs the order said (`order_by`)."""
+        if self.is_sqlite:
+            return f"json_group_array({expression})"
+        return f"json_agg({expression}{f' ORDER BY {order_by}' if order_by else ''})::text"
+
+    def json_array(self, *expressions: str) -> str:
+        return f"{'json_array' if self.is_sqlite else 'json_build_array'}({', '.join(expressions)})"
+
+    def json_key_count(self, column: str) -> str:
+        """How many keys the JSON object text in `column` has."""
+        if self.is_sqlite:
+            return f"(SELECT count(*) FROM json_each({column}))"
+        return f"(SELECT count(*) FROM json_object_keys({column}::json))"
+
+    def greatest(self, a: str, b: str) -> str:
+        """The larger of two values (SQLite's max() with two arguments is a scalar; PostgreSQL's is greatest())."""
+        return f"max({a}, {b})" if self.is_sqlite else f"greatest({a}, {b})"
+
+    def least(self, a: str, b: str) -> str:
+        return f"min({a}, {b})" if self.is_sqlite else f"least({a}, {b})"
+
+    def feed_names(self, article: str, *, as_json: bool) -> str:
+        """The names of the feeds that carried article `article`.id, as a JSON list or as "A, B" text."""
+        # SQLite reads article_sources in the order they were written: the order they were seen.
+        first_seen = "s.seen_at, f.id"
+        name = self.json_list("f.name", first_seen) if as_json else self.text_agg("f.name", order_by=first_seen)
+        return (
+            f"(SELECT {name} FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = {article}.id)"
+        )
+
+    # --- full-text search: FTS5 on SQLite, a tsvector column with a GIN index on PostgreSQL ---------------
+
+    def search_source(self) -> str:
+        """The FROM clause of a search over `articles a`; its one parameter is the query (see search_text)."""
+        if self.is_sqlite:
+            return "articles_fts JOIN articles a ON a.id = articles_fts.rowid"
+        return "articles a CROSS JOIN websearch_to_tsquery('english', ?) AS q"
+
+    def search_match(self) -> str:
+        """The WHERE condition of a search (SQLite: its one parameter is the query)."""
+        return "articles_fts MATCH ?" if self.is_sqlite else "a.search_vector @@ q"
+
+    def search_snippet(self) -> str:
+        if self.is_sqlite:
+            return "snippet(articles_fts, -1, '[[', ']]', '…', 24)"
+        return (
+            "ts_headline('english', a.title || ' ' || a.body, q,"
+            " 'StartSel=[[, StopSel=]], MaxWords=24, MinWords=8, FragmentDelimiter=…, MaxFragments=1')"
+        )
+
+    def search_rank(self) -> str:
+        """Lower is better, as FTS5's bm25 (title hits weigh 5 times body hits on SQLite; A vs B on PostgreSQL)."""
+        if self.is_sqlite:
+            return "round(bm25(articles_fts, 5.0, 1.0), 3)"
+        return "round(-ts_rank(a.search_vector, q)::numeric, 3)::float8"
 
 
 # SQLite serialises writers: the transaction that claims holds the only write lock, so there is nothing to skip.
-SQLITE = Dialect("sqlite", "?", "", "BEGIN IMMEDIATE")
-POSTGRES = Dialect("postgresql", "%s", " FOR UPDATE SKIP LOCKED", "BEGIN")
+SQLITE = Dialect("sqlite", "", "BEGIN IMMEDIATE")
+POSTGRES = Dialect("postgresql", " FOR UPDATE SKIP LOCKED", "BEGIN")

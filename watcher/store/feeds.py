@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -114,15 +115,18 @@ class FeedQueries(StoryQueries):
             # holds it, since the next check just moved on and the feed is not due for anyone.
             conn.execute("UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE id = ?", (feed_id,))
             conn.executemany(
-                "INSERT OR IGNORE INTO seen_entries (feed_id, entry_id, seen_at) VALUES (?, ?, ?)",
+                "INSERT INTO seen_entries (feed_id, entry_id, seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [(feed_id, eid, now) for eid in update.seen_entry_ids],
             )
             touched: set[int] = set()  # stories whose sources changed
-            for article in update.articles:
+            terms: Counter[str] = Counter()  # document frequencies to add, written last (StoryQueries._count_terms)
+            # Rows are locked in one order by every writer (articles by URL, then stories, then terms), so two
+            # workers writing feeds that share articles wait for each other instead of deadlocking (PostgreSQL).
+            for article in sorted(update.articles, key=lambda a: a.url):
                 article_id = self._insert_article(conn, article, now)
                 self._add_source(conn, article_id, feed_id, article.entry.entry_id, article.entry.link, now)
                 # Before the matches: their alerts are queued once per story (docs/stories.md).
-                touched.add(self._place_in_story(conn, article_id, article, update.checked_at))
+                touched.add(self._place_in_story(conn, article_id, article, update.checked_at, terms))
                 for match in article.matches:
                     queued += self._insert_match(conn, article_id, match, now, routes if update.alert else {})
                 if article.model_calls:
@@ -134,8 +138,9 @@ class FeedQueries(StoryQueries):
                     self._add_source(conn, row[0], feed_id, entry.entry_id, entry.link, now)
                     if row[1] is not None:
                         touched.add(row[1])
-            for story_id in touched:
+            for story_id in sorted(touched):
                 self._refresh_story(conn, story_id, update.checked_at)
+            self._count_terms(conn, terms)
             if update.articles:
                 self._prune_story_index(conn, update.checked_at)
         return queued
@@ -147,7 +152,7 @@ class FeedQueries(StoryQueries):
         feed); a feed that has been polled again meanwhile (no longer 'error') is left alone."""
         with self._write() as conn:
             conn.executemany(
-                "UPDATE feeds SET error_count = max(error_count - 1, 0), last_status = 'offline',"
+                f"UPDATE feeds SET error_count = {self.dialect.greatest('error_count - 1', '0')}, last_status = 'offline',"
                 " last_error_kind = 'offline', next_check_at = ? WHERE id = ? AND last_status = 'error'",
                 [(to_db_time(next_check), feed_id) for feed_id, next_check in feeds],
             )
@@ -191,7 +196,8 @@ class FeedQueries(StoryQueries):
     def _insert_article(self, conn: sqlite3.Connection, a: Article, now: str) -> int:
         row = conn.execute(
             "INSERT INTO articles (url, title, body, body_source, author, language, published_at, fetched_at, matched,"
-            " page_outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET matched = max(matched, excluded.matched)"
+            " page_outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" ON CONFLICT(url) DO UPDATE SET matched = {self.dialect.greatest('articles.matched', 'excluded.matched')}"
             " RETURNING id",
             (
                 a.url,
@@ -212,7 +218,8 @@ class FeedQueries(StoryQueries):
         self, conn: sqlite3.Connection, article_id: int, feed_id: int, entry_id: str, link: str | None, now: str
     ) -> None:
         conn.execute(
-            "INSERT OR IGNORE INTO article_sources (article_id, feed_id, entry_id, link, seen_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO article_sources (article_id, feed_id, entry_id, link, seen_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             (article_id, feed_id, entry_id, link, now),
         )
 
@@ -235,7 +242,8 @@ class FeedQueries(StoryQueries):
         queued = 0
         for channel in routes.get(match.topic, ()):
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO deliveries (article_id, topic, channel, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO deliveries (article_id, topic, channel, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (article_id, match.topic, channel, now, now),
             )
             queued += cursor.rowcount
@@ -283,7 +291,8 @@ class FeedQueries(StoryQueries):
                         )
                         retracted += 1
                 conn.execute(
-                    "UPDATE articles SET matched = EXISTS (SELECT 1 FROM matches WHERE article_id = ? AND retracted_at IS NULL)"
+                    "UPDATE articles SET matched = CASE WHEN EXISTS (SELECT 1 FROM matches WHERE article_id = ? AND retracted_at IS NULL)"
+                    " THEN 1 ELSE 0 END"
                     " WHERE id = ?",
                     (article_id, article_id),
                 )

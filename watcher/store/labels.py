@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import StoreError
 from ..models import ModelCall
-from .base import FEED_NAMES_TEXT, Connection, _chunks, from_db_time, placeholders, to_db_time
+from .base import Connection, _chunks, from_db_time, placeholders, to_db_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,7 @@ class LabelQueries(Connection):
 
     def label_counts(self) -> list[dict[str, Any]]:
         return self._query(
-            "SELECT topic, sum(label = 'yes') AS yes, sum(label = 'no') AS no, max(labelled_at) AS last"
+            "SELECT topic, sum(CASE WHEN label = 'yes' THEN 1 ELSE 0 END) AS yes, sum(CASE WHEN label = 'no' THEN 1 ELSE 0 END) AS no, max(labelled_at) AS last"
             " FROM labels GROUP BY topic ORDER BY topic"
         )
 
@@ -114,7 +114,9 @@ class LabelQueries(Connection):
 
     def labels_versions(self) -> dict[str, str]:
         """topic -> a summary of its labels that changes whenever one is added, replaced or removed."""
-        rows = self.db.conn.execute("SELECT topic, count(*), max(id), sum(label = 'yes') FROM labels GROUP BY topic")
+        rows = self.db.conn.execute(
+            "SELECT topic, count(*), max(id), sum(CASE WHEN label = 'yes' THEN 1 ELSE 0 END) FROM labels GROUP BY topic"
+        )
         return {r[0]: f"{r[1]}:{r[2]}:{r[3]}" for r in rows}
 
     # --- models ---------------------------------------------------------------------------------------------
@@ -134,8 +136,10 @@ class LabelQueries(Connection):
         text = json.dumps(dict(weights), ensure_ascii=False, separators=(",", ":"))
         with self._write() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO topic_models (topic, trained_at, labels, positives, labels_version, bias, weights)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO topic_models (topic, trained_at, labels, positives, labels_version, bias, weights)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (topic) DO UPDATE SET trained_at = excluded.trained_at,"
+                " labels = excluded.labels, positives = excluded.positives, labels_version = excluded.labels_version,"
+                " bias = excluded.bias, weights = excluded.weights",
                 (topic, to_db_time(trained_at), labels, positives, labels_version, bias, text),
             )
 
@@ -161,7 +165,7 @@ class LabelQueries(Connection):
 
     def model_summaries(self) -> list[dict[str, Any]]:
         return self._query(
-            "SELECT topic, trained_at, labels, positives, (SELECT count(*) FROM json_each(weights)) AS features FROM topic_models"
+            f"SELECT topic, trained_at, labels, positives, {self.dialect.json_key_count('weights')} AS features FROM topic_models"
             " ORDER BY topic"
         )
 
@@ -181,7 +185,7 @@ class LabelQueries(Connection):
         where, params = ("WHERE c.verdict = ?", [verdict]) if verdict else ("", [])
         rows = self._query(
             "SELECT c.article_id, c.topic, c.verdict, c.probability, c.terms, c.features, c.decided_at, a.title,"
-            f" a.url, {FEED_NAMES_TEXT} AS feeds FROM model_calls c JOIN articles a ON a.id = c.article_id"
+            f" a.url, {self.dialect.feed_names('a', as_json=False)} AS feeds FROM model_calls c JOIN articles a ON a.id = c.article_id"
             f" {where} ORDER BY c.decided_at DESC, c.article_id DESC LIMIT ?",
             [*params, limit],
         )
@@ -207,8 +211,11 @@ def record_model_calls(
     queued = 0
     for call in calls:
         conn.execute(
-            "INSERT OR REPLACE INTO model_calls (article_id, topic, verdict, probability, rule_score, terms, snippet,"
-            " features, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO model_calls (article_id, topic, verdict, probability, rule_score, terms, snippet,"
+            " features, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (article_id, topic) DO UPDATE SET"
+            " verdict = excluded.verdict, probability = excluded.probability, rule_score = excluded.rule_score,"
+            " terms = excluded.terms, snippet = excluded.snippet, features = excluded.features,"
+            " decided_at = excluded.decided_at",
             (
                 article_id,
                 call.topic,
@@ -225,8 +232,8 @@ def record_model_calls(
             continue
         for channel in possible_routes.get(call.topic, ()):
             queued += conn.execute(
-                "INSERT OR IGNORE INTO deliveries (article_id, topic, channel, created_at, next_attempt_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO deliveries (article_id, topic, channel, created_at, next_attempt_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (article_id, call.topic, channel, now, now),
             ).rowcount
     return queued

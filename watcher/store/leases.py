@@ -14,14 +14,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..models import FeedRecord
-from .base import Connection, _chunks, to_db_time
+from .base import Connection, _chunks, placeholders, to_db_time
 from .dialect import Dialect
 from .feeds import _feed_record
 
 
 def claim_sql(dialect: Dialect, limit: int) -> str:
     """The claim statement; parameters: owner, lease end, now, now."""
-    return dialect.sql(
+    return (
         "UPDATE feeds SET lease_owner = ?, lease_until = ?"
         " WHERE id IN (SELECT id FROM feeds WHERE enabled = 1 AND next_check_at <= ?"
         " AND (lease_until IS NULL OR lease_until <= ?)"
@@ -35,22 +35,19 @@ def claim_params(owner: str, now: datetime, lease: timedelta) -> tuple[str, str,
     return (owner, to_db_time(now + lease), stamp, stamp)
 
 
-def release_sql(dialect: Dialect, feed_ids: Sequence[int]) -> str:
+def release_sql(feed_ids: Sequence[int]) -> str:
     """Give back the leases `owner` still holds on `feed_ids` (parameters: owner, then the ids)."""
-    return dialect.sql(
-        "UPDATE feeds SET lease_owner = NULL, lease_until = NULL"
-        f" WHERE lease_owner = ? AND id IN ({dialect.params(feed_ids)})"
-    )
+    return f"UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND id IN ({placeholders(feed_ids)})"
 
 
-def renew_sql(dialect: Dialect, feed_ids: Sequence[int]) -> str:
+def renew_sql(feed_ids: Sequence[int]) -> str:
     """Move the end of the leases `owner` still holds on `feed_ids` (parameters: lease end, owner, then the ids)."""
-    return dialect.sql(f"UPDATE feeds SET lease_until = ? WHERE lease_owner = ? AND id IN ({dialect.params(feed_ids)})")
+    return f"UPDATE feeds SET lease_until = ? WHERE lease_owner = ? AND id IN ({placeholders(feed_ids)})"
 
 
-def heartbeat_sql(dialect: Dialect) -> str:
+def heartbeat_sql() -> str:
     """Record a worker's tick (parameters: name, host, pid, now, now, feeds polled since the last one)."""
-    return dialect.sql(
+    return (
         "INSERT INTO workers (name, host, pid, started_at, last_tick_at, feeds_polled) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (name) DO UPDATE SET last_tick_at = excluded.last_tick_at,"
         " feeds_polled = workers.feeds_polled + excluded.feeds_polled"
@@ -61,9 +58,9 @@ def heartbeat_sql(dialect: Dialect) -> str:
 WORKER_ROW_KEPT = timedelta(days=1)
 
 
-def prune_workers_sql(dialect: Dialect) -> str:
+def prune_workers_sql() -> str:
     """Forget workers that have not ticked for WORKER_ROW_KEPT (parameter: the oldest tick kept)."""
-    return dialect.sql("DELETE FROM workers WHERE last_tick_at < ?")
+    return "DELETE FROM workers WHERE last_tick_at < ?"
 
 
 def by_schedule(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -84,7 +81,7 @@ class LeaseQueries(Connection):
         if not feed_ids:
             return 0
         with self._write() as conn:
-            return conn.execute(release_sql(self.dialect, feed_ids), (owner, *feed_ids)).rowcount
+            return conn.execute(release_sql(feed_ids), (owner, *feed_ids)).rowcount
 
     def renew_feed_leases(self, owner: str, feed_ids: Sequence[int], until: datetime) -> int:
         """Keep the feeds `owner` is still polling its own until `until` (a poll with many pages outlives one lease);
@@ -92,30 +89,27 @@ class LeaseQueries(Connection):
         renewed = 0
         with self._write() as conn:
             for chunk in _chunks(feed_ids, 500):
-                renewed += conn.execute(renew_sql(self.dialect, chunk), (to_db_time(until), owner, *chunk)).rowcount
+                renewed += conn.execute(renew_sql(chunk), (to_db_time(until), owner, *chunk)).rowcount
         return renewed
 
     def release_all_feed_leases(self, owner: str) -> int:
         """Give back every lease `owner` holds (a worker stopping): its feeds are due for the others at once."""
         with self._write() as conn:
             return conn.execute(
-                self.dialect.sql("UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?"),
-                (owner,),
+                "UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?", (owner,)
             ).rowcount
 
     def live_workers(self, since: datetime) -> int:
         """How many workers have ticked since `since` (this one included once it has): the per-host budget is
         shared among them (docs/schema.md, "Several workers")."""
-        row = self.db.conn.execute(
-            self.dialect.sql("SELECT count(*) FROM workers WHERE last_tick_at >= ?"), (to_db_time(since),)
-        ).fetchone()
-        return int(row[0])
+        row = self.db.conn.execute("SELECT count(*) FROM workers WHERE last_tick_at >= ?", (to_db_time(since),))
+        return int(row.fetchone()[0])
 
     def record_worker_tick(self, name: str, host: str, pid: int, now: datetime, feeds_polled: int) -> None:
         stamp = to_db_time(now)
         with self._write() as conn:
-            conn.execute(heartbeat_sql(self.dialect), (name, host, pid, stamp, stamp, feeds_polled))
-            conn.execute(prune_workers_sql(self.dialect), (to_db_time(now - WORKER_ROW_KEPT),))
+            conn.execute(heartbeat_sql(), (name, host, pid, stamp, stamp, feeds_polled))
+            conn.execute(prune_workers_sql(), (to_db_time(now - WORKER_ROW_KEPT),))
 
     def workers(self) -> list[dict[str, Any]]:
         """Each worker that has ticked, with the leases it holds now."""

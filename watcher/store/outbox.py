@@ -8,16 +8,23 @@ from datetime import datetime
 from typing import Any
 
 from ..models import Delivery, StorySource
-from .base import FEED_NAMES_JSON, Connection, _chunks, from_db_time, placeholders, to_db_time
+from .base import Connection, _chunks, from_db_time, placeholders, to_db_time
+from .dialect import Dialect
+
 
 # A delivery's story: its headline, every source, and whether this story was already sent on the channel for the
 # topic (then the delivery joins it silently: docs/stories.md).
-_STORY_COLUMNS = (
-    " a.story_id, (SELECT headline FROM stories WHERE id = a.story_id) AS story_headline,"
-    " (SELECT json_group_array(json_array(f.name, a3.url, a3.title, coalesce(a3.published_at, s3.seen_at), a3.id))"
-    "   FROM (SELECT * FROM articles WHERE story_id = a.story_id ORDER BY coalesce(published_at, fetched_at), id) a3"
-    "   JOIN article_sources s3 ON s3.article_id = a3.id JOIN feeds f ON f.id = s3.feed_id) AS story_sources"
-)
+def _story_columns(dialect: Dialect) -> str:
+    source = dialect.json_array("f.name", "a3.url", "a3.title", "coalesce(a3.published_at, s3.seen_at)", "a3.id")
+    sources = dialect.json_list(source, "coalesce(a3.published_at, a3.fetched_at), a3.id, f.name")
+    return (
+        " a.story_id, (SELECT headline FROM stories WHERE id = a.story_id) AS story_headline,"
+        f" (SELECT {sources}"
+        "   FROM (SELECT * FROM articles WHERE story_id = a.story_id ORDER BY coalesce(published_at, fetched_at), id) a3"
+        "   JOIN article_sources s3 ON s3.article_id = a3.id JOIN feeds f ON f.id = s3.feed_id) AS story_sources"
+    )
+
+
 _STORY_ALERTED = (
     " EXISTS (SELECT 1 FROM deliveries d2 JOIN articles a2 ON a2.id = d2.article_id WHERE a2.story_id = a.story_id"
     "   AND d2.topic = d.topic AND d2.channel = d.channel AND d2.status = 'sent' AND d2.id != d.id) AS story_alerted"
@@ -36,9 +43,9 @@ class OutboxQueries(Connection):
             params += list(topics)
         rows = self._query(
             "SELECT d.id, d.article_id, d.topic, d.channel, d.created_at, d.attempts, a.title, a.url, a.published_at,"
-            f" coalesce(m.terms, p.terms) AS terms, coalesce(m.snippet, p.snippet) AS snippet, {FEED_NAMES_JSON} AS feeds,"
+            f" coalesce(m.terms, p.terms) AS terms, coalesce(m.snippet, p.snippet) AS snippet, {self.dialect.feed_names('a', as_json=True)} AS feeds,"
             " (m.article_id IS NULL AND p.verdict = 'possible') AS possible,"
-            f" {_STORY_COLUMNS}, {_STORY_ALERTED}"
+            f" {_story_columns(self.dialect)}, {_STORY_ALERTED}"
             " FROM deliveries d JOIN articles a ON a.id = d.article_id"
             " LEFT JOIN matches m ON m.article_id = d.article_id AND m.topic = d.topic"
             # a possible match (learn/) has a model call instead of a match
@@ -212,7 +219,7 @@ class OutboxQueries(Connection):
             params += list(topics)
         rows = self._query(
             "SELECT 0 AS id, m.article_id, m.topic, '' AS channel, m.matched_at AS created_at, 0 AS attempts, a.title,"
-            f" a.url, a.published_at, m.terms, m.snippet, {FEED_NAMES_JSON} AS feeds, {_STORY_COLUMNS},"
+            f" a.url, a.published_at, m.terms, m.snippet, {self.dialect.feed_names('a', as_json=True)} AS feeds, {_story_columns(self.dialect)},"
             " 0 AS story_alerted FROM matches m JOIN articles a ON a.id = m.article_id"
             " WHERE m.retracted_at IS NULL AND m.matched_at >= ?"
             + topic_filter

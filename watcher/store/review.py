@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import StoreError
-from .articles import fts_query
-from .base import FEED_NAMES_JSON, Connection, to_db_time
+from .articles import fts_query, search_text
+from .base import Connection, to_db_time
 
 # A match (m) the analyst labelled "not relevant" for its topic: it leaves the lists (the label stays the record).
 DISMISSED = "EXISTS (SELECT 1 FROM labels l WHERE l.article_id = m.article_id AND l.topic = m.topic AND l.label = 'no')"
@@ -51,7 +51,7 @@ class ReviewQueries(Connection):
             params.append(to_db_time(since))
         return self._query(
             "SELECT a.id AS article_id, m.topic, m.score, m.terms, m.snippet, m.matched_at, a.title, a.url,"
-            f" a.published_at, {FEED_NAMES_JSON} AS feeds, {LABEL_OF} AS label"
+            f" a.published_at, {self.dialect.feed_names('a', as_json=True)} AS feeds, {LABEL_OF} AS label"
             f" FROM matches m JOIN articles a ON a.id = m.article_id WHERE {' AND '.join(where)}"
             " ORDER BY m.matched_at DESC, a.id DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],
@@ -90,19 +90,18 @@ class ReviewQueries(Connection):
             where_params.append(feed)
         if query:
             where.append(
-                "s.id IN (SELECT a.story_id FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid"
-                " WHERE articles_fts MATCH ?)"
+                f"s.id IN (SELECT a.story_id FROM {self.dialect.search_source()} WHERE {self.dialect.search_match()})"
             )
-            where_params.append(fts_query(query))
+            where_params.append(search_text(self.dialect, fts_query(query)))
         try:
             rows = self._query(
                 "SELECT s.id, s.headline, s.sources, s.articles, s.first_seen, s.last_seen,"
-                f" (SELECT group_concat(DISTINCT m.topic) {standing}) AS topics,"
+                f" (SELECT {self.dialect.text_agg('m.topic', ',', distinct=True)} {standing}) AS topics,"
                 f" (SELECT m.snippet {standing} ORDER BY m.score DESC, a.id LIMIT 1) AS snippet"
                 f" FROM stories s WHERE {' AND '.join(where)} ORDER BY s.last_seen DESC, s.id DESC LIMIT ? OFFSET ?",
                 [*params, *params, *where_params, limit, offset],
             )
-        except sqlite3.OperationalError as e:
+        except (sqlite3.OperationalError, StoreError) as e:
             raise StoreError(
                 f'cannot search for {query!r}: {e} (FTS5 query syntax: words, "phrases", AND, OR, NOT, prefix*)'
             ) from e
@@ -128,7 +127,7 @@ class ReviewQueries(Connection):
             story_id = story["merged_into"]
         articles = self._query(
             "SELECT a.id, a.title, a.url, a.published_at, a.fetched_at, a.story_pinned, substr(a.body, 1, 400) AS lead,"
-            f" {FEED_NAMES_JSON} AS feeds FROM articles a WHERE a.story_id = ?"
+            f" {self.dialect.feed_names('a', as_json=True)} AS feeds FROM articles a WHERE a.story_id = ?"
             " ORDER BY coalesce(a.published_at, a.fetched_at), a.id",
             [story_id],
         )
@@ -170,7 +169,7 @@ class ReviewQueries(Connection):
             params.append(topic)
         rows = self._query(
             "SELECT c.article_id, c.topic, c.verdict, c.probability, c.rule_score, c.terms, c.snippet, c.features,"
-            f" c.decided_at, a.title, a.url, a.published_at, {FEED_NAMES_JSON} AS feeds"
+            f" c.decided_at, a.title, a.url, a.published_at, {self.dialect.feed_names('a', as_json=True)} AS feeds"
             f" FROM model_calls c JOIN articles a ON a.id = c.article_id WHERE {' AND '.join(where)}"
             " ORDER BY c.verdict = 'held', c.decided_at DESC, c.article_id DESC LIMIT ?",
             [*params, limit],
@@ -204,7 +203,7 @@ class ReviewQueries(Connection):
         """feed name -> (articles stored since `since`, of which the page was not read: blocked by the address
         guard, too big, failed or without text, so the feed's own text stood in)."""
         rows = self.db.conn.execute(
-            "SELECT f.name, count(*), sum(a.body_source != 'page') FROM article_sources s"
+            "SELECT f.name, count(*), sum(CASE WHEN a.body_source != 'page' THEN 1 ELSE 0 END) FROM article_sources s"
             " JOIN feeds f ON f.id = s.feed_id JOIN articles a ON a.id = s.article_id"
             " WHERE s.seen_at >= ? GROUP BY f.name",
             (to_db_time(since),),
@@ -249,8 +248,8 @@ class ReviewQueries(Connection):
             if verdict == "held":
                 for channel in routes.get(topic, ()):
                     queued += conn.execute(
-                        "INSERT OR IGNORE INTO deliveries (article_id, topic, channel, created_at, next_attempt_at)"
-                        " VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO deliveries (article_id, topic, channel, created_at, next_attempt_at)"
+                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         (article_id, topic, channel, stamp, stamp),
                     ).rowcount
         return str(verdict), queued

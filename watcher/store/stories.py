@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,8 +32,13 @@ class StoryQueries(Connection):
 
     # --- inside apply_update's transaction -------------------------------------------------------------------
 
-    def _place_in_story(self, conn: sqlite3.Connection, article_id: int, article: Article, now: datetime) -> int:
-        """The story of a just-written article: the one it already has, a recent one it reports, or a new one."""
+    def _place_in_story(
+        self, conn: sqlite3.Connection, article_id: int, article: Article, now: datetime, pending: Counter[str]
+    ) -> int:
+        """The story of a just-written article: the one it already has, a recent one it reports, or a new one.
+
+        Its terms are added to `pending`, the document frequencies this transaction will write at its end
+        (`_count_terms`), and the articles before it in the same transaction count as already written."""
         row = conn.execute("SELECT story_id FROM articles WHERE id = ?", (article_id,)).fetchone()
         if row[0] is not None:
             return int(row[0])
@@ -42,6 +48,9 @@ class StoryQueries(Connection):
             conn.execute("UPDATE articles SET story_id = ? WHERE id = ?", (story_id, article_id))
             return story_id
         df = _frequencies(conn, text.terms)
+        for term in (*text.terms, DOCUMENTS):
+            if pending[term]:
+                df[term] = df.get(term, 0) + pending[term]
         documents = df.pop(DOCUMENTS, 0)
         keys = text.index_keys(df)
         since = to_db_time(now - self.story_settings.window)
@@ -58,14 +67,20 @@ class StoryQueries(Connection):
             (story_id, json.dumps(kept), article_id),
         )
         conn.executemany(
-            "INSERT OR IGNORE INTO story_keys (key, seen_at, article_id) VALUES (?, ?, ?)",
-            [(key, stamp, article_id) for key in keys],
+            "INSERT INTO story_keys (key, seen_at, article_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            [(key, stamp, article_id) for key in sorted(keys)],
         )
-        conn.executemany(
-            "INSERT INTO story_terms (term, df) VALUES (?, 1) ON CONFLICT(term) DO UPDATE SET df = df + 1",
-            [(term,) for term in (*text.terms, DOCUMENTS)],
-        )
+        pending.update((*text.terms, DOCUMENTS))
         return int(story_id)
+
+    def _count_terms(self, conn: sqlite3.Connection, pending: Counter[str]) -> None:
+        """Write a transaction's document frequencies, last and in one sorted order. Every article adds to the
+        same rows (DOCUMENTS, "said"), so two workers writing at once on PostgreSQL would otherwise each hold some
+        and wait for the other's: a deadlock that stalls both for a second before one is rolled back."""
+        conn.executemany(
+            "INSERT INTO story_terms (term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = story_terms.df + excluded.df",
+            sorted(pending.items()),
+        )
 
     def _refresh_story(self, conn: sqlite3.Connection, story_id: int, now: datetime) -> None:
         """Recount a story's articles and sources (feeds) after a write. Its headline is the title of its earliest
@@ -76,7 +91,7 @@ class StoryQueries(Connection):
             "            ORDER BY coalesce(published_at, fetched_at), id LIMIT 1), headline),"
             " sources = (SELECT count(DISTINCT s.feed_id) FROM article_sources s JOIN articles a ON a.id = s.article_id"
             "            WHERE a.story_id = :id),"
-            " last_seen = max(last_seen, :now) WHERE id = :id",
+            f" last_seen = {self.dialect.greatest('last_seen', ':now')} WHERE id = :id",
             {"id": story_id, "now": to_db_time(now)},
         )
 
@@ -100,7 +115,7 @@ class StoryQueries(Connection):
             conn.execute("UPDATE articles SET story_pinned = 1 WHERE story_id = ?", (target,))
             conn.execute("UPDATE stories SET merged_into = ?, articles = 0, sources = 0 WHERE id = ?", (target, source))
             conn.execute(
-                "UPDATE stories SET first_seen = min(first_seen, (SELECT first_seen FROM stories WHERE id = ?))"
+                f"UPDATE stories SET first_seen = {self.dialect.least('first_seen', '(SELECT first_seen FROM stories WHERE id = ?)')}"
                 " WHERE id = ?",
                 (source, target),
             )
@@ -144,7 +159,7 @@ class StoryQueries(Connection):
             params.append(topic)
         stories = self._query(
             "SELECT s.id, s.headline, s.sources, s.articles, s.first_seen, s.last_seen,"
-            " (SELECT group_concat(DISTINCT m.topic) FROM articles a JOIN matches m ON m.article_id = a.id"
+            f" (SELECT {self.dialect.text_agg('m.topic', ',', distinct=True)} FROM articles a JOIN matches m ON m.article_id = a.id"
             "   WHERE a.story_id = s.id AND m.retracted_at IS NULL) AS topics"
             f" FROM stories s WHERE {' AND '.join(where)} ORDER BY s.last_seen DESC, s.id DESC LIMIT ?",
             [*params, limit],
@@ -181,8 +196,9 @@ def _candidates(conn: sqlite3.Connection, keys: Sequence[str], since: str, artic
     # would otherwise make the lookup grow with the window (measured: 21.7 ms an article with 100k in the window).
     # A same-story version shares several keys, and its rarest ones have short postings.
     hits = " UNION ALL ".join(
-        "SELECT * FROM (SELECT article_id FROM story_keys WHERE key = ? AND seen_at >= ? ORDER BY seen_at DESC LIMIT ?)"
-        for _ in keys
+        f"SELECT * FROM (SELECT article_id FROM story_keys WHERE key = ? AND seen_at >= ? ORDER BY seen_at DESC LIMIT ?)"
+        f" AS k{i}"
+        for i in range(len(keys))
     )
     params: list[Any] = [value for key in keys for value in (key, since, POSTINGS_PER_KEY)]
     rows = conn.execute(

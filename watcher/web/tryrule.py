@@ -99,7 +99,7 @@ async def _run(request: Request, values: dict[str, str], current: CompiledTopic 
         # the daemon's loop keeps polling and answering meanwhile; one preview at a time.
         async with ctx.previews:
             preview = await asyncio.to_thread(
-                _preview_from_file, ctx.store.path, current, candidate, ctx.clock() - timedelta(days=days)
+                _preview_on_another_connection, ctx.store, current, candidate, ctx.clock() - timedelta(days=days)
             )
         return {"kind": "days", "days": days, "preview": preview}
     title, text = values["title"], values["text"]
@@ -118,10 +118,10 @@ async def _run(request: Request, values: dict[str, str], current: CompiledTopic 
     return {"kind": "text", "new": new, "old": old, "title": title}
 
 
-def _preview_from_file(
-    path: str, current: CompiledTopic | None, candidate: CompiledTopic, since: datetime
+def _preview_on_another_connection(
+    daemon_store: Store, current: CompiledTopic | None, candidate: CompiledTopic, since: datetime
 ) -> RulePreview:
-    store = Store.open(path)
+    store = daemon_store.open_another()
     try:
         return preview_rule(store, current, candidate, since)
     finally:
