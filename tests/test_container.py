@@ -90,6 +90,30 @@ def test_compose_runs_the_image_with_a_volume_and_the_same_health_check():
     assert compose["services"]["datasette"]["command"][:2] == ["watcher", "serve"]
 
 
+def test_the_several_profile_runs_two_workers_sharing_one_config_and_one_postgresql(tmp_path):
+    """README, "Running on several machines": what the workers share is the config file and the database URL; the
+    password stays in the environment, named by the config's password_env."""
+    yaml = pytest.importorskip("yaml")
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))["services"]
+    workers = [services["worker-1"], services["worker-2"]]
+    assert all(s["profiles"] == ["several"] for s in (*workers, services["db"], services["config"]))
+    assert "several" not in services["watcher"].get("profiles", [])
+    for worker in workers:
+        env = worker["environment"]
+        assert env["WATCHER_DB"] == "postgresql://watcher@db/watcher"  # no password in the URL
+        assert env["WATCHER_CONFIG"] == "/conf/config.toml" and "watcher-conf:/conf" in worker["volumes"]
+        assert "WATCHER_DB_PASSWORD" in env and worker["depends_on"]["db"]["condition"] == "service_healthy"
+    assert workers[0]["ports"] != workers[1]["ports"]
+    # The config service's command, run on an empty directory: a config that names the password's variable.
+    script = services["config"]["command"][2].replace("/conf/", f"{tmp_path}/")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    subprocess.run(["sh", "-c", script], check=True, env=env)
+    from watcher.config import load_config
+
+    assert load_config(tmp_path / "config.toml").password_env == "WATCHER_DB_PASSWORD"
+    subprocess.run(["sh", "-c", script], check=True, env=env)  # a second start leaves the file as it is
+
+
 def test_files_read_at_run_time_are_packaged():
     # The image installs a wheel, not the checkout: `watcher init` and `watcher serve` read these from the package.
     import fnmatch
