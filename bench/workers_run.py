@@ -3,7 +3,8 @@ a local site whose every answer takes a set latency (bench/latency_site.py). See
 
 Each run: a fresh database, the site started afresh, N feeds spread over the site's 50 addresses, `[fetch]
 per_host` 2 shared by the workers, extraction off (polling, not trafilatura, is measured), an interval long
-enough for one worker's round. Round 1 is the cold poll (every feed answers 200 with three new items: parse and
+enough for one worker's round. The feeds are put in the database not yet due, and made due at once when every
+worker has ticked, so the rounds measure the workers' work, not their one-by-one start. Round 1 is the cold poll (every feed answers 200 with three new items: parse and
 write); round 2, one interval later, is 304s. A round's rate is N over the span of its requests at the site.
 """
 
@@ -19,6 +20,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
@@ -141,6 +143,7 @@ def _run(
         config += '[stories]\nwindow = "0s"\n' if no_stories else ""
         config += "".join(f'[[feeds]]\nname = "f{i}"\nurl = "{feed_url(port, 50, i)}"\n' for i in range(feeds))
         (directory / "config.toml").write_text(config)
+        store = _feeds_not_yet_due(database, directory / "config.toml")
         env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
         for n in range(count):
             log = open(directory / f"worker{n}.log", "w")  # noqa: SIM115 - closed with the process below
@@ -153,6 +156,7 @@ def _run(
                     env=env,
                 )
             )
+        _all_due_once_every_worker_ticks(store, count, workers)
         rounds = 2 if interval else 1
         polls = _wait_rounds(port, feeds, rounds, timeout=60 + rounds * (interval + feeds / 5), workers=workers)
     finally:
@@ -178,6 +182,32 @@ def _run(
         tally[len(times)] = tally.get(len(times), 0) + 1
     kind = "postgresql" if database.startswith("postgresql") else "sqlite"
     return Run(kind, count, latency, cold, warm, exact, ", ".join(f"{k} x {v}" for k, v in sorted(tally.items())))
+
+
+def _feeds_not_yet_due(database: str, config_path: Path):
+    """The config's feeds in the database before any worker starts, due in a day: workers start one by one (a
+    few seconds each here), and a round that began with the first would measure their start, not their work."""
+    from watcher.config import load_config
+    from watcher.store import open_store
+
+    config = load_config(config_path)
+    store = open_store(database)
+    later = datetime.now(UTC) + timedelta(days=1)
+    store.sync_feeds(config.feeds, config.schedule.interval, later)
+    return store
+
+
+def _all_due_once_every_worker_ticks(store, count: int, workers: list[subprocess.Popen]) -> None:
+    from watcher.store import to_db_time
+
+    deadline = time.monotonic() + 120
+    while len(store.workers()) < count:
+        if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+            raise SystemExit("the workers did not all start")
+        time.sleep(0.2)  # polling the workers' rows under a deadline
+    with store._write() as conn:  # every feed due now, for every worker at once
+        conn.execute("UPDATE feeds SET next_check_at = ?", (to_db_time(datetime.now(UTC)),))
+    store.close()
 
 
 def _wait_rounds(
