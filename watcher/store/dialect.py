@@ -55,6 +55,12 @@ class Dialect:
     def least(self, a: str, b: str) -> str:
         return f"min({a}, {b})" if self.is_sqlite else f"least({a}, {b})"
 
+    def one_at_a_time(self, key: int) -> str | None:
+        """A statement that makes the rest of this write transaction wait for any other transaction that ran it
+        with `key` (several workers syncing the config at once). None on SQLite: its write lock, taken by BEGIN
+        IMMEDIATE, already lets one writer in at a time."""
+        return None if self.is_sqlite else f"SELECT pg_advisory_xact_lock({int(key)})"
+
     def feed_names(self, article: str, *, as_json: bool) -> str:
         """The names of the feeds that carried article `article`.id, as a JSON list or as "A, B" text."""
         # SQLite reads article_sources in the order they were written: the order they were seen.

@@ -16,6 +16,10 @@ from .base import _chunks, from_db_time, placeholders, to_db_time
 from .labels import record_model_calls
 from .stories import StoryQueries
 
+# The key of the lock under which workers sync the config's feeds one at a time (dialect.one_at_a_time); any
+# constant distinct from the migrations' lock (postgres.py).
+SYNC_LOCK = 0x77617463_68657202
+
 
 class FeedQueries(StoryQueries):
     # --- feeds -----------------------------------------------------------------------------------------
@@ -29,6 +33,11 @@ class FeedQueries(StoryQueries):
         """
         stamp = to_db_time(now)
         with self._write() as conn:
+            # Workers starting or reloading together sync one after the other: each then finds the rows the one
+            # before it wrote (READ COMMITTED reads them once the lock is held), and changes nothing twice.
+            serialise = self.dialect.one_at_a_time(SYNC_LOCK)
+            if serialise:
+                conn.execute(serialise)
             names = []
             for feed in feeds:
                 names.append(feed.name)
@@ -40,8 +49,7 @@ class FeedQueries(StoryQueries):
                     conn.execute("DELETE FROM feeds WHERE url = ? AND enabled = 0", (url,))
                     conn.execute(
                         "INSERT INTO feeds (name, url, enabled, extract, interval_s, added_at, next_check_at)"
-                        # Another worker syncing the same config at the same moment (PostgreSQL runs the two
-                        # transactions side by side) may have added it first: then its row stands.
+                        # A row another writer added meanwhile under this name stands.
                         " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
                         (feed.name, url, int(feed.enabled), int(feed.extract), interval, stamp, stamp),
                     )
