@@ -625,6 +625,18 @@ DEFAULT_CASES = [
         set(),
     ),
     ("지역 기업, 드론 기술 개발 나서", "국내 기업이 드론 기술 개발에 투자했다.", set()),
+    # Troops and a movement in the lead count when the headline names troops, a movement, North Korea or a presence.
+    (
+        "Talks stall over the ceasefire",
+        "The president will not talk unless the invading troops leave his country.",
+        set(),
+    ),
+    (
+        "France recalls its ambassador",
+        "Paris agreed to withdraw its 400 troops stationed in the country.",
+        {"troop_deployment"},
+    ),
+    ("독일 정가, 우크라이나 철군 논의", "", {"troop_deployment"}),
 ]
 
 
