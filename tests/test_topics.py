@@ -637,6 +637,7 @@ DEFAULT_CASES = [
         {"troop_deployment"},
     ),
     ("독일 정가, 우크라이나 철군 논의", "", {"troop_deployment"}),
+    ("러시아, 이란 도움으로 샤헤드 생산 공장 가동", "", {"drone_cooperation"}),
 ]
 
 
