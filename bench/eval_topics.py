@@ -93,7 +93,9 @@ def clause_blame(topic, alarms: list[dict]) -> Counter:
         explanation = explain(topic, item.get("title") or "", item.get("text") or "")
         for clause in explanation.clauses:
             # The positive parts: a NOT that holds or a penalty that did not apply produced nothing.
-            positive = not clause.text.startswith(("(", "NOT ")) and "^-" not in clause.text
+            # At depth 1 a clause in parentheses is the whole OR of alternatives; at depth 2 it is one alternative.
+            grouped = clause.depth == 1 and clause.text.startswith("(")
+            positive = not grouped and not clause.text.startswith("NOT ") and "^-" not in clause.text
             if clause.depth in (1, 2) and clause.matched and positive:
                 blame[clause.text[:90]] += 1
     return blame

@@ -177,10 +177,10 @@ def test_docs_cover_every_channel_key_and_command():
     from pathlib import Path
 
     from watcher.alerts.registry import CHANNEL_TYPES
-    from watcher.config import _COMMON_CHANNEL_KEYS
+    from watcher.config_sections import COMMON_CHANNEL_KEYS
 
     docs = (Path(__file__).parent.parent / "docs" / "alerts.md").read_text()
-    for key in {k for t in CHANNEL_TYPES.values() for k in t.option_keys()} | set(_COMMON_CHANNEL_KEYS):
+    for key in {k for t in CHANNEL_TYPES.values() for k in t.option_keys()} | set(COMMON_CHANNEL_KEYS):
         assert f"{key} = " in docs or f"`{key}`" in docs, key
     for channel_type in CHANNEL_TYPES:
         assert f'type = "{channel_type}"' in docs

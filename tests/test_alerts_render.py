@@ -10,17 +10,11 @@ from email.policy import default as default_policy
 import pytest
 
 from watcher.alerts import slack
-from watcher.alerts.digest import (
-    RenderSettings,
-    build_message,
-    display_text,
-    item_from_delivery,
-    safe_url,
-    split_marks,
-)
+from watcher.alerts.digest import RenderSettings, build_message, item_from_delivery
 from watcher.alerts.email import build_email
 from watcher.alerts.outbox import Batch, plan_batches, retry_delay
 from watcher.config import ChannelConfig
+from watcher.display import display_text, safe_url, split_marks
 from watcher.models import Delivery
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)

@@ -606,6 +606,38 @@ DEFAULT_CASES = [
         "Iran will help Russia build a drone plant near Kazan.",
         {"drone_cooperation"},
     ),
+    # Second rewrite: supply told with "ships" (in that order), arms aid that lists drones, gathering troops,
+    # warships; Korean one-syllable 군 only as a bare word, 기술 only as a transfer, farming drones are civilian.
+    ("Tehran ships drones to Moscow across the sea, officials say", "", {"drone_cooperation"}),
+    ("Navy tests new drone ships off the coast", "", set()),
+    (
+        "Senate approves a new military aid package for Kyiv",
+        "The package includes air defence missiles and attack drones.",
+        {"drone_cooperation"},
+    ),
+    ("Troops gather near the border as tensions rise", "", {"troop_deployment"}),
+    ("Two more destroyers sent to the eastern Mediterranean", "", {"troop_deployment"}),
+    ("The move gives the soldiers a rest", "", set()),
+    ("주한미군 일부 병력 중동으로 이동 배치", "", {"troop_deployment"}),
+    (
+        "군청, 드론 방제 사업 주민설명회 개최",
+        "군은 사업비를 투입해 드론 방제기를 도입하고 농가의 부담을 줄일 계획이다.",
+        set(),
+    ),
+    ("지역 기업, 드론 기술 개발 나서", "국내 기업이 드론 기술 개발에 투자했다.", set()),
+    # Troops and a movement in the lead count when the headline names troops, a movement, North Korea or a presence.
+    (
+        "Talks stall over the ceasefire",
+        "The president will not talk unless the invading troops leave his country.",
+        set(),
+    ),
+    (
+        "France recalls its ambassador",
+        "Paris agreed to withdraw its 400 troops stationed in the country.",
+        {"troop_deployment"},
+    ),
+    ("독일 정가, 우크라이나 철군 논의", "", {"troop_deployment"}),
+    ("러시아, 이란 도움으로 샤헤드 생산 공장 가동", "", {"drone_cooperation"}),
 ]
 
 

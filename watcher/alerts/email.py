@@ -24,9 +24,10 @@ from email.policy import EmailPolicy
 from email.utils import format_datetime, make_msgid
 
 from ..config_reader import Table, resolve_secret
+from ..display import display_text
 from ..errors import ConfigError, DeliveryError, PermanentDeliveryError
 from .channel import ChannelContext, ChannelOptions, ChannelType
-from .digest import Message, display_text, split_by_count
+from .digest import Message, split_by_count
 
 log = logging.getLogger(__name__)
 

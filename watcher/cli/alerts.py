@@ -14,9 +14,9 @@ from typing import Any
 
 import click
 
-from ..alerts.digest import display_text
 from ..alerts.outbox import Dispatcher, DispatchReport
 from ..config import parse_duration
+from ..display import display_text
 from ..errors import WatcherError
 from .app import App
 

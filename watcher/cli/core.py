@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..alerts.digest import display_text
+from ..display import display_text
 from ..errors import ConfigError
 from .app import DEFAULT_CONFIG, App, ago, echo_table
 from .labels import status_lines

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from ..alerts.digest import display_text
 from ..config import parse_duration
+from ..display import display_text
 from ..errors import WatcherError
 from .app import echo_table
 

@@ -11,10 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..alerts.digest import display_text
 from ..config_edit import NewFeed, add_feeds, remove_feed
 from ..config_reader import parse_duration
 from ..discover import discover_feed
+from ..display import display_text
 from ..errors import ConfigError, FetchError, ParseError
 from .app import context_of, done, form_of, render, text_field
 

@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
 
-from ..alerts.digest import display_text, format_time, safe_url, split_marks
+from ..alerts.digest import format_time
 from ..config_reader import parse_duration
+from ..display import display_text, safe_url, split_marks
 from ..store import from_db_time
 
 SINCE_CHOICES = ("24h", "3d", "7d", "30d", "")  # "" is "any time"

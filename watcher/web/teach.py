@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..alerts.digest import display_text
+from ..display import display_text
 from ..errors import StoreError
 from ..learn.model import describe_feature
 from .app import WebContext, context_of, done, form_of, id_field, render, text_field
