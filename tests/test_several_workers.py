@@ -18,7 +18,8 @@ from tests.helpers.alerts_support import T0, Recorder, add_articles, article, ma
 from tests.helpers.localsite import InFlight
 from watcher.alerts.outbox import LEASE, Dispatcher
 from watcher.config import FeedConfig, FetchSettings
-from watcher.fetch import Fetcher, host_share
+from watcher.fetch import Fetcher
+from watcher.host_limits import host_share
 from watcher.models import FeedState, FeedUpdate
 from watcher.sharing import feed_lease
 from watcher.store import Store, open_store

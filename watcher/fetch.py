@@ -32,6 +32,7 @@ import httpx
 from .config import FetchSettings
 from .errors import FetchError
 from .guard import GuardedBackend, check_host, install_guard, parse_networks
+from .host_limits import HostLimits
 from .models import FeedState, FetchedFeed, FetchedPage, FetchFailure, NotModified
 from .schedules import MAX_SERVER_HINT as MAX_HINT
 from .schedules import parse_retry_after
@@ -209,10 +210,9 @@ class Fetcher:
         self._clients = [self._client(per_client, tls) for _ in range(count)]
         self._in_flight = [0] * count
         self._all = asyncio.Semaphore(settings.concurrency)
-        self._hosts: dict[str, _HostSlots] = {}  # the hosts requests are waiting for or in flight to
-        # Requests in flight to one host: the per-host limit, or this worker's share of it when several workers
-        # share one database (share_hosts).
-        self.per_host = settings.per_host
+        # Requests in flight to one host: the per-host limit, or this worker's share of it (share_hosts).
+        self._host_limits = HostLimits(settings.per_host)
+        self._hosts = self._host_limits.hosts
 
     def _client(self, connections: int, tls: ssl.SSLContext) -> httpx.AsyncClient:
         s = self._settings
@@ -379,59 +379,24 @@ class Fetcher:
         log.debug("GET %s -> %s in %.2f s", redact_url(url), response.status_code, elapsed)
         return response, body, elapsed
 
+    @property
+    def per_host(self) -> int:
+        return self._host_limits.per_host
+
     async def share_hosts(self, workers: int) -> None:
-        """Take this worker's share of the per-host limit when `workers` live workers share it (host_share); a
-        larger share lets waiting requests go at once, a smaller one holds new requests until enough finish."""
-        self.per_host = host_share(self._settings.per_host, workers)
-        for slots in list(self._hosts.values()):
-            async with slots.free:
-                slots.free.notify_all()
+        """Allow this worker its share of the per-host limit when `workers` live workers share it."""
+        await self._host_limits.share(workers)
 
     @asynccontextmanager
     async def _slot(self, host: str) -> AsyncIterator[httpx.AsyncClient]:
         """Wait for the host's slot, then a global one (in that order: no global slot idles behind a busy host)."""
-        slots = self._hosts.get(host)
-        if slots is None:
-            slots = self._hosts[host] = _HostSlots()
-        slots.users += 1
-        try:
-            async with slots.free:
-                await slots.free.wait_for(lambda: slots.busy < self.per_host)
-                slots.busy += 1
+        async with self._host_limits.slot(host), self._all:
+            i = min(range(len(self._clients)), key=self._in_flight.__getitem__)  # least busy client
+            self._in_flight[i] += 1
             try:
-                async with self._all:
-                    i = min(range(len(self._clients)), key=self._in_flight.__getitem__)  # least busy client
-                    self._in_flight[i] += 1
-                    try:
-                        yield self._clients[i]
-                    finally:
-                        self._in_flight[i] -= 1
+                yield self._clients[i]
             finally:
-                async with slots.free:
-                    slots.busy -= 1
-                    slots.free.notify()
-        finally:
-            slots.users -= 1
-            if slots.users == 0:
-                del self._hosts[host]  # forget idle hosts: a daemon meets thousands over months
-
-
-def host_share(limit: int, workers: int) -> int:
-    """One worker's requests in flight to a host when `workers` share the deployment's per-host `limit`: an equal
-    part, rounded down (the sum never exceeds the limit), but never 0 (a host would be starved; docs/schema.md)."""
-    return max(1, limit // max(1, workers))
-
-
-class _HostSlots:
-    """Requests to one host: how many are in flight (`busy`) and how many wait or run (`users`). A condition
-    rather than a semaphore, because the limit it is checked against may change while requests wait."""
-
-    __slots__ = ("busy", "free", "users")
-
-    def __init__(self) -> None:
-        self.busy = 0
-        self.users = 0
-        self.free = asyncio.Condition()
+                self._in_flight[i] -= 1
 
 
 async def _read_body(response: httpx.Response, cap: int, url: str) -> bytes:

@@ -6,7 +6,7 @@ Every worker runs the same loop over the same database, and nothing else coordin
     worker that dies leaves leases that lapse (`feed_lease`), after which the others claim the feeds;
   * while a poll runs, each tick renews its lease, so a poll with many pages keeps its feed;
   * the per-host limit is one budget for the deployment: each worker allows itself its share of it, from the
-    number of workers that ticked lately (`fetch.host_share`).
+    number of workers that ticked lately (`host_limits.host_share`).
 A single worker is the same loop with one worker in it.
 """
 
