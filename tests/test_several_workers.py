@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -213,3 +215,19 @@ def test_workers_opening_a_new_database_at_once_apply_each_migration_once(tmp_pa
     store = Store.open(path)
     assert store.schema_version() > 0 and store.live_workers(NOW) == 0
     store.close()
+
+
+def test_a_workers_crash_report_is_told_and_a_running_workers_armed_file_left_alone(tmp_path):
+    """Workers on one machine share the database's side files: each arms a file of its own (crashlog.py), and a
+    starting worker reports and keeps only those of processes that have ended."""
+    from watcher.crashlog import crash_file, previous_crash
+
+    base = crash_file(str(tmp_path / "shared.db"))
+    dead = int(dead_owner().split("/")[1])
+    running = Path(f"{base}.{os.getppid()}")  # the process that started this test: running
+    running.write_text("")
+    Path(f"{base}.{dead}").write_text("Fatal Python error: Bus error\n\nThread 0x1 (most recent call first):\n")
+    assert previous_crash(str(tmp_path / "shared.db")) == "Fatal Python error: Bus error"
+    assert running.exists() and not Path(f"{base}.{dead}").exists()
+    assert Path(f"{base}.old").read_text().startswith("Fatal Python error: Bus error")
+    assert previous_crash(str(tmp_path / "shared.db")) is None  # told once
