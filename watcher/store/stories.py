@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,10 +22,28 @@ from .base import Connection, _chunks, from_db_time, placeholders, to_db_time
 
 DOCUMENTS = ""  # the story_terms row whose df counts every article
 POSTINGS_PER_KEY = 200
+# Articles whose term counts are added up in memory before they are written in one go. Written one article at a
+# time, its ~60 counts land on as many pages of a large story_terms (the longest part of a new article's write in
+# a store of 1M: bench/growth.py); a batch writes each page once. A crash forgets at most this many articles'
+# counts: frequencies a hair low, which is all the decision would notice.
+TERM_COUNTS_EVERY = 200
 
 
 class StoryQueries(Connection):
     story_settings: StorySettings = StorySettings()
+    _uncounted: Counter[str] | None = None  # term counts of stored articles not yet in story_terms
+
+    def close(self) -> None:
+        if self._uncounted:
+            if self._thread is not None:  # the store thread's last calls first: they may count more terms
+                self._thread.shutdown(wait=True)
+                self._thread = None
+            try:
+                with self._write() as conn:
+                    self._write_term_counts(conn)
+            except StoreError:
+                pass  # a database that cannot be written now: the counts drift a little low, as after a crash
+        super().close()
 
     def configure_stories(self, window: timedelta) -> None:
         self.story_settings = StorySettings(window=window, threshold=StorySettings().threshold)
@@ -41,7 +60,13 @@ class StoryQueries(Connection):
             story_id = _new_story(conn, article, now)
             conn.execute("UPDATE articles SET story_id = ? WHERE id = ?", (story_id, article_id))
             return story_id
+        if self._uncounted is None:
+            self._uncounted = Counter()
+        uncounted = self._uncounted
         df = _frequencies(conn, text.terms)
+        for term in (*text.terms, DOCUMENTS):
+            if term in uncounted:
+                df[term] = df.get(term, 0) + uncounted[term]
         documents = df.pop(DOCUMENTS, 0)
         keys = text.index_keys(df)
         since = to_db_time(now - self.story_settings.window)
@@ -61,11 +86,22 @@ class StoryQueries(Connection):
             "INSERT OR IGNORE INTO story_keys (key, seen_at, article_id) VALUES (?, ?, ?)",
             [(key, stamp, article_id) for key in keys],
         )
-        conn.executemany(
-            "INSERT INTO story_terms (term, df) VALUES (?, 1) ON CONFLICT(term) DO UPDATE SET df = df + 1",
-            [(term,) for term in (*text.terms, DOCUMENTS)],
-        )
+        uncounted.update(text.terms)
+        uncounted[DOCUMENTS] += 1
+        if uncounted[DOCUMENTS] >= TERM_COUNTS_EVERY:
+            self._write_term_counts(conn)
         return int(story_id)
+
+    def _write_term_counts(self, conn: sqlite3.Connection) -> None:
+        """Add the counts kept in memory to story_terms, in the caller's transaction (in term order: each page of
+        the table is written once)."""
+        if not self._uncounted:
+            return
+        counts, self._uncounted = sorted(self._uncounted.items()), Counter()
+        conn.executemany(
+            "INSERT INTO story_terms (term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = story_terms.df + excluded.df",
+            counts,
+        )
 
     def _refresh_story(self, conn: sqlite3.Connection, story_id: int, now: datetime) -> None:
         """Recount a story's articles and sources (feeds) after a write. Its headline is the title of its earliest
