@@ -347,11 +347,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 class _KeptSocketStream(httpcore.AsyncNetworkStream):
-    """httpcore's stream with its socket looked up once.
-
-    Before every request, httpcore asks each idle pooled connection whether its socket is readable (the server
-    hung up); anyio answers by building a fresh attribute table with a getpeername() system call each time. With
-    a pool of connections that was ~15% of the parent's CPU on a poll of 304s (bench/profile_report.py)."""
+    """httpcore's stream with its socket looked up once: before every request httpcore asks each idle pooled
+    connection whether the server hung up, and anyio answered with a getpeername() system call each time."""
 
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
         self._inner = inner
