@@ -60,30 +60,3 @@ async def test_a_dead_worker_is_an_extract_error_not_a_crash():
             await extractor.extract(FetchedPage("https://news.example/x", ARTICLE.encode()))
     finally:
         extractor.shutdown()
-
-
-def test_a_worker_hands_freed_heap_back_every_few_pages(monkeypatch):
-    from watcher import workers
-
-    trims: list[int] = []
-
-    class Libc:
-        def malloc_trim(self, pad: int) -> int:
-            trims.append(pad)
-            return 1
-
-    monkeypatch.setattr(workers, "_libc", lambda: Libc())
-    monkeypatch.setattr(workers, "_calls_since_trim", 0)
-    html = (
-        b"<html><body><article><p>"
-        + b"Troops were deployed to the border on Monday. " * 40
-        + b"</p></article></body></html>"
-    )
-    for _ in range(2 * workers.TRIM_EVERY + 1):
-        read = workers.read_article(extract_text, lambda *a: (), None, html, "http://127.0.0.1/a", "Troops", "", "none")
-        assert read.body
-    assert trims == [0, 0]  # once every TRIM_EVERY pages, not on each
-    monkeypatch.setattr(workers, "_libc", lambda: None)  # a C library without malloc_trim (musl): nothing to do
-    for _ in range(workers.TRIM_EVERY):
-        workers.read_article(extract_text, lambda *a: (), None, html, "http://127.0.0.1/a", "Troops", "", "none")
-    assert trims == [0, 0]

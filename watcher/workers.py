@@ -29,11 +29,6 @@ from .parse import parse_feed
 from .rules import RuleSet, match_with
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
-# Pages read between two returns of freed heap memory to the system (glibc's malloc_trim). lxml's parse trees leave
-# the heap fragmented: without it each extraction worker settled at ~120 MB, with it at ~97 MB (421 real pages, 3
-# rounds); a trim costs ~0.45 ms, so every 4th page costs ~0.1 ms a page, under 0.5% of extraction.
-TRIM_EVERY = 4
-_calls_since_trim = 0
 
 
 def _warm_up() -> None:
@@ -98,7 +93,6 @@ def read_article(
     body, source = article_body(page, entry_title, feed_body, feed_source)
     title = entry_title or (page.title if page else "")
     matches = matcher(rules, title, body) if rules is not None else ()
-    _give_back_freed_memory()
     return ReadArticle(
         title=title,
         body=body,
@@ -107,26 +101,6 @@ def read_article(
         page=dataclasses.replace(page, text="") if page is not None else None,
         page_failure=failure,
     )
-
-
-def _give_back_freed_memory() -> None:
-    """Every TRIM_EVERY calls, hand the heap's free pages back to the kernel (glibc only; elsewhere nothing)."""
-    global _calls_since_trim
-    _calls_since_trim += 1
-    if _calls_since_trim < TRIM_EVERY:
-        return
-    _calls_since_trim = 0
-    trim = getattr(_libc(), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(None)
-    except OSError:
-        return None
 
 
 class _TimedOut(Exception):
