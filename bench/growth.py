@@ -4,15 +4,17 @@
 
 Setup (not measured): a database made by watcher's own migrations, then filled synthetically with fast bulk
 inserts straight through sqlite3: `n` articles (short bodies made of real feed text when ../shared/evaldata is
-there), one seen entry and one source per article, 2% of them matched with a sent delivery, over 1,000 feeds;
-the FTS index is built once at the end with FTS5's 'rebuild'. The 1M database is cached under
-$WATCHER_BENCH_CACHE (default /tmp/watcher-bench-cache), keyed by the migrations' text, and reused: each run
-only adds its own new, uniquely named articles to it.
+there) arriving at 3,000 a day (1M spans 333 days, so the 72 h story window holds ~9,000 of them, as in a real
+store), each with its story, story terms and the document frequencies, the window's articles with their index
+keys; one seen entry and one source per article, 2% of them matched with a sent delivery, over 1,000 feeds; the
+FTS index is built once at the end with FTS5's 'rebuild' and 'optimize'. The 1M database is cached under
+$WATCHER_BENCH_CACHE (default /tmp/watcher-bench-cache), keyed by the migrations' text; each run writes to a
+fresh copy of it, so runs do not add up.
 
 Measured: exactly the Store calls one poll makes per feed, for `--new` new articles in feeds of 10 items:
 `seen_entry_ids` and `stored_article_urls` (what update_feed asks), then `apply_update` with a FeedUpdate
 carrying the articles (~3 KB bodies, 5% matched, so matches and deliveries are written too): one transaction per
-feed, as in `poll`. Also the cost of a not-modified FeedUpdate. The last stdout line is JSON.
+feed, as in `poll`; and the story step's CPU within it. Also the cost of a not-modified FeedUpdate. The last stdout line is JSON.
 
 Page cache (`--cache`): "warm" measures with the database as the previous run left it in the kernel's page
 cache; "cold" first asks the kernel to drop the database's cached pages (posix_fadvise DONTNEED on the file and
@@ -28,8 +30,10 @@ import json
 import os
 import random
 import re
+import shutil
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,11 +43,14 @@ import common
 
 from watcher.models import Article, Entry, FeedUpdate, Match
 from watcher.store import Store
+from watcher.store.base import to_db_time
 from watcher.store.migrations import MIGRATIONS
+from watcher.stories import StorySettings, StoryText
 
 CACHE = Path(os.environ.get("WATCHER_BENCH_CACHE", "/tmp/watcher-bench-cache"))
 FEEDS = 1000
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)  # the end of the stored history; new articles arrive just after
+ARRIVALS_PER_DAY = 3000  # new articles a day, about what 1,000 feeds bring
 
 
 def vocabulary_stream() -> list[str]:
@@ -78,7 +85,11 @@ def build(path: Path, n: int, stream: list[str]) -> dict:
     for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -1000000"):
         conn.execute(f"PRAGMA {pragma}")
     rng = random.Random(n)
-    stamp = "2025-12-01T00:00:00Z"
+    # The articles arrive at a steady rate, as in a real store: 1M spans most of a year, 1k a few hours, and the
+    # story window (72 h) holds the same ~9,000 articles of a 1M store as a real one would, not all of them.
+    span = timedelta(days=max(n / ARRIVALS_PER_DAY, 1 / 24))
+    window_start = T0 - StorySettings().window
+    first_stamp = to_db_time(T0 - span)
     trigger = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'articles_ai'").fetchone()[
         0
     ]
@@ -86,39 +97,53 @@ def build(path: Path, n: int, stream: list[str]) -> dict:
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO feeds (id, name, url, interval_s, added_at, next_check_at, first_polled_at) VALUES (?, ?, ?, 900, ?, ?, ?)",
-        [(f + 1, f"filler-{f}", f"https://feeds{f}.example/feed.xml", stamp, stamp, stamp) for f in range(FEEDS)],
+        [
+            (f + 1, f"filler-{f}", f"https://feeds{f}.example/feed.xml", first_stamp, first_stamp, first_stamp)
+            for f in range(FEEDS)
+        ],
     )
+    # Every stored article has its story (one each: most news is reported once), its story terms and the
+    # document frequencies they add up to; the window's articles also have their index keys.
+    # Two passes over the same generated texts (same seed): the frequencies first, then the rows that use them,
+    # without holding a million texts in memory.
+    df: Counter[str] = Counter()
+    for _ in range(n):
+        df.update(StoryText.of(text_of(stream, rng, 10), text_of(stream, rng, 60)).terms)
+    rng = random.Random(n)
     batch = 50_000
     for first in range(0, n, batch):
-        rows, seen, sources, matches, deliveries = [], [], [], [], []
+        rows, seen, sources, matches, deliveries, stories, keys = [], [], [], [], [], [], []
         for a in range(first, min(n, first + batch)):
             feed = a % FEEDS + 1
             url = f"https://news{feed}.example/2025/{a}.html"
             matched = 1 if a % 50 == 0 else 0
-            rows.append(
-                (
-                    a + 1,
-                    url,
-                    text_of(stream, rng, 10),
-                    text_of(stream, rng, 60),
-                    "page",
-                    "",
-                    "en",
-                    stamp,
-                    stamp,
-                    matched,
-                )
+            when = T0 - span + span * (a / n)
+            stamp = to_db_time(when)
+            title, body = text_of(stream, rng, 10), text_of(stream, rng, 60)
+            text = StoryText.of(title, body)
+            weighed = text.weighed(df, n)
+            story_terms = json.dumps(
+                [stamp, sorted(text.title_terms), sorted(text.terms), weighed.weight, weighed.title_weight]
             )
+            rows.append((a + 1, url, title, body, "page", "", "en", stamp, stamp, matched, a + 1, story_terms))
+            stories.append((a + 1, title, stamp, stamp))
+            if when >= window_start:
+                keys += [(key, stamp, a + 1) for key in text.index_keys(df)]
             seen.append((feed, f"id:{url}", stamp))
             sources.append((a + 1, feed, f"id:{url}", url, stamp))
             if matched:
                 matches.append((a + 1, "troop_deployment", 1.0, '["troops"]', "... [[troops]] ...", stamp))
                 deliveries.append((a + 1, "troop_deployment", "inbox", "sent", stamp, stamp, 1, stamp))
         conn.executemany(
-            "INSERT INTO articles (id, url, title, body, body_source, author, language, published_at, fetched_at, matched)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO stories (id, headline, first_seen, last_seen, sources, articles) VALUES (?, ?, ?, ?, 1, 1)",
+            stories,
+        )
+        conn.executemany(
+            "INSERT INTO articles (id, url, title, body, body_source, author, language, published_at, fetched_at, matched,"
+            " story_id, story_terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        conn.executemany("INSERT OR IGNORE INTO story_keys (key, seen_at, article_id) VALUES (?, ?, ?)", keys)
         conn.executemany("INSERT INTO seen_entries (feed_id, entry_id, seen_at) VALUES (?, ?, ?)", seen)
         conn.executemany(
             "INSERT INTO article_sources (article_id, feed_id, entry_id, link, seen_at) VALUES (?, ?, ?, ?, ?)", sources
@@ -132,13 +157,29 @@ def build(path: Path, n: int, stream: list[str]) -> dict:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             deliveries,
         )
+    conn.executemany("INSERT INTO story_terms (term, df) VALUES (?, ?)", [*df.items(), ("", n)])
+    fts_started = time.perf_counter()
     conn.execute("INSERT INTO articles_fts(articles_fts) VALUES ('rebuild')")
+    rebuild_s = time.perf_counter() - fts_started
+    # 'rebuild' leaves the index in pieces with a merge of nearly all of it pending, which the next few
+    # thousand inserts would each pay a share of: a state a store grown one feed at a time is not in. 'optimize'
+    # merges it into one segment, as after the store's last big merge (see the amortised row for what later
+    # merges cost on average).
+    fts_started = time.perf_counter()
+    conn.execute("INSERT INTO articles_fts(articles_fts) VALUES ('optimize')")
+    optimize_s = time.perf_counter() - fts_started
     conn.execute(trigger)
     conn.execute("COMMIT")
     conn.execute("PRAGMA journal_mode = WAL")
     store.close()
     tmp.rename(path)
-    return {"articles": n, "build_s": round(time.perf_counter() - started, 1)}
+    return {
+        "articles": n,
+        "span_days": round(span / timedelta(days=1), 2),
+        "build_s": round(time.perf_counter() - started, 1),
+        "fts_rebuild_s": round(rebuild_s, 1),
+        "fts_optimize_s": round(optimize_s, 1),
+    }
 
 
 def database(n: int, stream: list[str], fresh_dir: Path) -> tuple[Path, dict]:
@@ -181,14 +222,29 @@ def set_fts(path: Path, spec: str) -> None:
             conn.execute("INSERT INTO articles_fts(articles_fts, rank) VALUES (?, ?)", (name.strip(), int(value)))
 
 
-def measure(path: Path, new: int, stream: list[str], tag: str, per_feed: int = 10, cold: bool = False) -> dict:
+def measure(
+    base: Path, new: int, stream: list[str], tag: str, per_feed: int = 10, cold: bool = False, fts: str = ""
+) -> dict:
+    # Each run writes to a fresh copy of the built database: runs do not add up (the cached 1M store would
+    # otherwise drift, each run's articles and index segments making the next one dearer), and all see one state.
+    path = base.with_name(f"run-{base.name}")
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        p.unlink(missing_ok=True)
+    shutil.copyfile(base, path)
+    if fts:
+        set_fts(path, fts)  # on the copy: the cached database stays as built
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the copy's writing-back must not overlap the measurement
+    finally:
+        os.close(fd)
     if cold:
         evict(path)
     store = Store.open(path)
     rng = random.Random(tag)
     routes = {"troop_deployment": ("inbox",), "drone_cooperation": ("inbox",)}
     feeds = [r[0] for r in store.db.conn.execute("SELECT id FROM feeds ORDER BY id LIMIT ?", (FEEDS,))]
-    now = T0 + timedelta(days=1)
+    now = T0 + timedelta(minutes=5)
     updates = []
     for b in range(new // per_feed):
         feed_id = feeds[b % len(feeds)]
@@ -222,6 +278,18 @@ def measure(path: Path, new: int, stream: list[str], tag: str, per_feed: int = 1
                 )
             )
         updates.append((feed_id, articles))
+    # The story step's share (issue 12's decision: index lookup, scoring, writes), timed inside apply_update.
+    story_cpu = [0.0]
+    place = store._place_in_story
+
+    def timed_place(*args):
+        started = time.process_time()
+        try:
+            return place(*args)
+        finally:
+            story_cpu[0] += time.process_time() - started
+
+    store._place_in_story = timed_place  # type: ignore[method-assign]
     started = time.perf_counter()
     cpu0 = time.process_time()
     for feed_id, articles in updates:
@@ -260,9 +328,12 @@ def measure(path: Path, new: int, stream: list[str], tag: str, per_feed: int = 1
     wall304 = time.perf_counter() - started304
     size = path.stat().st_size
     store.close()
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        p.unlink(missing_ok=True)
     return {
         "us_per_article": round(1e6 * wall / new, 1),
         "cpu_us_per_article": round(1e6 * cpu / new, 1),
+        "story_cpu_us_per_article": round(1e6 * story_cpu[0] / new, 1),
         "us_per_304_update": round(1e6 * wall304 / 500, 1),
         "db_mb": round(size / 2**20),
     }
@@ -284,9 +355,6 @@ def main() -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     try:
         dbs = {n: database(n, stream, fresh) for n in (int(s) for s in args.sizes.split(","))}
-        if args.fts:
-            for path, _ in dbs.values():
-                set_fts(path, args.fts)
         caches = [c.strip() for c in args.cache.split(",") if c.strip()]
         # Interleave the sizes run by run, so machine noise hits both alike.
         results: dict[tuple[str, int], list[dict]] = {(c, n): [] for c in caches for n in dbs}
@@ -294,7 +362,7 @@ def main() -> None:
             for c in caches:
                 for n, (path, _) in dbs.items():
                     results[c, n].append(
-                        measure(path, args.new, stream, f"{stamp}-{c}-{r}", cold=c == "cold", batch=args.batch)
+                        measure(path, args.new, stream, f"{stamp}-{c}-{r}", cold=c == "cold", fts=args.fts)
                     )
         sizes = sorted(dbs)
         out["by_cache"] = {}
@@ -305,6 +373,7 @@ def main() -> None:
                 by_size[str(n)] = setup | {
                     "us_per_article": common.median([x["us_per_article"] for x in rows]),
                     "cpu_us_per_article": common.median([x["cpu_us_per_article"] for x in rows]),
+                    "story_cpu_us_per_article": common.median([x["story_cpu_us_per_article"] for x in rows]),
                     "us_per_304_update": common.median([x["us_per_304_update"] for x in rows]),
                     "db_mb": rows[-1]["db_mb"],
                     "runs_us_per_article": [x["us_per_article"] for x in rows],
@@ -319,8 +388,6 @@ def main() -> None:
         # The first cache state asked for is also the top level, as before (run_all.py reads it).
         out |= out["by_cache"][caches[0]]
     finally:
-        import shutil
-
         shutil.rmtree(fresh, ignore_errors=True)
     print(json.dumps(out))
 

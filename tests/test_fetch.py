@@ -10,6 +10,7 @@ import asyncio
 import gzip
 import ipaddress
 import logging
+import select
 import shutil
 import socket
 import ssl
@@ -882,3 +883,23 @@ async def test_an_allowed_loopback_network_allows_localhost_without_asking_dns(s
     error = await feed_error(f"http://localhost:{site.port}/feed.xml", allow_networks=("10.0.0.0/8",))
     assert isinstance(error, BlockedAddressError) and "allow_networks" in error.message
     assert len(site.requests) == 1
+
+
+async def test_a_pooled_connection_the_server_closed_reads_as_readable_so_httpcore_drops_it():
+    # The guard's stream keeps its socket; httpcore asks it before reusing an idle connection.
+    listener = socket.create_server(("127.0.0.1", 0))
+    loop = asyncio.get_running_loop()
+    listener.setblocking(False)
+    backend = GuardedBackend(parse_networks(LOOPBACK))
+    connecting = asyncio.ensure_future(backend.connect_tcp("127.0.0.1", listener.getsockname()[1], timeout=5))
+    server_side, _ = await loop.sock_accept(listener)
+    stream = await connecting
+    try:
+        sock = stream.get_extra_info("socket")
+        assert sock is not None and stream.get_extra_info("is_readable") is False  # idle and open: reusable
+        server_side.close()  # the server hangs up on the idle connection
+        assert select.select([sock.fileno()], [], [], 5)[0]  # the hang-up has reached us
+        assert stream.get_extra_info("is_readable") is True  # so the pool treats it as expired
+    finally:
+        await stream.aclose()
+        listener.close()

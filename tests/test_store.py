@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
@@ -117,11 +118,13 @@ def test_errors_count_up_and_a_success_resets(store):
 
 
 def test_a_failed_transaction_leaves_nothing_behind(store):
-    broken = update([article(), article(url=None)])  # NOT NULL url: the second insert fails
+    # NOT NULL title: the second insert fails, after the first article was written and placed in a story.
+    broken = update([article(), dataclasses.replace(article(url="https://news.example/z", entry_id="e2"), title=None)])
     with pytest.raises(Exception):
         store.apply_update(feed_id(store, "a"), broken, {"t": ("mail",)})
     assert store.counts()["matches"] == 0
     assert store.seen_entry_ids(feed_id(store, "a"), ["e1"]) == set()
+    assert not store._uncounted  # the story term counts of the rolled-back articles are not kept either
 
 
 def test_writes_succeed_while_a_reader_holds_a_long_transaction(sqlite_store, tmp_path):

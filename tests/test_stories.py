@@ -376,3 +376,53 @@ async def test_a_zero_window_makes_every_article_its_own_story(site, store, extr
     )
     await poll_all(config, store, extractor, now=T0 + timedelta(hours=2))
     assert len({story_of(store, title) for title, _ in EVENT}) == 5
+
+
+def test_term_counts_are_batched_in_memory_seen_by_the_next_article_and_written_on_close(tmp_path, monkeypatch):
+    from watcher.config import FeedConfig
+    from watcher.models import Article, Entry, FeedUpdate
+    from watcher.store import Store
+    from watcher.store import stories as store_stories
+
+    monkeypatch.setattr(store_stories, "TERM_COUNTS_EVERY", 3)
+    path = tmp_path / "w.db"
+    store = Store.open(path)
+    store.sync_feeds([FeedConfig("a", "https://a.example/f")], timedelta(minutes=15), T0)
+
+    def write(n: int) -> None:
+        url = f"https://n.example/{n}"
+        entry = Entry("https://a.example/f", f"e{n}", url, url, f"Kramatorsk shelling report {n}", summary="")
+        article = Article(url, entry.title, "", "feed-summary", entry, published_at=T0)
+        store.apply_update(
+            1, FeedUpdate(entry.feed_url, T0, T0, "ok", seen_entry_ids=(entry.entry_id,), articles=(article,)), {}
+        )
+
+    def counted() -> dict[str, int]:
+        return dict(store.db.execute("SELECT term, df FROM story_terms WHERE term IN ('', 'kramatorsk')").fetchall())
+
+    write(1)
+    write(2)
+    assert counted() == {}  # two articles: still in memory
+    seen: list[dict[str, int]] = []
+    decide = store_stories.decide_story
+    monkeypatch.setattr(
+        store_stories,
+        "decide_story",
+        lambda text, cands, df, docs, *a: seen.append(dict(df, **{"": docs})) or decide(text, cands, df, docs, *a),
+    )
+    write(3)
+    assert seen[-1]["kramatorsk"] == 2 and seen[-1][""] == 2  # the third article saw the first two's counts
+    assert counted() == {"": 3, "kramatorsk": 3}  # the third made a batch: written in its transaction
+    write(4)
+    assert counted() == {"": 3, "kramatorsk": 3}
+    store.close()
+    reopened = Store.open(path)
+    try:
+        assert dict(
+            reopened.db.execute("SELECT term, df FROM story_terms WHERE term IN ('', 'kramatorsk')").fetchall()
+        ) == {
+            "": 4,
+            "kramatorsk": 4,
+        }  # closing wrote the rest
+    finally:
+        reopened.close()

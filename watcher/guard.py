@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+import select
 import socket
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -322,9 +323,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         for address in await self.addresses(host, port, timeout):
             try:
                 # An IP literal: anyio connects without another lookup, so DNS cannot change the answer now.
-                return await self._inner.connect_tcp(
+                stream = await self._inner.connect_tcp(
                     str(address), port, timeout=timeout, local_address=local_address, socket_options=socket_options
                 )
+                return _KeptSocketStream(stream)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
                 error = e  # try the next checked address, as getaddrinfo-based connects do
         assert error is not None
@@ -342,6 +344,46 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+class _KeptSocketStream(httpcore.AsyncNetworkStream):
+    """httpcore's stream with its socket looked up once: before every request httpcore asks each idle pooled
+    connection whether the server hung up, and anyio answered with a getpeername() system call each time."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._socket = inner.get_extra_info("socket")
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: typing.Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return _KeptSocketStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "socket":
+            return self._socket
+        if info == "is_readable":
+            return _readable(self._socket)
+        return self._inner.get_extra_info(info)
+
+
+def _readable(sock: socket.socket | None) -> bool:
+    """Whether a read would return at once (data, or the end a server's hang-up leaves); a gone socket is."""
+    fd = sock.fileno() if sock is not None else -1
+    if fd < 0:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def install_guard(client: object, backend: GuardedBackend) -> None:

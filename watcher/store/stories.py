@@ -22,23 +22,39 @@ from .base import Connection, _chunks, from_db_time, placeholders, to_db_time
 
 DOCUMENTS = ""  # the story_terms row whose df counts every article
 POSTINGS_PER_KEY = 200
+# Articles whose term counts are added up in memory before they are written in one go. Written one article at a
+# time, its ~60 counts land on as many pages of a large story_terms (the longest part of a new article's write in
+# a store of 1M: bench/growth.py); a batch writes each page once. A crash forgets at most this many articles'
+# counts: frequencies a hair low, which is all the decision would notice.
+TERM_COUNTS_EVERY = 200
 
 
 class StoryQueries(Connection):
     story_settings: StorySettings = StorySettings()
+    _uncounted: Counter[str] | None = None  # term counts of stored articles not yet in story_terms
+
+    def close(self) -> None:
+        if self._uncounted:
+            if self._thread is not None:  # the store thread's last calls first: they may count more terms
+                self._thread.shutdown(wait=True)
+                self._thread = None
+            try:
+                with self._write() as conn:
+                    self._write_term_counts(conn)
+            except StoreError:
+                pass  # a database that cannot be written now: the counts drift a little low, as after a crash
+        super().close()
 
     def configure_stories(self, window: timedelta) -> None:
         self.story_settings = StorySettings(window=window, threshold=StorySettings().threshold)
 
     # --- inside apply_update's transaction -------------------------------------------------------------------
 
-    def _place_in_story(
-        self, conn: sqlite3.Connection, article_id: int, article: Article, now: datetime, pending: Counter[str]
-    ) -> int:
+    def _place_in_story(self, conn: sqlite3.Connection, article_id: int, article: Article, now: datetime) -> int:
         """The story of a just-written article: the one it already has, a recent one it reports, or a new one.
 
-        Its terms are added to `pending`, the document frequencies this transaction will write at its end
-        (`_count_terms`), and the articles before it in the same transaction count as already written."""
+        Its terms are counted in memory (`_uncounted`), where the next article, in this transaction or a later one,
+        finds them; apply_update writes them in one go once TERM_COUNTS_EVERY articles are counted."""
         row = conn.execute("SELECT story_id FROM articles WHERE id = ?", (article_id,)).fetchone()
         if row[0] is not None:
             return int(row[0])
@@ -47,10 +63,13 @@ class StoryQueries(Connection):
             story_id = _new_story(conn, article, now)
             conn.execute("UPDATE articles SET story_id = ? WHERE id = ?", (story_id, article_id))
             return story_id
+        if self._uncounted is None:
+            self._uncounted = Counter()
+        uncounted = self._uncounted
         df = _frequencies(conn, text.terms)
         for term in (*text.terms, DOCUMENTS):
-            if pending[term]:
-                df[term] = df.get(term, 0) + pending[term]
+            if term in uncounted:
+                df[term] = df.get(term, 0) + uncounted[term]
         documents = df.pop(DOCUMENTS, 0)
         keys = text.index_keys(df)
         since = to_db_time(now - self.story_settings.window)
@@ -70,16 +89,26 @@ class StoryQueries(Connection):
             "INSERT INTO story_keys (key, seen_at, article_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             [(key, stamp, article_id) for key in sorted(keys)],
         )
-        pending.update((*text.terms, DOCUMENTS))
+        uncounted.update(text.terms)
+        uncounted[DOCUMENTS] += 1
         return int(story_id)
 
-    def _count_terms(self, conn: sqlite3.Connection, pending: Counter[str]) -> None:
-        """Write a transaction's document frequencies, last and in one sorted order. Every article adds to the
-        same rows (DOCUMENTS, "said"), so two workers writing at once on PostgreSQL would otherwise each hold some
-        and wait for the other's: a deadlock that stalls both for a second before one is rolled back."""
+    def _write_term_counts_when_due(self, conn: sqlite3.Connection) -> None:
+        """At the end of a feed's write: the counts, once enough are kept. Last, so that every writer takes its row
+        locks in one order (articles, stories, then terms) and workers sharing a PostgreSQL database cannot
+        deadlock on them; and rarely, so they seldom wait on the rows every article touches (DOCUMENTS, "said")."""
+        if self._uncounted and self._uncounted[DOCUMENTS] >= TERM_COUNTS_EVERY:
+            self._write_term_counts(conn)
+
+    def _write_term_counts(self, conn: sqlite3.Connection) -> None:
+        """Add the counts kept in memory to story_terms, in the caller's transaction (in term order: each page of
+        the table is written once, and two writers lock the rows in the same order)."""
+        if not self._uncounted:
+            return
+        counts, self._uncounted = sorted(self._uncounted.items()), Counter()
         conn.executemany(
             "INSERT INTO story_terms (term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = story_terms.df + excluded.df",
-            sorted(pending.items()),
+            counts,
         )
 
     def _refresh_story(self, conn: sqlite3.Connection, story_id: int, now: datetime) -> None:
