@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,6 +99,7 @@ def run_workers_part(args: argparse.Namespace) -> None:
     finally:
         if cluster is not None:
             cluster.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the databases and the workers' logs of the runs
 
 
 def _database(args: argparse.Namespace, cluster, work: Path, name: str) -> str:
