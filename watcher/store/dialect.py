@@ -8,7 +8,9 @@ written with SQLite's `?` and `:name` placeholders; the PostgreSQL connection re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,23 @@ class Dialect:
         return (
             f"(SELECT {name} FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = {article}.id)"
         )
+
+    def newest_postings(self, keys: Sequence[str], since: str, cap: int) -> tuple[str, list[Any]]:
+        """A query of `article_id`s: for each of `keys`, its newest `cap` rows of story_keys since `since`; and its
+        parameters. SQLite: one limited subquery per key; PostgreSQL: one statement whatever the number of keys
+        (a LATERAL join over the keys as an array), which the server plans once and keeps prepared."""
+        if self.is_sqlite:
+            sql = " UNION ALL ".join(
+                "SELECT * FROM (SELECT article_id FROM story_keys WHERE key = ? AND seen_at >= ?"
+                f" ORDER BY seen_at DESC LIMIT ?) AS k{i}"
+                for i in range(len(keys))
+            )
+            return sql, [value for key in keys for value in (key, since, cap)]
+        sql = (
+            "SELECT p.article_id FROM unnest(CAST(? AS text[])) AS k(key) CROSS JOIN LATERAL"
+            " (SELECT article_id FROM story_keys WHERE key = k.key AND seen_at >= ? ORDER BY seen_at DESC LIMIT ?) AS p"
+        )
+        return sql, [list(keys), since, cap]
 
     # --- full-text search: FTS5 on SQLite, a tsvector column with a GIN index on PostgreSQL ---------------
 

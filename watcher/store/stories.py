@@ -19,6 +19,7 @@ from ..errors import StoreError
 from ..models import Article
 from ..stories import CANDIDATES, COLD_START_DOCUMENTS, StoryCandidate, StorySettings, StoryText, decide_story
 from .base import Connection, _chunks, from_db_time, placeholders, to_db_time
+from .dialect import Dialect
 
 DOCUMENTS = ""  # the story_terms row whose df counts every article
 POSTINGS_PER_KEY = 200
@@ -73,7 +74,7 @@ class StoryQueries(Connection):
         documents = df.pop(DOCUMENTS, 0)
         keys = text.index_keys(df)
         since = to_db_time(now - self.story_settings.window)
-        candidates = _candidates(conn, keys, since, article_id)
+        candidates = _candidates(conn, self.dialect, keys, since, article_id)
         decision = decide_story(text, candidates, df, documents, now, self.story_settings)
         stamp = to_db_time(now)
         joined = _live_story(conn, decision.story_id) if decision.story_id is not None else None
@@ -217,19 +218,16 @@ def _frequencies(conn: sqlite3.Connection, terms: frozenset[str] | set[str]) -> 
     return found
 
 
-def _candidates(conn: sqlite3.Connection, keys: Sequence[str], since: str, article_id: int) -> list[StoryCandidate]:
+def _candidates(
+    conn: sqlite3.Connection, dialect: Dialect, keys: Sequence[str], since: str, article_id: int
+) -> list[StoryCandidate]:
     """The stored articles of the window sharing most index keys with the new one (at most CANDIDATES)."""
     if not keys:
         return []
     # Each key's postings are cut to its newest POSTINGS_PER_KEY: a word that many articles of the window carry
     # would otherwise make the lookup grow with the window (measured: 21.7 ms an article with 100k in the window).
     # A same-story version shares several keys, and its rarest ones have short postings.
-    hits = " UNION ALL ".join(
-        f"SELECT * FROM (SELECT article_id FROM story_keys WHERE key = ? AND seen_at >= ? ORDER BY seen_at DESC LIMIT ?)"
-        f" AS k{i}"
-        for i in range(len(keys))
-    )
-    params: list[Any] = [value for key in keys for value in (key, since, POSTINGS_PER_KEY)]
+    hits, params = dialect.newest_postings(keys, since, POSTINGS_PER_KEY)
     rows = conn.execute(
         f"WITH hits(article_id) AS ({hits}),"
         " best AS (SELECT article_id, count(*) AS shared FROM hits WHERE article_id != ?"
