@@ -23,6 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import common
+
 from watcher.config import config_from_dict
 from watcher.learn import judge_article
 from watcher.learn.train import Example, featurise, train
@@ -30,16 +32,6 @@ from watcher.rules import compile_topics, match_article
 
 DEFAULT_DATA = REPO.parent / "shared" / "evaldata"
 EXTRACTION_MS = 27.0  # trafilatura's CPU per real page on our machines (docs: README, Performance)
-
-
-def cpu_ms_per_item(fn, items, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.process_time()
-        for title, text in items:
-            fn(title, text)
-        best = min(best, (time.process_time() - started) * 1000 / len(items))
-    return best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     words = statistics.median(len(b.split()) for _, b in texts)
     print(f"{path} · {len(items)} items, median body {words:.0f} words · 2 topics\n")
 
-    rules_ms = cpu_ms_per_item(lambda t, b: match_article(topics, t, b), texts, args.repeat)
-    both_ms = cpu_ms_per_item(lambda t, b: judge_article(topics, models, t, b), texts, args.repeat)
+    rules_ms = common.cpu_ms_per_item(lambda t, b: match_article(topics, t, b), texts, args.repeat)
+    both_ms = common.cpu_ms_per_item(lambda t, b: judge_article(topics, models, t, b), texts, args.repeat)
     extra = both_ms - rules_ms
     print(f"{'scoring, CPU per article':<44} {'ms':>8} {'% of extraction':>16}")
     print(f"{'rules alone (2 topics)':<44} {rules_ms:>8.3f} {rules_ms / EXTRACTION_MS:>15.1%}")
@@ -78,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'the models alone (difference)':<44} {extra:>8.3f} {extra / EXTRACTION_MS:>15.1%}")
     long_texts = [(t, b) for t, b in texts if len(b.split()) >= 300]
     if long_texts:
-        rules_long = cpu_ms_per_item(lambda t, b: match_article(topics, t, b), long_texts, args.repeat)
-        both_long = cpu_ms_per_item(lambda t, b: judge_article(topics, models, t, b), long_texts, args.repeat)
+        rules_long = common.cpu_ms_per_item(lambda t, b: match_article(topics, t, b), long_texts, args.repeat)
+        both_long = common.cpu_ms_per_item(lambda t, b: judge_article(topics, models, t, b), long_texts, args.repeat)
         label = f"article bodies of 300+ words ({len(long_texts)}):"
         print(f"{label:<44}")
         print(f"{'  rules alone':<44} {rules_long:>8.3f} {rules_long / EXTRACTION_MS:>15.1%}")

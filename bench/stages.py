@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -27,16 +26,6 @@ from watcher.config import config_from_dict
 from watcher.learn import apply_models
 from watcher.learn.train import Example, train
 from watcher.rules import compile_topics, match_article
-
-
-def cpu_ms_per_item(fn, items, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.process_time()
-        for title, text in items:
-            fn(title, text)
-        best = min(best, (time.process_time() - started) * 1000 / len(items))
-    return best
 
 
 def main() -> None:
@@ -63,8 +52,10 @@ def main() -> None:
         ]
         models[topic.name] = train(topic, examples)
     found = {(t, b): match_article(topics, t, b) for t, b in texts}
-    match_ms = cpu_ms_per_item(lambda t, b: match_article(topics, t, b), texts, args.repeat)
-    models_ms = cpu_ms_per_item(lambda t, b: apply_models(topics, models, (t, b), found[t, b]), texts, args.repeat)
+    match_ms = common.cpu_ms_per_item(lambda t, b: match_article(topics, t, b), texts, args.repeat)
+    models_ms = common.cpu_ms_per_item(
+        lambda t, b: apply_models(topics, models, (t, b), found[t, b]), texts, args.repeat
+    )
     out = {
         "items": len(texts),
         "topics": len(topics),

@@ -15,6 +15,8 @@ import logging
 import os
 from typing import TextIO
 
+from .processes import other_process_running
+
 log = logging.getLogger("watcher.daemon")
 
 _armed: TextIO | None = None
@@ -39,7 +41,7 @@ def previous_crash(db_path: str) -> str | None:
     base = crash_file(db_path)
     for path in sorted(glob.glob(glob.escape(base) + ".*")) + [base]:  # [base]: a report of an earlier version
         suffix = path[len(base) + 1 :]
-        if path != base and (not suffix.isdigit() or _running(int(suffix))):
+        if path != base and (not suffix.isdigit() or other_process_running(int(suffix))):
             continue
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
@@ -56,18 +58,6 @@ def previous_crash(db_path: str) -> str | None:
         if text and found is None:
             found = text.splitlines()[0]
     return found
-
-
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # our pid, reused (a restarted container): the file is an earlier process's
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def arm(db_path: str) -> None:

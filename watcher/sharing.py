@@ -24,6 +24,7 @@ from .config import Config
 from .errors import StoreError
 from .fetch import Fetcher
 from .models import FeedRecord
+from .processes import other_process_running
 from .store import Store
 
 log = logging.getLogger("watcher.daemon")
@@ -146,7 +147,11 @@ class Share:
         lease later. A worker on another host cannot be judged from here: its leases lapse."""
         try:
             rows = await self.store.call(self.store.workers)
-            gone = [r["name"] for r in rows if r["leases"] and r["host"] == self.host and not _alive(r["pid"])]
+            gone = [
+                r["name"]
+                for r in rows
+                if r["leases"] and r["host"] == self.host and not other_process_running(r["pid"])
+            ]
             for name in gone:
                 released = await self.store.call(self.store.release_all_feed_leases, name)
                 log.info("took back %d feed leases of worker %s, which is gone", released, name)
@@ -163,17 +168,3 @@ class Share:
                 await self.store.call(self.store.release_feed_leases, self.owner, feed_ids)
         except StoreError as e:
             log.warning("leases not given back (they lapse on their own): %s", e)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` of this host runs. Our own pid belongs to an earlier worker only when it was reused
-    (a restarted container), so it counts as gone."""
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True

@@ -39,6 +39,7 @@ from pathlib import Path
 from ..config import ChannelConfig, Config, ConfigError, ConfigProblem
 from ..errors import DeliveryError, PermanentDeliveryError, StoreError, WatcherError
 from ..models import Delivery
+from ..processes import other_process_running
 from ..schedules import latest_slot
 from ..store import Store
 from .channel import Channel, ChannelContext
@@ -69,16 +70,7 @@ def claim_holder_is_alive(owner: str) -> bool:
         return True  # another machine's process: let its lease run out
     if owner == CLAIM_OWNER:
         return True
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False  # our pid, another token: the process we replaced
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return other_process_running(int(pid_text))  # our own pid with another token: the process we replaced
 
 
 def claim_holder_is_local_and_alive(owner: str) -> bool:
