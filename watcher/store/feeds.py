@@ -117,25 +117,7 @@ class FeedQueries(StoryQueries):
         """
         now = to_db_time(update.checked_at)
         queued = 0
-        # The term counts kept in memory as they were: a write that fails (and is retried, or polled again) must
-        # not count its articles twice, nor lose the counts a flush inside it took out of memory.
-        counted_before = Counter(self._uncounted) if self._uncounted else None
-        try:
-            queued = self._write_update(feed_id, update, routes, possible_routes, now)
-        except BaseException:
-            self._uncounted = counted_before
-            raise
-        return queued
-
-    def _write_update(
-        self,
-        feed_id: int,
-        update: FeedUpdate,
-        routes: Mapping[str, Sequence[str]],
-        possible_routes: Mapping[str, Sequence[str]] | None,
-        now: str,
-    ) -> int:
-        queued = 0
+        terms: Counter[str] = Counter()  # this write's story term counts, kept in memory once it commits
         with self._write() as conn:
             self._write_feed_state(conn, feed_id, update)
             # The poll is recorded: the worker's lease on the feed ends in the same transaction (leases.py). Whoever
@@ -152,7 +134,7 @@ class FeedQueries(StoryQueries):
                 article_id = self._insert_article(conn, article, now)
                 self._add_source(conn, article_id, feed_id, article.entry.entry_id, article.entry.link, now)
                 # Before the matches: their alerts are queued once per story (docs/stories.md).
-                touched.add(self._place_in_story(conn, article_id, article, update.checked_at))
+                touched.add(self._place_in_story(conn, article_id, article, update.checked_at, terms))
                 for match in article.matches:
                     queued += self._insert_match(conn, article_id, match, now, routes if update.alert else {})
                 if article.model_calls:
@@ -166,9 +148,10 @@ class FeedQueries(StoryQueries):
                         touched.add(row[1])
             for story_id in sorted(touched):
                 self._refresh_story(conn, story_id, update.checked_at)
-            self._write_term_counts_when_due(conn)
+            terms_written = self._write_term_counts_when_due(conn, terms)
             if update.articles:
                 self._prune_story_index(conn, update.checked_at)
+        self._counts_committed(terms, terms_written)
         return queued
 
     def record_offline(self, feeds: Sequence[tuple[int, datetime]]) -> None:

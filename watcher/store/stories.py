@@ -32,7 +32,9 @@ TERM_COUNTS_EVERY = 200
 
 class StoryQueries(Connection):
     story_settings: StorySettings = StorySettings()
-    _uncounted: Counter[str] | None = None  # term counts of stored articles not yet in story_terms
+    # Term counts of committed articles not yet in story_terms. A write's own counts join them only once it commits
+    # (`_counts_committed`), so a write that fails or is retried never counts its articles twice.
+    _uncounted: Counter[str] | None = None
 
     def close(self) -> None:
         if self._uncounted:
@@ -41,7 +43,8 @@ class StoryQueries(Connection):
                 self._thread = None
             try:
                 with self._write() as conn:
-                    self._write_term_counts(conn)
+                    self._write_term_counts(conn, self._uncounted)
+                self._uncounted = None
             except StoreError:
                 pass  # a database that cannot be written now: the counts drift a little low, as after a crash
         super().close()
@@ -51,11 +54,13 @@ class StoryQueries(Connection):
 
     # --- inside apply_update's transaction -------------------------------------------------------------------
 
-    def _place_in_story(self, conn: sqlite3.Connection, article_id: int, article: Article, now: datetime) -> int:
+    def _place_in_story(
+        self, conn: sqlite3.Connection, article_id: int, article: Article, now: datetime, pending: Counter[str]
+    ) -> int:
         """The story of a just-written article: the one it already has, a recent one it reports, or a new one.
 
-        Its terms are counted in memory (`_uncounted`), where the next article, in this transaction or a later one,
-        finds them; apply_update writes them in one go once TERM_COUNTS_EVERY articles are counted."""
+        Its terms are added to `pending`, this write's counts, which the next article of the write finds beside the
+        committed ones kept in memory (`_uncounted`); apply_update writes them all once TERM_COUNTS_EVERY are kept."""
         row = conn.execute("SELECT story_id FROM articles WHERE id = ?", (article_id,)).fetchone()
         if row[0] is not None:
             return int(row[0])
@@ -64,13 +69,11 @@ class StoryQueries(Connection):
             story_id = _new_story(conn, article, now)
             conn.execute("UPDATE articles SET story_id = ? WHERE id = ?", (story_id, article_id))
             return story_id
-        if self._uncounted is None:
-            self._uncounted = Counter()
-        uncounted = self._uncounted
+        uncounted = self._uncounted or Counter()
         df = _frequencies(conn, text.terms)
         for term in (*text.terms, DOCUMENTS):
-            if term in uncounted:
-                df[term] = df.get(term, 0) + uncounted[term]
+            if term in uncounted or term in pending:
+                df[term] = df.get(term, 0) + uncounted[term] + pending[term]
         documents = df.pop(DOCUMENTS, 0)
         keys = text.index_keys(df)
         since = to_db_time(now - self.story_settings.window)
@@ -90,26 +93,36 @@ class StoryQueries(Connection):
             "INSERT INTO story_keys (key, seen_at, article_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             [(key, stamp, article_id) for key in sorted(keys)],
         )
-        uncounted.update(text.terms)
-        uncounted[DOCUMENTS] += 1
+        pending.update(text.terms)
+        pending[DOCUMENTS] += 1
         return int(story_id)
 
-    def _write_term_counts_when_due(self, conn: sqlite3.Connection) -> None:
-        """At the end of a feed's write: the counts, once enough are kept. Last, so that every writer takes its row
-        locks in one order (articles, stories, then terms) and workers sharing a PostgreSQL database cannot
-        deadlock on them; and rarely, so they seldom wait on the rows every article touches (DOCUMENTS, "said")."""
-        if self._uncounted and self._uncounted[DOCUMENTS] >= TERM_COUNTS_EVERY:
-            self._write_term_counts(conn)
+    def _write_term_counts_when_due(self, conn: sqlite3.Connection, pending: Counter[str]) -> bool:
+        """At the end of a feed's write: the counts kept and this write's, once there are enough; True when written.
+        Last, so that every writer takes its row locks in one order (articles, stories, then terms) and workers
+        sharing a PostgreSQL database cannot deadlock on them; and rarely, so they seldom wait on the rows every
+        article touches (DOCUMENTS, "said")."""
+        kept = self._uncounted[DOCUMENTS] if self._uncounted else 0
+        if kept + pending[DOCUMENTS] < TERM_COUNTS_EVERY:
+            return False
+        self._write_term_counts(conn, (self._uncounted or Counter()) + pending)
+        return True
 
-    def _write_term_counts(self, conn: sqlite3.Connection) -> None:
-        """Add the counts kept in memory to story_terms, in the caller's transaction (in term order: each page of
-        the table is written once, and two writers lock the rows in the same order)."""
-        if not self._uncounted:
-            return
-        counts, self._uncounted = sorted(self._uncounted.items()), Counter()
+    def _counts_committed(self, pending: Counter[str], written: bool) -> None:
+        """After a write commits: its counts join those kept in memory, or all of them are in story_terms now."""
+        if written:
+            self._uncounted = None
+        elif pending:
+            if self._uncounted is None:
+                self._uncounted = Counter()
+            self._uncounted.update(pending)
+
+    def _write_term_counts(self, conn: sqlite3.Connection, counts: Counter[str]) -> None:
+        """Add `counts` to story_terms, in the caller's transaction (in term order: each page of the table is
+        written once, and two writers lock the rows in the same order)."""
         conn.executemany(
             "INSERT INTO story_terms (term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = story_terms.df + excluded.df",
-            counts,
+            sorted(counts.items()),
         )
 
     def _refresh_story(self, conn: sqlite3.Connection, story_id: int, now: datetime) -> None:
