@@ -33,9 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.workers_run import add_worker_options, run_workers_part
 from tests.helpers.postgres import PostgresCluster, missing_reason
+from watcher.store import PostgresStore
 from watcher.store.dialect import POSTGRES
 from watcher.store.leases import claim_params, claim_sql
-from watcher.store.postgres import claim_due_feeds, connect, migrate, translate
+from watcher.store.postgres import connect, migrate, translate
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -75,17 +76,20 @@ def claimers(url: str, workers: int, due: int) -> tuple[float, bool]:
     barrier = threading.Barrier(workers + 1)
 
     def run(slot: int) -> None:
-        with connect(url, autocommit=True) as conn:
+        store = PostgresStore.open(url)
+        try:
             barrier.wait()
-            while batch := claim_due_feeds(conn, f"w{slot}", NOW, LEASE, limit=50):
+            while batch := store.claim_due_feeds(f"w{slot}", NOW, LEASE, limit=50):
                 ids = [f.id for f in batch]
                 claimed[slot].extend(ids)
                 # What a worker does once it has polled them: the next check moves on and the lease is given back.
-                conn.execute(
+                store.db.execute(
                     "UPDATE feeds SET next_check_at = '2026-12-07T12:15:00Z', lease_owner = NULL, lease_until = NULL"
-                    " WHERE id = ANY(%s)",
+                    " WHERE id = ANY(?)",
                     (ids,),
                 )
+        finally:
+            store.close()
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
     for t in threads:

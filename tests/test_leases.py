@@ -6,7 +6,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from watcher.config import FeedConfig
-from watcher.store.postgres import claim_due_feeds, connect, migrate, record_worker_tick, release_feed_leases, translate
+from watcher.store import PostgresStore
+from watcher.store.postgres import connect, migrate, translate
 
 NOW = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -49,12 +50,15 @@ def test_postgresql_workers_claiming_at_once_never_share_a_feed(postgres_url):
     start = threading.Barrier(6)
 
     def worker(name: str) -> None:
-        with connect(postgres_url, autocommit=True) as conn:
+        store = PostgresStore.open(postgres_url)
+        try:
             start.wait()
             mine: list[int] = []
-            while batch := claim_due_feeds(conn, name, NOW, LEASE, limit=7):
+            while batch := store.claim_due_feeds(name, NOW, LEASE, limit=7):
                 mine.extend(f.id for f in batch)
             claimed[name] = mine
+        finally:
+            store.close()
 
     threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(6)]
     for t in threads:
@@ -71,28 +75,35 @@ def test_postgresql_a_claim_in_progress_is_skipped_not_waited_for(postgres_url):
     from watcher.store.dialect import POSTGRES
     from watcher.store.leases import claim_params, claim_sql
 
-    with connect(postgres_url) as a, connect(postgres_url, autocommit=True) as b:
-        held = {r[0] for r in a.execute(translate(claim_sql(POSTGRES, 4)), claim_params("a", NOW, LEASE)).fetchall()}
-        b.execute("SET lock_timeout = '5s'")  # were B to wait on A's locks, it would fail here, not hang
-        taken = {f.id for f in claim_due_feeds(b, "b", NOW, LEASE, limit=100)}
-        assert len(held) == 4 and len(taken) == 6 and held.isdisjoint(taken)
-        a.commit()
-        assert claim_due_feeds(b, "b", NOW, LEASE, limit=100) == []  # A's committed leases exclude them now
+    b = PostgresStore.open(postgres_url)
+    try:
+        with connect(postgres_url) as a:
+            held = {r[0] for r in a.execute(translate(claim_sql(POSTGRES, 4)), claim_params("a", NOW, LEASE))}
+            b.pg.raw.execute("SET lock_timeout = '5s'")  # were B to wait on A's locks, it would fail here, not hang
+            taken = {f.id for f in b.claim_due_feeds("b", NOW, LEASE, limit=100)}
+            assert len(held) == 4 and len(taken) == 6 and held.isdisjoint(taken)
+            a.commit()
+            assert b.claim_due_feeds("b", NOW, LEASE, limit=100) == []  # A's committed leases exclude them now
+    finally:
+        b.close()
 
 
 def test_postgresql_a_dead_workers_leases_lapse_and_are_taken_over(postgres_url):
     _add_feeds(postgres_url, 20)
-    with connect(postgres_url, autocommit=True) as conn:
-        dead = claim_due_feeds(conn, "dead", NOW, LEASE, limit=8)
-        alive = claim_due_feeds(conn, "alive", NOW, LEASE, limit=100)
+    store = PostgresStore.open(postgres_url)
+    try:
+        dead = store.claim_due_feeds("dead", NOW, LEASE, limit=8)
+        alive = store.claim_due_feeds("alive", NOW, LEASE, limit=100)
         assert len(dead) == 8 and len(alive) == 12
-        assert claim_due_feeds(conn, "alive", NOW + LEASE - timedelta(seconds=1), LEASE, limit=100) == []
-        assert release_feed_leases(conn, "alive", [f.id for f in alive]) == 12
-        after = claim_due_feeds(conn, "alive", NOW + LEASE, LEASE, limit=100)
+        assert store.claim_due_feeds("alive", NOW + LEASE - timedelta(seconds=1), LEASE, limit=100) == []
+        assert store.release_feed_leases("alive", [f.id for f in alive]) == 12
+        after = store.claim_due_feeds("alive", NOW + LEASE, LEASE, limit=100)
         assert {f.id for f in after} == {f.id for f in dead} | {f.id for f in alive}
-        record_worker_tick(conn, "alive", "host-b", 7, NOW, feeds_polled=20)
-        row = conn.execute("SELECT host, pid, feeds_polled, last_tick_at FROM workers").fetchone()
+        store.record_worker_tick("alive", "host-b", 7, NOW, feeds_polled=20)
+        row = store.db.execute("SELECT host, pid, feeds_polled, last_tick_at FROM workers").fetchone()
         assert row == ("host-b", 7, 20, "2026-12-07T01:00:00Z")
+    finally:
+        store.close()
 
 
 def test_the_claim_query_uses_the_schedule_index(postgres_url):

@@ -7,6 +7,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import click
 
@@ -150,10 +151,7 @@ def import_labels(app: App, path, only: tuple[str, ...], by: str | None, no_trai
     topics = set(_topic_names(app))
     for name in only:
         _check_topic(app, name)
-    try:
-        items = list(read_labelled(path))
-    except ValueError as e:
-        raise click.ClickException(f"{path.name}: {e}") from None
+    items = _read_items(path)
     urls = {item.url for item in items if item.url}
     article_ids = app.store.article_ids_by_url(sorted(urls))
     who = _who(by)
@@ -246,10 +244,7 @@ def evaluate(app: App, path, only: tuple[str, ...], folds: int) -> None:
     """
     for name in only:
         _check_topic(app, name)
-    try:
-        items = list(read_labelled(path))
-    except ValueError as e:
-        raise click.ClickException(f"{path.name}: {e}") from None
+    items = _read_items(path)
     models = models_in_use(app.config, app.store)
     rows = []
     for topic in app.config.compiled_topics:
@@ -319,3 +314,11 @@ def status_lines(store: Store) -> list[str]:
 
 
 __all__ = ["LabelledItem", "evaluate", "import_labels", "label", "labels", "status_lines", "topics"]
+
+
+def _read_items(file: IO[str]) -> list[LabelledItem]:
+    """A labelled JSON Lines file, or a one-line error naming it and the line at fault."""
+    try:
+        return list(read_labelled(file))
+    except ValueError as e:
+        raise click.ClickException(f"{file.name}: {e}") from None

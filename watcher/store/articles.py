@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import StoreError
-from .base import Connection, to_db_time
+from .base import FROM_FEED, Connection, to_db_time
 from .dialect import Dialect
 
 _QUERY_TOKEN = re.compile(r'"[^"]*"?|[()]|[^\s()"]+')
@@ -120,9 +120,7 @@ class ArticleQueries(Connection):
             )
             params.append(topic)
         if feed:
-            where.append(
-                "EXISTS (SELECT 1 FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id AND f.name = ?)"
-            )
+            where.append(FROM_FEED)
             params.append(feed)
         if since:
             where.append("coalesce(a.published_at, a.fetched_at) >= ?")

@@ -36,6 +36,12 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
+# "Article `a` came from the feed named ?": the feed filter of the list and search queries.
+FROM_FEED = (
+    "EXISTS (SELECT 1 FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id AND f.name = ?)"
+)
+
+
 def placeholders(values: Sequence[Any]) -> str:
     """`?,?,?` for an `IN (...)` over `values`."""
     return ",".join("?" * len(values))

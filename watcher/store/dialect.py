@@ -17,7 +17,6 @@ from typing import Any
 class Dialect:
     name: str
     skip_locked: str  # after a SELECT whose rows a claim takes: other claimers skip them instead of waiting
-    begin_write: str  # how a write transaction starts: SQLite takes the write lock up front
 
     @property
     def is_sqlite(self) -> bool:
@@ -117,5 +116,5 @@ class Dialect:
 
 
 # SQLite serialises writers: the transaction that claims holds the only write lock, so there is nothing to skip.
-SQLITE = Dialect("sqlite", "", "BEGIN IMMEDIATE")
-POSTGRES = Dialect("postgresql", " FOR UPDATE SKIP LOCKED", "BEGIN")
+SQLITE = Dialect("sqlite", "")
+POSTGRES = Dialect("postgresql", " FOR UPDATE SKIP LOCKED")

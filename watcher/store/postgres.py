@@ -18,19 +18,15 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
 from ..errors import StoreConflict, StoreError
-from ..models import FeedRecord
-from .base import StoreHealth, to_db_time
+from .base import StoreHealth
 from .dialect import POSTGRES
-from .feeds import _feed_record
-from .leases import WORKER_ROW_KEPT, by_schedule, claim_params, claim_sql, heartbeat_sql, prune_workers_sql, release_sql
 from .migrations_pg import PG_MIGRATIONS, VERSION_TABLE
 from .queries import Store
 
@@ -89,29 +85,6 @@ def migrate(conn: Any) -> int:
                 conn.execute("INSERT INTO watcher_schema (version) VALUES (%s)", (current + 1,))
     except psycopg.Error as e:
         raise StoreError(f"cannot migrate the database: {e}") from e
-
-
-def claim_due_feeds(conn: Any, owner: str, now: datetime, lease: timedelta, limit: int) -> list[FeedRecord]:
-    """Up to `limit` due feeds nobody holds a live lease on, leased to `owner`: see leases.py. Its own transaction."""
-    from psycopg.rows import dict_row
-
-    with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
-        rows = cursor.execute(translate(claim_sql(POSTGRES, limit)), claim_params(owner, now, lease)).fetchall()
-    return [_feed_record(r) for r in by_schedule(rows)]
-
-
-def release_feed_leases(conn: Any, owner: str, feed_ids: Sequence[int]) -> int:
-    if not feed_ids:
-        return 0
-    with conn.transaction():
-        return conn.execute(translate(release_sql(feed_ids)), (owner, *feed_ids)).rowcount
-
-
-def record_worker_tick(conn: Any, name: str, host: str, pid: int, now: datetime, feeds_polled: int) -> None:
-    stamp = to_db_time(now)
-    with conn.transaction():
-        conn.execute(translate(heartbeat_sql()), (name, host, pid, stamp, stamp, feeds_polled))
-        conn.execute(translate(prune_workers_sql()), (to_db_time(now - WORKER_ROW_KEPT),))
 
 
 # --- the store over PostgreSQL ---------------------------------------------------------------------------------

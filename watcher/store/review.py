@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import StoreError
 from .articles import fts_query, search_text
-from .base import Connection, to_db_time
+from .base import FROM_FEED, Connection, to_db_time
 
 # A match (m) the analyst labelled "not relevant" for its topic: it leaves the lists (the label stays the record).
 DISMISSED = "EXISTS (SELECT 1 FROM labels l WHERE l.article_id = m.article_id AND l.topic = m.topic AND l.label = 'no')"
@@ -42,9 +42,7 @@ class ReviewQueries(Connection):
             where.append("m.topic = ?")
             params.append(topic)
         if feed:
-            where.append(
-                "EXISTS (SELECT 1 FROM article_sources s JOIN feeds f ON f.id = s.feed_id WHERE s.article_id = a.id AND f.name = ?)"
-            )
+            where.append(FROM_FEED)
             params.append(feed)
         if since:
             where.append("m.matched_at >= ?")
