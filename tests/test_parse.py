@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import socket
 import sys
 import time
 import tracemalloc
 import types
 import xml.sax
+import xml.sax.expatreader
+import xml.sax.handler
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from watcher.errors import ParseError
+from watcher.html_text import html_to_text
 from watcher.models import FetchedFeed, ParsedFeed
 from watcher.parse import parse_feed
-from watcher.text import canonical_url, html_to_text
+from watcher.text import canonical_url
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
 FEED_URL = "https://news.example.org/feed.xml"
@@ -456,10 +460,29 @@ def test_only_expat_parses_xml_even_with_libxml2_installed(monkeypatch):
 
     import feedparser.api
 
-    assert feedparser.api.PREFERRED_XML_PARSERS == ["xml.sax.expatreader"]
+    assert feedparser.api.PREFERRED_XML_PARSERS == ["watcher.parse"]
     assert feedparser.api._XML_AVAILABLE
     assert len(parse("rss2.xml").entries) == 4
     assert used == []
+    reader = xml.sax.make_parser(feedparser.api.PREFERRED_XML_PARSERS)
+    assert isinstance(reader, xml.sax.expatreader.ExpatParser)
+
+
+def test_the_expat_reader_buffers_text_so_escaped_html_is_one_call_per_run():
+    import feedparser.api
+
+    calls = []
+
+    class Counting(xml.sax.handler.ContentHandler):
+        def characters(self, content):
+            calls.append(content)
+
+    reader = xml.sax.make_parser(feedparser.api.PREFERRED_XML_PARSERS)
+    reader.setContentHandler(Counting())
+    escaped = "&lt;p&gt;Drones &amp;amp; shells&lt;/p&gt;" * 50
+    reader.parse(io.BytesIO(f"<a>{escaped}</a>".encode()))
+    assert "".join(calls) == "<p>Drones &amp; shells</p>" * 50
+    assert len(calls) == 1  # unbuffered, expat calls once per entity reference and text piece: 450 calls
 
 
 # --- canonical_url --------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import io
 import re
 import time
 import xml.sax
+import xml.sax.expatreader
+import xml.sax.xmlreader
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,8 +24,9 @@ import feedparser.encodings
 
 from watcher import jsonfeed
 from watcher.errors import ParseError
+from watcher.html_text import field_text
 from watcher.models import Entry, FetchedFeed, ParsedFeed
-from watcher.text import canonical_url, clean_text, field_text, safe_link
+from watcher.text import canonical_url, clean_text, safe_link
 
 MAX_FEED_BYTES = 16 * 1024 * 1024  # for callers without a config; the pipeline passes `[fetch] max_feed_mb`
 _MAX_ID_CHARS = 1024  # longer guids are hashed: they are keys in the store, not text
@@ -33,15 +36,36 @@ _MIN_YEAR, _MAX_YEAR = 1970, 2100  # outside this a feed date is a typo or a tri
 def _use_only_expat() -> None:
     # feedparser 6.0.14 api.py: PREFERRED_XML_PARSERS = ["drv_libxml2"] is tried first by xml.sax.make_parser.
     # With Debian's libxml2 bindings installed that driver reads local files named by entities and fetches
-    # remote ones. Name expat's driver instead; it is in the stdlib, so make_parser never reaches the fallback
-    # list (which PY_SAX_PARSER could change). Python's expatreader leaves feature_external_ges off (3.7.1+,
-    # and feedparser sets it to 0 too): its external_entity_ref handler returns without opening anything.
-    feedparser.api.PREFERRED_XML_PARSERS = ["xml.sax.expatreader"]
+    # remote ones. Name this module instead: its create_parser gives the stdlib's expat driver (text buffered),
+    # so make_parser never reaches the fallback list (which PY_SAX_PARSER could change). Python's expatreader
+    # leaves feature_external_ges off (3.7.1+, and feedparser sets it to 0 too): its external_entity_ref handler
+    # returns without opening anything.
+    feedparser.api.PREFERRED_XML_PARSERS = [__name__]
     try:
         xml.sax.make_parser(feedparser.api.PREFERRED_XML_PARSERS).setFeature(xml.sax.handler.feature_external_ges, 0)
     except (ImportError, xml.sax.SAXException):
         # No pyexpat in this Python: use feedparser's loose parser for everything rather than some other driver.
         feedparser.api._XML_AVAILABLE = False
+
+
+class _BufferedExpatReader(xml.sax.expatreader.ExpatParser):
+    """Python's expat driver with expat's text buffering on.
+
+    Unbuffered, expat reports character data in pieces, split at every entity reference and buffer edge, and
+    escaped HTML in `content:encoded` is mostly entity references: ~9 bytes a call, 600,000 calls of feedparser's
+    Python handler for 100 real feeds. Buffered, one call per text run: the same entries, 25% less parse CPU.
+    """
+
+    def reset(self) -> None:
+        super().reset()
+        expat = self._parser  # type: ignore[attr-defined]  # the pyexpat parser reset() has just made
+        expat.buffer_text = True
+        expat.buffer_size = 1 << 20
+
+
+def create_parser() -> xml.sax.xmlreader.XMLReader:
+    """What xml.sax.make_parser calls on a module named in feedparser's PREFERRED_XML_PARSERS."""
+    return _BufferedExpatReader()
 
 
 _use_only_expat()

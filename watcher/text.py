@@ -1,14 +1,12 @@
-"""Text and URL hygiene shared by the stages: canonical URLs, safe links, HTML to plain text, field cleaning.
+"""Text and URL hygiene shared by the stages: canonical URLs, safe links, text cleaning.
 
-Pure functions on strings, standard library only; parse.py uses them on feed fields, and the store, pipeline
-and alerts may use them on anything that came from a stranger.
+Pure functions on strings, standard library only; parse.py uses them on feed fields (HTML fields go through
+html_text.py first), and the store, pipeline and alerts may use them on anything that came from a stranger.
 """
 
 from __future__ import annotations
 
-import html
 import re
-from html.parser import HTMLParser
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 # --- links ---------------------------------------------------------------------------------------------------
@@ -98,94 +96,12 @@ def clean_text(text: str) -> str:
     return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
 
 
-def _collapse(text: str, one_line: bool) -> str:
+def collapse_spaces(text: str, one_line: bool) -> str:
+    """Runs of spaces as one; with `one_line` newlines too, else at most one blank line between paragraphs."""
     if one_line:
         return " ".join(text.split())
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
-
-
-def field_text(value: str, content_type: str, limit: int, *, one_line: bool = False) -> str:
-    """Plain text from a feed field of the given type, bounded to `limit` characters."""
-    if not isinstance(value, str) or not value:
-        return ""
-    if "html" in content_type and ("<" in value or "&" in value):  # text/html, application/xhtml+xml
-        text = _html_to_text(value, limit)
-    else:
-        # Plain fields still arrive with entities escaped twice ("AT&amp;amp;T") often enough to unescape.
-        text = html.unescape(value[: limit * 4])
-    return _collapse(clean_text(text), one_line)[:limit].rstrip()
-
-
-def html_to_text(html_text: str) -> str:
-    """Readable plain text from an HTML fragment: tags dropped, entities decoded, blocks on their own lines."""
-    return _collapse(clean_text(_html_to_text(html_text, None)), False)
-
-
-class _TextCollector(HTMLParser):
-    # Elements whose content is code or markup, never prose.
-    SKIP = frozenset({"script", "style", "template", "noscript", "svg", "math", "iframe", "object"})
-    PARAGRAPH = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table", "ul", "ol", "dl"})
-    LINE = frozenset(
-        {"br", "div", "li", "tr", "dt", "dd", "hr", "section", "article", "header", "footer", "aside", "nav",
-         "main", "figure", "figcaption", "address", "details", "summary", "caption", "form", "fieldset", "title"}
-    )  # fmt: skip
-    CELL = frozenset({"td", "th"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.size = 0
-        self.skipping = 0
-        self.pending = ""  # the widest break asked for since the last text: "", " ", "\n" or "\n\n"
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag in self.SKIP:
-            self.skipping += 1
-        self._boundary(tag)
-
-    def handle_startendtag(self, tag: str, attrs: list) -> None:
-        self._boundary(tag)  # <br/>, <hr/>; a self-closed <script/> opens nothing
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIP and self.skipping:
-            self.skipping -= 1
-        self._boundary(tag)
-
-    def handle_data(self, data: str) -> None:
-        if self.skipping:
-            return
-        if self.pending and self.parts:
-            self.parts.append(self.pending)
-        self.pending = ""
-        self.parts.append(data)
-        self.size += len(data)
-
-    def _boundary(self, tag: str) -> None:
-        # </li><li> is one line break, not two: a boundary only widens the break before the next text.
-        brk = "\n\n" if tag in self.PARAGRAPH else "\n" if tag in self.LINE else " " if tag in self.CELL else ""
-        if _BREAK_RANK[brk] > _BREAK_RANK[self.pending]:
-            self.pending = brk
-
-
-_BREAK_RANK = {"": 0, " ": 1, "\n": 2, "\n\n": 3}
-_TAG = re.compile(r"<[^>]*>?")
-_CHUNK = 65_536
-
-
-def _html_to_text(html_text: str, limit: int | None) -> str:
-    """Feed the parser in chunks and stop once `limit` characters of text are in hand: a 1 MB title costs
-    no more than it must."""
-    collector = _TextCollector()
-    try:
-        for start in range(0, len(html_text), _CHUNK):
-            collector.feed(html_text[start : start + _CHUNK])
-            if limit is not None and collector.size > limit * 2:
-                break
-        collector.close()
-        return "".join(collector.parts)
-    except Exception:  # html.parser may raise on odd markup (e.g. AssertionError on "<![bogus["): strip crudely
-        return html.unescape(_TAG.sub(" ", html_text if limit is None else html_text[: limit * 4]))
 
 
 # Query parameters that carry credentials in real feed URLs (private feeds, paid APIs, signed links).
