@@ -47,7 +47,9 @@ CONSENT_MAX_TEXT = 1000  # a consent wall's own words; an article behind a banne
 # Paywalls. schema.org's isAccessibleForFree=false is what publishers declare for search engines (Google's
 # "paywalled content" structured data): a sure sign whatever the page shows. The others are paywall markup and
 # words, signs only when the page's text is short (a teaser).
-_NOT_FREE = re.compile(rb"""["']?isaccessibleforfree["']?\s*[:=]\s*["']?false""")
+# The pattern starts with its literal, so re scans for it at C speed: an optional quote before it (it matches the
+# same pages) made the search try every byte, ~2 ms of a 165 KB page.
+_NOT_FREE = re.compile(rb"""isaccessibleforfree["']?\s*[:=]\s*["']?false""")
 PAYWALL_SIGNS: tuple[tuple[bytes, str], ...] = (
     (b'class="paywall', "paywall markup"),
     (b'id="paywall', "paywall markup"),
