@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +14,8 @@ from watcher.errors import ExtractError
 from watcher.extract import extract_text
 from watcher.models import FetchedPage
 from watcher.workers import Workers
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ARTICLE = """<html lang="ko"><head><title>Drone plant | Test News</title>
 <meta property="article:published_time" content="2026-11-25T08:00:00+09:00"></head><body>
@@ -30,6 +35,24 @@ def test_extract_text_keeps_the_article_and_drops_comments_and_navigation():
     assert "COMMENT-MARKER" not in extracted.text and "Copyright" not in extracted.text
     assert extracted.language == "ko"  # from <html lang>, trafilatura's own detector being optional
     assert extracted.published_at is not None and extracted.published_at.tzinfo is not None
+
+
+PROSE_DATE = ARTICLE.replace(
+    '<meta property="article:published_time" content="2026-11-25T08:00:00+09:00">', ""
+).replace("<footer>", "<p>Posted on 25 November 2026 by the desk.</p><footer>")
+
+
+def test_the_page_date_comes_from_where_sites_declare_it_not_from_a_search_of_the_prose():
+    # The page's date only stands in for an undated feed entry; the extensive search behind a date in prose costs a
+    # fifth of extraction and ~40 MB of dateparser tables per worker (watcher/extract.py).
+    code = (
+        "import sys; from tests.test_extract import ARTICLE, PROSE_DATE; from watcher.extract import extract_text\n"
+        "dated = extract_text(ARTICLE.encode(), 'https://news.example/a')\n"
+        "prose = extract_text(PROSE_DATE.encode(), 'https://news.example/b')\n"
+        "print(dated.published_at.date(), prose.published_at, 'dateparser' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert done.stdout.split() == ["2026-11-25", "None", "False"]
 
 
 def test_a_page_without_text_gives_none():
