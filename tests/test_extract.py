@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.misbehaving_extract import crashes_the_worker, runs_away_on_marked_pages
+from watcher.config import TopicConfig
 from watcher.errors import ExtractError
 from watcher.extract import extract_text
 from watcher.models import FetchedPage
+from watcher.rules import RuleSet
 from watcher.workers import Workers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,3 +87,27 @@ async def test_a_dead_worker_is_an_extract_error_not_a_crash():
             await extractor.extract(FetchedPage("https://news.example/x", ARTICLE.encode()))
     finally:
         extractor.shutdown()
+
+
+async def test_a_compressed_page_is_decoded_extracted_and_matched_in_one_worker_call():
+    rules = RuleSet.of((TopicConfig(name="drones", rule="drone* AND factory"),), {})
+    bomb = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    bomb_body = b"".join(bomb.compress(bytes(2**20)) for _ in range(8)) + bomb.flush()  # 8 MB of zeros
+    workers = Workers(workers=1, timeout_s=20)
+    try:
+        good = FetchedPage("https://news.example/a", gzip.compress(ARTICLE.encode()), content_encoding="gzip")
+        read = await workers.read_article(good, rules, "Drone plant opens", "feed text", "feed-summary")
+        assert read.body_source == "page" and "attack drones" in read.body
+        assert [m.topic for m in read.matches] == ["drones"]
+        assert read.body in (await workers.extract(good)).text  # the same page; the body drops its headline
+
+        big = FetchedPage("https://news.example/b", bomb_body, content_encoding="gzip", max_bytes=2**20)
+        read = await workers.read_article(
+            big, rules, "Drone factory", "drone factory news from the feed", "feed-summary"
+        )
+        assert read.page is None and "larger than 1.0 MB" in read.page_failure
+        assert read.body == "drone factory news from the feed" and [m.topic for m in read.matches] == ["drones"]
+        with pytest.raises(ExtractError, match="larger than 1.0 MB"):
+            await workers.extract(big)
+    finally:
+        workers.shutdown()

@@ -25,11 +25,13 @@ import pytest
 
 from tests.helpers.localsite import InFlight, LocalSite, drip, hang, make_tls_files, redirect_to, reply, stream_forever
 from watcher import guard
+from watcher.body import decoded_page
 from watcher.config import FetchSettings
 from watcher.errors import BlockedAddressError, FetchError
-from watcher.fetch import Fetcher, parse_retry_after, redact_url
+from watcher.fetch import Fetcher, parse_retry_after
 from watcher.guard import GuardedBackend, check_host, install_guard, literal_address, parse_networks, refusal
 from watcher.models import FeedState, FetchedFeed, FetchedPage, NotModified
+from watcher.text import redact_url
 
 LOOPBACK = ("127.0.0.0/8",)
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
@@ -159,7 +161,9 @@ async def test_fetch_page_returns_final_url_and_content_type(site):
     start = site.add("/a", handler=redirect_to(page, 302))
     async with Fetcher(settings()) as fetcher:
         result = await fetcher.fetch_page(start)
-    assert result == FetchedPage(page, b"<html><p>text</p></html>", "text/html; charset=utf-8")
+    assert result == FetchedPage(
+        page, b"<html><p>text</p></html>", "text/html; charset=utf-8", max_bytes=settings().max_page_bytes
+    )
     assert "text/html" in site.requests_to("/article")[0].headers["accept"]
 
 
@@ -233,6 +237,42 @@ async def test_stacked_unknown_or_corrupt_encodings_refused(site, coding, encode
     error = await feed_error(url)
     assert error.kind == "encoding"
     assert "gzip, gzip" not in coding or "stacked" in error.message
+
+
+@pytest.mark.parametrize(
+    "coding, encoded, kept",
+    [
+        ("gzip", gzip.compress(BIG), "gzip"),
+        ("x-gzip", gzip.compress(BIG), "gzip"),
+        ("deflate", _deflate(BIG, -zlib.MAX_WBITS), "deflate"),
+        ("identity", BIG, ""),
+    ],
+)
+async def test_a_page_arrives_still_compressed_and_decodes_in_the_worker_to_the_same_bytes(site, coding, encoded, kept):
+    url = site.add("/page", handler=reply(200, encoded, {"content-type": "text/html", "content-encoding": coding}))
+    async with Fetcher(settings()) as fetcher:
+        page = await fetcher.fetch_page(url)
+    assert page.content == encoded and page.content_encoding == kept  # not inflated in the event loop's process
+    assert decoded_page(page) == BIG
+
+
+@pytest.mark.parametrize(
+    "coding, encoded",
+    [("gzip, gzip", gzip.compress(gzip.compress(FEED))), ("br", b"\x0b\x02\x80hello\x03")],
+)
+async def test_a_page_with_a_stacked_or_unknown_coding_is_refused_by_the_fetcher(site, coding, encoded):
+    url = site.add("/page", handler=reply(200, encoded, {"content-encoding": coding}))
+    async with Fetcher(settings()) as fetcher:
+        with pytest.raises(FetchError) as info:
+            await fetcher.fetch_page(url)
+    assert info.value.kind == "encoding"
+
+
+def test_a_corrupt_page_body_fails_to_decode_as_an_encoding_error():
+    page = FetchedPage("https://news.example/p?token=s3cret", b"this is not gzip", content_encoding="gzip")
+    with pytest.raises(FetchError) as info:
+        decoded_page(page)
+    assert info.value.kind == "encoding" and "s3cret" not in str(info.value)
 
 
 @pytest.fixture(scope="module")
@@ -903,3 +943,19 @@ async def test_a_pooled_connection_the_server_closed_reads_as_readable_so_httpco
     finally:
         await stream.aclose()
         listener.close()
+
+
+async def test_a_page_bomb_passes_the_fetcher_compressed_and_stops_at_the_decoded_cap_in_decoding(site, gzip_bomb):
+    url = site.add("/page", handler=reply(200, gzip_bomb, {"content-encoding": "gzip"}))
+    async with Fetcher(settings(max_page_bytes=2**20)) as fetcher:
+        page = await fetcher.fetch_page(url)
+    assert len(page.content) == len(gzip_bomb) and page.max_bytes == 2**20
+    tracemalloc.start()
+    try:
+        with pytest.raises(FetchError) as info:
+            decoded_page(page)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.kind == "too-large" and "1.0 MB" in info.value.message
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MB while refusing a bomb"

@@ -21,9 +21,10 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 from .errors import FetchError, ParseError
-from .fetch import Fetcher, redact_url
+from .fetch import Fetcher
 from .models import FeedState, FetchedFeed
 from .parse import parse_feed
+from .text import redact_url
 
 # The types feed readers follow. application/json only counts with rel=alternate (old JSON Feed pages used it);
 # every candidate must still parse, so a REST API link of that type is rejected later, not trusted.

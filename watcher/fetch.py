@@ -17,18 +17,17 @@ import http
 import http.cookiejar
 import logging
 import math
-import re
 import ssl
-import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
 
+from .body import BodyDecoder, coding_of, size_text
 from .config import FetchSettings
 from .errors import FetchError
 from .guard import GuardedBackend, check_host, install_guard, parse_networks
@@ -36,6 +35,7 @@ from .host_limits import HostLimits
 from .models import FeedState, FetchedFeed, FetchedPage, FetchFailure, NotModified
 from .schedules import MAX_SERVER_HINT as MAX_HINT
 from .schedules import parse_retry_after
+from .text import redact_url
 from .unreachable import Remembered
 from .walls import CHALLENGE_STATUSES, challenge_sign
 
@@ -46,10 +46,9 @@ log = logging.getLogger(__name__)
 
 _MAX_PER_CLIENT = 20  # one httpx client slows down above ~20 connections (docs/architecture.md, "Performance facts")
 ERROR_BODY_CAP = 64 * 1024  # of a 403/429/503 answer: enough for a challenge page's signs
-_PIECE = 64 * 1024  # most decoded bytes produced per zlib call: memory stays bounded whatever the ratio
 _REDIRECTS = {301, 302, 303, 307, 308}
 _PERMANENT = {301, 308}
-# We decode ourselves (see _BodyDecoder), so we only offer what we can decode with a bounded output.
+# We decode ourselves (body.py), so we only offer what we can decode with a bounded output.
 # No "br": the brotli bindings offer no output limit per call, so a brotli bomb could not be stopped early.
 _ACCEPT_ENCODING = "gzip, deflate"
 _FEED_ACCEPT = (
@@ -58,20 +57,6 @@ _FEED_ACCEPT = (
 )
 _PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 _LOCATION = "x-watcher-location"
-
-
-def redact_url(url: str) -> str:
-    """A URL fit for logs and messages: no user:password, no query values, no fragment."""
-    try:
-        parts = urlsplit(str(url))
-        parts.port  # noqa: B018 - raises ValueError on a malformed port, like the other accessors
-    except ValueError:
-        return re.sub(r"//[^/?#]*@", "//", str(url)).split("?")[0].split("#")[0]
-    netloc = parts.netloc.rpartition("@")[2]
-    query = "&".join(
-        f"{item.partition('=')[0]}=***" if "=" in item else "***" for item in parts.query.split("&") if item
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def parse_max_age(cache_control: str | None) -> timedelta | None:
@@ -101,93 +86,6 @@ def _server_now(headers: Mapping[str, str]) -> datetime:
         return when if when.tzinfo else when.replace(tzinfo=UTC)
     except (TypeError, ValueError, IndexError, OverflowError):
         return datetime.now(UTC)
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
-
-
-class _BodyDecoder:
-    """Decodes a raw body incrementally and refuses it once the decoded size passes `cap`.
-
-    httpx decodes a whole network chunk at once (a 204 KB gzip chunk becomes one 67 MB bytes object), so
-    we read `aiter_raw()` and inflate with `max_length`: no call ever produces more than _PIECE bytes.
-    """
-
-    def __init__(self, content_encoding: str, cap: int, url: str) -> None:
-        self._cap, self._url = cap, url
-        codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
-        codings = [c for c in codings if c != "identity"]
-        if len(codings) > 1:
-            # Stacked codings multiply the ratio (3 KB of gzip-in-gzip -> 2.1 GB, docs/reliability.md): no feed needs them.
-            raise FetchError(url, f"stacked Content-Encoding {content_encoding!r} refused", kind="encoding")
-        self._coding = codings[0] if codings else "identity"
-        if self._coding == "x-gzip":  # RFC 9110 8.4.1.3: an alias of gzip
-            self._coding = "gzip"
-        if self._coding not in ("identity", "gzip", "deflate"):
-            raise FetchError(url, f"unsupported Content-Encoding {content_encoding!r}", kind="encoding")
-        self._inflater: zlib._Decompress | None = None
-        self._head = b""  # deflate: the first bytes, until we can tell zlib-wrapped from raw
-        self._parts: list[bytes] = []
-        self._raw = self._size = 0
-        self._members = 0  # complete compressed streams seen
-        self._done = False  # the compressed stream ended; what follows is ignored
-
-    def _keep(self, data: bytes) -> None:
-        self._size += len(data)
-        if self._size > self._cap:
-            raise FetchError(self._url, f"body larger than {_size(self._cap)} (decoded)", kind="too-large")
-        if data:
-            self._parts.append(data)
-
-    def feed(self, raw: bytes) -> None:
-        self._raw += len(raw)
-        if self._raw > self._cap:
-            raise FetchError(self._url, f"body larger than {_size(self._cap)}", kind="too-large")
-        if self._coding == "identity":
-            return self._keep(raw)
-        if self._inflater is None:
-            if self._coding == "gzip":
-                self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            else:
-                self._head += raw
-                if len(self._head) < 2:
-                    return
-                raw, self._head = self._head, b""
-                # RFC 9110 says deflate is zlib-wrapped, but servers send raw deflate too (httpx tolerates both).
-                wrapped = raw[0] & 0x0F == 8 and (raw[0] << 8 | raw[1]) % 31 == 0
-                self._inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
-        self._inflate(raw)
-
-    def _inflate(self, data: bytes) -> None:
-        while not self._done:
-            assert self._inflater is not None
-            limit = min(_PIECE, self._cap - self._size + 1)  # >= 1 always: max_length=0 would mean "no limit"
-            try:
-                out = self._inflater.decompress(data, limit)
-            except zlib.error as e:
-                if self._members:
-                    self._done = True  # garbage after a complete gzip member (some servers pad): keep the member
-                    return
-                raise FetchError(self._url, f"corrupt {self._coding} body ({e})", kind="encoding") from e
-            self._keep(out)
-            data = self._inflater.unconsumed_tail
-            if self._inflater.eof:
-                self._members += 1
-                data = self._inflater.unused_data
-                if self._coding != "gzip":
-                    self._done = True
-                    return
-                self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # RFC 1952: another member may follow
-            elif not data and len(out) < limit:
-                return  # input used up, nothing held back: wait for the next chunk
-            # else: output was cut at the limit; go round again (with no new input) to drain what zlib holds
-
-    def finish(self) -> bytes:
-        if self._head:  # a deflate body of one byte: let zlib judge it
-            self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-            self._inflate(self._head)
-        return b"".join(self._parts)
 
 
 class Fetcher:
@@ -296,21 +194,28 @@ class Fetcher:
 
     async def fetch_page(self, url: str) -> FetchedPage:
         """GET an article page (capped at max_page_bytes). Raises FetchError."""
-        final, response, body, _ = await self._get(
-            url, {"accept": _PAGE_ACCEPT}, self._settings.max_page_bytes, conditional=False
+        cap = self._settings.max_page_bytes
+        final, response, body, _ = await self._get(url, {"accept": _PAGE_ACCEPT}, cap, conditional=False, encoded=True)
+        coding = coding_of(response.headers.get("content-encoding", ""), redact_url(final))
+        return FetchedPage(
+            url=final,
+            content=body,
+            content_type=response.headers.get("content-type", ""),
+            content_encoding="" if coding == "identity" else coding,
+            max_bytes=cap,
         )
-        return FetchedPage(url=final, content=body, content_type=response.headers.get("content-type", ""))
 
     async def _get(
-        self, url: str, headers: dict[str, str], cap: int, *, conditional: bool
+        self, url: str, headers: dict[str, str], cap: int, *, conditional: bool, encoded: bool = False
     ) -> tuple[str, httpx.Response, bytes, bool]:
-        """Follow redirects by hand; return (final URL, last response, body, every hop was permanent)."""
+        """Follow redirects by hand; return (final URL, last response, body, every hop was permanent).
+        `encoded`: a 2xx body is returned as it arrived (gzip or deflate), for the worker to decode."""
         remaining = self._settings.timeout.total_seconds()  # the total deadline, spent only while a hop runs
         statuses: list[int] = []
         current = url
         for _ in range(self._settings.max_redirects + 1):
             target = self._prepare(current, hop=bool(statuses))
-            response, body, elapsed = await self._exchange(current, target, headers, cap, remaining)
+            response, body, elapsed = await self._exchange(current, target, headers, cap, remaining, encoded)
             remaining -= elapsed
             status = response.status_code
             if status in _REDIRECTS:
@@ -349,7 +254,7 @@ class Fetcher:
             raise FetchError(redact_url(url), f"{where}an invalid URL", kind="url") from e
 
     async def _exchange(
-        self, url: str, target: httpx.URL, headers: dict[str, str], cap: int, budget: float
+        self, url: str, target: httpx.URL, headers: dict[str, str], cap: int, budget: float, encoded: bool
     ) -> tuple[httpx.Response, bytes | None, float]:
         """One request/response under the remaining deadline; the body is read for a 2xx (and a little of a
         403/429/503, to recognise a bot challenge)."""
@@ -365,7 +270,7 @@ class Fetcher:
                             status = response.status_code
                             body: bytes | None = None
                             if 200 <= status < 300:
-                                body = await _read_body(response, cap, url)
+                                body = await _read_body(response, cap, url, encoded=encoded)
                             elif status in CHALLENGE_STATUSES:
                                 body = await _error_body(response, url)  # a challenge page says what it is
                             if response.status_code == 304:
@@ -399,13 +304,23 @@ class Fetcher:
                 self._in_flight[i] -= 1
 
 
-async def _read_body(response: httpx.Response, cap: int, url: str) -> bytes:
+async def _read_body(response: httpx.Response, cap: int, url: str, *, encoded: bool = False) -> bytes:
     length = response.headers.get("content-length", "")
     if length.isascii() and length.isdigit() and int(length) > cap:
         raise FetchError(
-            redact_url(url), f"body of {_size(int(length))} is over the {_size(cap)} cap", kind="too-large"
+            redact_url(url), f"body of {size_text(int(length))} is over the {size_text(cap)} cap", kind="too-large"
         )
-    decoder = _BodyDecoder(response.headers.get("content-encoding", ""), cap, redact_url(url))
+    coding = response.headers.get("content-encoding", "")
+    if encoded and coding_of(coding, redact_url(url)) != "identity":
+        # Kept as it arrived: the worker decodes it under the same cap (body.decoded_page).
+        parts, size = [], 0
+        async for chunk in response.aiter_raw():
+            size += len(chunk)
+            if size > cap:
+                raise FetchError(redact_url(url), f"body larger than {size_text(cap)}", kind="too-large")
+            parts.append(chunk)
+        return b"".join(parts)
+    decoder = BodyDecoder(coding, cap, redact_url(url))
     async for chunk in response.aiter_raw():  # raw: httpx's own decoding has no output bound
         decoder.feed(chunk)
     return decoder.finish()

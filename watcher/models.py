@@ -85,11 +85,17 @@ class NotModified:
 
 @dataclass(frozen=True, slots=True)
 class FetchedPage:
-    """An article page as fetched: the final URL and the raw body (charset detection is extraction's job)."""
+    """An article page as fetched: the final URL and the body as it arrived (charset detection is extraction's job).
+
+    With `content_encoding` ("gzip" or "deflate") the body is still compressed: the worker decodes it
+    (body.decoded_page), refusing more than `max_bytes` decoded, so the parent never inflates or pickles a
+    page at full size."""
 
     url: str
     content: bytes
     content_type: str = ""
+    content_encoding: str = ""
+    max_bytes: int = 0  # the decoded size allowed (`[fetch] max_page_mb`); 0: the default's
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from .config import Config
 from .errors import ExtractError, FetchError, MatchError, ParseError, StoreError, WatcherError
 from .extract import article_body
-from .fetch import redact_url
 from .learn import TopicModel, apply_models
 from .learn.retrain import models_in_use
 from .models import (
@@ -38,6 +37,7 @@ from .rules import CompiledTopic, RuleSet, compile_topics
 from .runtime import Runtime
 from .schedules import next_check_at
 from .store import Store
+from .text import redact_url
 
 log = logging.getLogger("watcher.poll")
 

@@ -7,7 +7,7 @@ html_text.py first), and the store, pipeline and alerts may use them on anything
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 # --- links ---------------------------------------------------------------------------------------------------
 
@@ -126,3 +126,17 @@ def hide_credentials(url: str) -> str:
         for name, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
     )
     return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs and messages: no user:password, no query values, no fragment."""
+    try:
+        parts = urlsplit(str(url))
+        parts.port  # noqa: B018 - raises ValueError on a malformed port, like the other accessors
+    except ValueError:
+        return re.sub(r"//[^/?#]*@", "//", str(url)).split("?")[0].split("#")[0]
+    netloc = parts.netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{item.partition('=')[0]}=***" if "=" in item else "***" for item in parts.query.split("&") if item
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))

@@ -22,7 +22,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from .errors import ExtractError, MatchError, ParseError, WatcherError
+from .body import decoded_page
+from .errors import ExtractError, FetchError, MatchError, ParseError, WatcherError
 from .extract import article_body, extract_text
 from .models import BodySource, Extracted, FetchedFeed, FetchedPage, Match, ParsedFeed, ReadArticle
 from .parse import parse_feed
@@ -71,20 +72,22 @@ def read_article(
     extract: Callable[[bytes, str], Extracted | None],
     matcher: Callable[[RuleSet, str, str], tuple[Match, ...]],
     rules: RuleSet | None,
-    content: bytes,
-    url: str,
+    fetched: FetchedPage,
     entry_title: str,
     feed_body: str,
     feed_source: BodySource,
 ) -> ReadArticle:
-    """Extract a page, choose the body and match it, in one worker call (in the worker process).
+    """Decode a page, extract it, choose the body and match it, in one worker call (in the worker process).
 
     One call instead of two saves a round trip per article and sends the page's text across the process boundary
-    once, as the body. The call's time limit covers both: a runaway match is stopped like a runaway page.
+    once, as the body; the page itself crosses still compressed. The call's time limit covers all of it: a
+    runaway match is stopped like a runaway page.
     """
     failure = ""
     try:
-        page = extract(content, url)
+        page = extract(decoded_page(fetched), fetched.url)
+    except FetchError as e:  # a corrupt or oversized body: the fetcher's verdict, reached here
+        page, failure = None, str(e)
     except Exception as e:  # trafilatura's own failures on a hostile page: the feed's text is used
         page, failure = None, f"{type(e).__name__}: {e}"
     else:
@@ -101,6 +104,15 @@ def read_article(
         page=dataclasses.replace(page, text="") if page is not None else None,
         page_failure=failure,
     )
+
+
+def _extract_page(extract: Callable[[bytes, str], Extracted | None], page: FetchedPage) -> Extracted | None:
+    """`extract` on the decoded page (in the worker process); a body that fails to decode raises ExtractError."""
+    try:
+        content = decoded_page(page)
+    except FetchError as e:
+        raise ExtractError(str(e)) from None
+    return extract(content, page.url)
 
 
 class _TimedOut(Exception):
@@ -138,7 +150,7 @@ class Workers:
     async def extract(self, page: FetchedPage) -> Extracted:
         """Extract one page. Raises ExtractError when there is no text, or when the page ran out of time."""
         try:
-            result = await self._run(self.function, page.content, page.url)
+            result = await self._run(_extract_page, self.function, page)
         except _TimedOut:
             raise ExtractError(f"extraction of {page.url} took longer than {self.timeout_s:g} s") from None
         except _Died:
@@ -159,15 +171,7 @@ class Workers:
         text and `match`, so a runaway page or match costs the page, not the article."""
         try:
             return await self._run(
-                read_article,
-                self.function,
-                self.matcher,
-                rules,
-                page.content,
-                page.url,
-                entry_title,
-                feed_body,
-                feed_source,
+                read_article, self.function, self.matcher, rules, page, entry_title, feed_body, feed_source
             )
         except _TimedOut:
             raise ExtractError(f"reading {page.url} took longer than {self.timeout_s:g} s") from None

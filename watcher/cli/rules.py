@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from ..config import parse_duration
-from ..errors import RuleError
+from ..errors import FetchError, RuleError
 from .app import App
 
 
@@ -85,6 +85,7 @@ def _extract(content: bytes, url: str, title: str) -> tuple[str, str]:
 
 
 def _fetch_and_extract(app: App, url: str, title: str) -> tuple[str, str]:
+    from ..body import decoded_page
     from ..fetch import Fetcher
 
     async def fetch():
@@ -92,7 +93,11 @@ def _fetch_and_extract(app: App, url: str, title: str) -> tuple[str, str]:
             return await fetcher.fetch_page(url)
 
     page = asyncio.run(fetch())
-    return _extract(page.content, page.url, title)
+    try:
+        content = decoded_page(page)
+    except FetchError as e:
+        raise click.ClickException(str(e)) from None
+    return _extract(content, page.url, title)
 
 
 @click.command()
