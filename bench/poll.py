@@ -355,8 +355,9 @@ def main() -> None:
     p.add_argument(
         "--drive",
         choices=["poll", "daemon"],
-        default="poll",
-        help="poll: one poll() over all feeds (tests, `watcher poll`); daemon: one poll() per feed, outcomes dropped (watcher/daemon.py)",
+        default="daemon",
+        help="daemon (the default, what `watcher run` does): one poll() per feed, outcomes dropped "
+        "(watcher/daemon.py); poll: one poll() over all feeds, every outcome kept to the end (tests, `watcher poll`)",
     )
     p.add_argument(
         "--experiment",
