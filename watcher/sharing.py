@@ -52,6 +52,12 @@ def live_since(now: datetime, config: Config) -> datetime:
     return now - max(LIVE_TICKS * config.schedule.tick, LIVE_MIN)
 
 
+def polls_at_once(config: Config) -> int:
+    """The feeds a worker polls at once: twice the fetch concurrency, so a feed's pages can be fetched while another
+    feed waits for its answer, and no more, so claimed feeds do not wait here while another worker is idle."""
+    return 2 * config.fetch.concurrency
+
+
 class Share:
     """This worker's part of a database other workers may share: its row in `workers`, its leases on feeds.
 
@@ -103,7 +109,7 @@ class Share:
         try:
             while self._wanted and not self._stopping.is_set():
                 self._wanted = False
-                room = 2 * config.fetch.concurrency - len(self._in_flight)
+                room = polls_at_once(config) - len(self._in_flight)
                 if room <= 0:
                     break
                 now = datetime.now(UTC)
