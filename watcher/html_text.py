@@ -1,22 +1,26 @@
 """HTML fragments from feeds -> plain text, with lxml's HTML parser (the only module that imports lxml).
 
-Feed summaries and `content:encoded` are HTML written by strangers; we keep plain text only. libxml2 tokenises in C
-and calls a small Python target per tag and text run: 2.2x less CPU than html.parser on the real feeds of
-`make bench`, with the same text out (758 of 758 fragments; see docs/architecture.md "Performance facts").
-Runs in the worker processes, from parse.py.
+Feed summaries and `content:encoded` are HTML written by strangers; we keep plain text only. libxml2 builds the
+tree in C and one pass over it collects the text: on the real feeds of `make bench` about half the CPU of
+html.parser, with the same text out (see docs/architecture.md "Performance facts"). Runs in the worker
+processes, from parse.py.
 """
 
 from __future__ import annotations
 
 import html
 import re
+import threading
 
 from lxml import etree
 
 from .text import clean_text, collapse_spaces
 
-_CHUNK = 65_536
+# HTML characters read per character of text wanted: real fragments carry far more text than 1 in 8, and a
+# 2 MB title bounded to 5,000 characters is not parsed to its end.
+_MARKUP_PER_TEXT = 8
 _TAG = re.compile(r"<[^>]*>?")
+_PARSERS = threading.local()  # an lxml parser serves one thread at a time; building one costs more than a title
 _BREAK_RANK = {"": 0, " ": 1, "\n": 2, "\n\n": 3}
 
 
@@ -38,7 +42,7 @@ def html_to_text(html_text: str) -> str:
 
 
 class _TextCollector:
-    """The parser's target: text runs, and the widest break asked for by the tags between two of them."""
+    """Text runs, and the widest break asked for by the tags between two of them."""
 
     # Elements whose content is code or markup, never prose.
     SKIP = frozenset({"script", "style", "template", "noscript", "svg", "math", "iframe", "object"})
@@ -51,11 +55,10 @@ class _TextCollector:
 
     def __init__(self) -> None:
         self.parts: list[str] = []
-        self.size = 0
         self.skipping = 0
         self.pending = ""  # the widest break asked for since the last text: "", " ", "\n" or "\n\n"
 
-    def start(self, tag: str, attrib: object) -> None:
+    def start(self, tag: str) -> None:
         if tag in self.SKIP:
             self.skipping += 1
         self._boundary(tag)
@@ -65,20 +68,13 @@ class _TextCollector:
             self.skipping -= 1
         self._boundary(tag)
 
-    def data(self, data: str) -> None:
-        if self.skipping:
+    def data(self, data: str | None) -> None:
+        if self.skipping or not data:
             return
         if self.pending and self.parts:
             self.parts.append(self.pending)
         self.pending = ""
         self.parts.append(data)
-        self.size += len(data)
-
-    def comment(self, text: str) -> None:
-        pass  # without this method lxml would hand comments to data()
-
-    def close(self) -> str:
-        return "".join(self.parts)
 
     def _boundary(self, tag: str) -> None:
         # </li><li> is one line break, not two: a boundary only widens the break before the next text.
@@ -87,20 +83,37 @@ class _TextCollector:
             self.pending = brk
 
 
+def _parser() -> etree.HTMLParser:
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        # no_network: a fragment never makes the parser fetch anything (libxml2 does not for HTML, said anyway).
+        parser = _PARSERS.parser = etree.HTMLParser(
+            no_network=True, recover=True, remove_comments=True, remove_pis=True
+        )
+    return parser
+
+
 def _html_to_text(html_text: str, limit: int | None) -> str:
-    """Feed the parser in chunks and stop once `limit` characters of text are in hand: a 1 MB title costs
-    no more than it must."""
+    """The fragment's text, reading at most `limit` * 8 characters of it when bounded."""
+    if limit is not None:
+        html_text = html_text[: limit * _MARKUP_PER_TEXT]
     # Controls and lone surrogates out first: libxml2 refuses a string it cannot encode as UTF-8.
     html_text = clean_text(html_text)
-    collector = _TextCollector()
-    # no_network: a fragment never makes the parser fetch anything (libxml2 does not for HTML, said anyway).
-    parser = etree.HTMLParser(target=collector, no_network=True, recover=True, remove_pis=True)
+    if not html_text.strip():
+        return ""
     try:
-        for start in range(0, len(html_text), _CHUNK):
-            parser.feed(html_text[start : start + _CHUNK])
-            if limit is not None and collector.size > limit * 2:
-                break
-        text: str = parser.close()
+        root = etree.fromstring(html_text, _parser())
     except (etree.LxmlError, ValueError):  # markup libxml2 gives up on even in recovery: strip crudely
-        return html.unescape(_TAG.sub(" ", html_text if limit is None else html_text[: limit * 4]))
-    return text
+        return html.unescape(_TAG.sub(" ", html_text))
+    if root is None:  # nothing but a comment or a doctype
+        return ""
+    collector = _TextCollector()
+    for event, element in etree.iterwalk(root, events=("start", "end")):
+        tag = element.tag if isinstance(element.tag, str) else ""  # an entity reference has a function for a tag
+        if event == "start":
+            collector.start(tag)
+            collector.data(element.text)
+        else:
+            collector.end(tag)
+            collector.data(element.tail)
+    return "".join(collector.parts)
