@@ -6,11 +6,12 @@ Each test polls through the real fetcher, parser, extraction pool, matcher and s
 from __future__ import annotations
 
 import json
+import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.helpers.localsite import hang
+from tests.helpers.localsite import hang, reply
 from tests.helpers.news import FEEDS, SITE, articles, make_config, poll_all, serve_site
 from watcher.config import config_from_dict
 from watcher.pipeline import Pipeline, poll
@@ -239,6 +240,29 @@ async def test_a_runaway_page_is_stopped_and_the_item_keeps_the_feeds_text(site,
     stuck = bodies[site.url("/articles/drone-plant.html")]
     assert stuck["body_source"] == "feed-summary" and "joint factory" in stuck["body"]
     assert bodies[site.url("/articles/troops-kursk.html")]["body_source"] == "page"  # the others still extracted
+
+
+async def test_compressed_pages_are_read_in_the_worker_and_a_page_bomb_keeps_the_feeds_text(site, store, extractor):
+    # Pages cross to the extraction worker as they arrived (body.py); the decoded cap holds there.
+    serve_site(site)
+    troops = site.routes["/articles/troops-kursk.html"]
+    site.add("/articles/troops-kursk.html", troops.body, content_type="text/html", gzip=True)
+    bomb = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    bomb_body = b"".join(bomb.compress(bytes(2**20)) for _ in range(8)) + bomb.flush()
+    site.add(
+        "/articles/drone-plant.html",
+        handler=reply(200, bomb_body, {"content-type": "text/html", "content-encoding": "gzip"}),
+    )
+    config = make_config(site, feeds={"world": "/world.rss"}, fetch={"max_page_mb": 1})
+    outcomes = await poll_all(config, store, extractor)
+    assert outcomes["world"].update.status == "ok"
+    bodies = {r["url"]: r for r in store.db.query("SELECT url, body_source, body FROM articles")}
+    assert bodies[site.url("/articles/troops-kursk.html")]["body_source"] == "page"
+    bombed = bodies[site.url("/articles/drone-plant.html")]
+    assert bombed["body_source"] == "feed-summary" and "joint factory" in bombed["body"]
+    pages = {a.url: a.page_outcome for a in outcomes["world"].update.articles}
+    assert pages[site.url("/articles/drone-plant.html")] == "failed"
+    assert pages[site.url("/articles/troops-kursk.html")] == "ok"
 
 
 async def test_matching_runs_off_the_event_loop_and_a_runaway_match_is_stopped_at_its_time_limit(site, store, caplog):
