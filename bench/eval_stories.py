@@ -1,12 +1,17 @@
 """Pairwise precision, recall and F1 of watcher's same-story decision on labelled pairs, and its cost per article.
 
-    python bench/eval_stories.py [--data DIR] [--fit] [--cost] [--stored 1000,1000000]
+    python bench/eval_stories.py [--data DIR] [--fit] [--cost] [--stored 1000,1000000] [--replay [--fill 5]]
 
 Pairs come from DIR/stories/dev_pairs.jsonl (`same`: yes / no / maybe; maybe left out). They are split into two
 halves with a fixed seed: the weights (--fit) and the threshold are tuned on half A only; the table reports A,
 the kept-back half B, and the whole. A pair counts as "same" only when the store's index would also find it (the
 later item shares an index key with the earlier one), as in the daemon. Document frequencies come from the 2023
 world-news feed items in DIR/datasets/ (what a store that has seen a year of news would know).
+
+--replay decides each pair again through the store's own candidate search (story_cost.replay): the 72 hours of
+corpus news before its later item are stored, as they are and with `--fill` more items beside each real one (a
+busy store's full window, where postings reach their cap and the candidates their cut); a pair counts as "same"
+when the earlier item is among the later one's candidates and scores above the threshold.
 
 --cost builds a real store file with N synthetic stored articles and measures the CPU time of the whole story
 step per new article (index lookup, scoring, writes) inside the store transaction. The default DIR is
@@ -27,6 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 from watcher import stories
 from watcher.stories import StoryText, same_story_score
@@ -145,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cost", action="store_true", help="also measure the CPU cost per article")
     ap.add_argument("--stored", default="1000,1000000", help="stored articles for --cost")
     ap.add_argument("--days", type=int, default=365, help="--cost: the stored articles span this many days")
+    ap.add_argument("--replay", action="store_true", help="also decide each pair through the store's own search")
+    ap.add_argument("--fill", type=int, default=5, help="--replay: stored items beside each real one (window density)")
     ap.add_argument("--errors", action="store_true", help="list the misses and false merges of half B")
     args = ap.parse_args(argv)
     path = args.data / "stories" / "dev_pairs.jsonl"
@@ -191,6 +199,34 @@ def main(argv: list[str] | None = None) -> int:
             if said != (p["same"] == "yes"):
                 kind = "FALSE MERGE" if said else "miss"
                 print(f"{kind:<12}{s:6.2f} {p['a']['title'][:60]!r} / {p['b']['title'][:60]!r}")
+    if args.replay:
+        from story_cost import replay
+
+        t = stories.StorySettings().threshold if not args.fit else threshold
+        for fill in sorted({0, args.fill}):
+            found = replay(args.data, pairs, df, documents, fill)
+            print(
+                f"\nreplayed through the store's candidate search, 72 h of news before each pair stored"
+                f" ({fill} more items beside each real one):"
+            )
+            print(
+                f"{'pairs':<12}{'n':>5}{'P':>7}{'R':>7}{'F1':>7}{'false merges':>14}{'index recall':>14}{'candidates':>12}"
+            )
+            for name, half in (("A (tuned)", half_a), ("B (kept)", half_b), ("whole", pairs)):
+                r = [
+                    (
+                        same_story_score(*texts[id(p)], df, documents),
+                        p["same"] == "yes",
+                        found[p["pair"]][0] in found[p["pair"]][1:],
+                    )
+                    for p in half
+                ]
+                p_, rec, f1, fp = figures(r, t)
+                index_recall = sum(1 for _, same, hit in r if same and hit) / max(1, sum(1 for _, same, _ in r if same))
+                mean = sum(len(found[p["pair"]]) - 1 for p in half) / len(half)
+                print(
+                    f"{name:<12}{len(half):>5}{p_:>7.3f}{rec:>7.3f}{f1:>7.3f}{fp:>14}{index_recall:>14.3f}{mean:>12.1f}"
+                )
     if args.cost:
         from story_cost import measure  # the store-backed part, kept apart to stay readable
 

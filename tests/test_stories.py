@@ -426,3 +426,32 @@ def test_term_counts_are_batched_in_memory_seen_by_the_next_article_and_written_
         }  # closing wrote the rest
     finally:
         reopened.close()
+
+
+def test_a_busy_window_scores_the_articles_sharing_most_keys_and_finds_the_report(store):
+    """A busy window: more stored articles than the search scores (CANDIDATES), all newer, share four keys with a
+    new article; the one report of its event shares five. The cut keeps those sharing most keys, so the report is
+    scored and the new article joins its story, not the crowd's."""
+    from watcher.config import FeedConfig
+    from watcher.models import Article, Entry, FeedUpdate
+    from watcher.stories import CANDIDATES
+
+    store.sync_feeds([FeedConfig("a", "https://a.example/f")], timedelta(minutes=15), T0)
+
+    def write(n: int, title: str, at: datetime) -> int:
+        url = f"https://n.example/{n}"
+        entry = Entry("https://a.example/f", f"e{n}", url, url, title, summary="")
+        article = Article(url, title, "", "feed-summary", entry, published_at=at)
+        update = FeedUpdate(entry.feed_url, at, at, "ok", seen_entry_ids=(entry.entry_id,), articles=(article,))
+        store.apply_update(1, update, {})
+        return store.db.execute("SELECT story_id FROM articles WHERE url = ?", (url,)).fetchone()[0]
+
+    report = write(0, "Writer Amelina dies of wounds from Kramatorsk pizzeria strike", T0)
+    crowd = {
+        write(n, f"Ukraine war: Russia missile bulletin {n}", T0 + timedelta(minutes=n))
+        for n in range(1, CANDIDATES + 11)
+    }
+    assert report not in crowd
+    later = T0 + timedelta(hours=2)
+    joined = write(99, "Ukraine war: Russia missile strike on Kramatorsk pizzeria kills writer Amelina", later)
+    assert joined == report

@@ -31,7 +31,9 @@ INDEX_KEYS = 16  # rarest terms written to the index; 8 found 90% of same-story 
 # A young store has seen few articles: every term looks common and nothing would merge. Counting as if it had
 # seen at least this many makes unseen terms rare from the start; a store past it uses its own counts.
 COLD_START_DOCUMENTS = 200
-CANDIDATES = 30  # stored articles scored per new article, at most (those sharing the most keys)
+# Stored articles scored per new article, at most (those sharing the most keys). Each costs ~25 us (read, parse,
+# score), and a full window always fills the cut; 30 found no more same-story pairs than 25 (docs/stories.md).
+CANDIDATES = 25
 
 # Words that say nothing about which event it is: function words and the vocabulary of every news item.
 _STOPWORD_TEXT = """
