@@ -45,8 +45,7 @@ import common
 from watcher.config import config_from_dict
 from watcher.models import FetchedPage
 from watcher.pipeline import Pipeline, poll
-from watcher.runtime import Runtime
-from watcher.sharing import polls_at_once
+from watcher.runtime import Runtime, feeds_at_once
 from watcher.store import Store
 from watcher.workers import Workers
 
@@ -243,7 +242,7 @@ async def run_phases(args: argparse.Namespace, site, run: int, db_dir: Path) -> 
                     started = time.perf_counter()
                     counted: list = []
                     if args.drive == "daemon":
-                        # As watcher/daemon.py does: at most polls_at_once(config) feeds in flight (it claims only
+                        # As watcher/daemon.py does: at most feeds_at_once(config) feeds in flight (it claims only
                         # as many as it can start, and more as polls end), each `poll(pipeline, [feed])`, whose
                         # outcome is dropped as soon as it is written (only its counts are kept here).
                         due = iter(feeds)
@@ -252,7 +251,7 @@ async def run_phases(args: argparse.Namespace, site, run: int, db_dir: Path) -> 
                             for feed in due:
                                 await _poll_one(pipeline, feed, counted)
 
-                        await asyncio.gather(*(poll_in_turn() for _ in range(polls_at_once(config))))
+                        await asyncio.gather(*(poll_in_turn() for _ in range(feeds_at_once(config))))
                     else:  # as tests/test_pipeline.py and `watcher poll` do: one poll() over all feeds
                         outcomes = await poll(pipeline, feeds)
                         counted = [_counts(o) for o in outcomes]

@@ -24,6 +24,13 @@ from .network import NetworkWatch
 from .workers import Workers
 
 
+def feeds_at_once(config: Config) -> int:
+    """Feeds between their fetch and their write at once: twice the fetch concurrency, so a feed's pages can be
+    fetched while another feed waits for its answer. The daemon claims no more than this (sharing.py), so claimed
+    feeds do not wait here while another worker is idle."""
+    return 2 * config.fetch.concurrency
+
+
 class Runtime:
     def __init__(self, config: Config, *, workers: Workers | None = None) -> None:
         """`workers`: a pool the caller owns and shuts down (tests share one); by default the runtime makes its own."""
@@ -38,7 +45,7 @@ class Runtime:
         self.pages_in_flight = asyncio.Semaphore(2 * self.workers.workers)
         # Feeds between their fetch and their write. Without a cap, a tick over 10,000 due feeds fetched bodies far
         # faster than the workers parsed them, and they piled up in memory (2.8 GB measured).
-        self.feeds_in_flight = asyncio.Semaphore(2 * config.fetch.concurrency)
+        self.feeds_in_flight = asyncio.Semaphore(feeds_at_once(config))
         # canonical URL -> the task building that article: two feeds that carry the same new story in one pass
         # share one page fetch and one extraction (each still records itself as a source).
         self.articles_in_flight: dict[str, asyncio.Task[Article]] = {}

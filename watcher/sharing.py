@@ -25,6 +25,7 @@ from .errors import StoreError
 from .fetch import Fetcher
 from .models import FeedRecord
 from .processes import other_process_running
+from .runtime import feeds_at_once
 from .store import Store
 
 log = logging.getLogger("watcher.daemon")
@@ -50,12 +51,6 @@ def feed_lease(config: Config) -> timedelta:
 def live_since(now: datetime, config: Config) -> datetime:
     """Workers whose last tick is at or after this count as live, for the per-host share."""
     return now - max(LIVE_TICKS * config.schedule.tick, LIVE_MIN)
-
-
-def polls_at_once(config: Config) -> int:
-    """The feeds a worker polls at once: twice the fetch concurrency, so a feed's pages can be fetched while another
-    feed waits for its answer, and no more, so claimed feeds do not wait here while another worker is idle."""
-    return 2 * config.fetch.concurrency
 
 
 class Share:
@@ -109,7 +104,7 @@ class Share:
         try:
             while self._wanted and not self._stopping.is_set():
                 self._wanted = False
-                room = polls_at_once(config) - len(self._in_flight)
+                room = feeds_at_once(config) - len(self._in_flight)
                 if room <= 0:
                     break
                 now = datetime.now(UTC)
