@@ -12,12 +12,10 @@ The target (issue 11): scoring under 5% of extraction's ~27 ms CPU per page (1.4
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,10 +23,9 @@ sys.path.insert(0, str(REPO))
 
 import common
 
-from watcher.config import config_from_dict
 from watcher.learn import judge_article
 from watcher.learn.train import Example, featurise, train
-from watcher.rules import compile_topics, match_article
+from watcher.rules import match_article
 
 DEFAULT_DATA = REPO.parent / "shared" / "evaldata"
 EXTRACTION_MS = 27.0  # trafilatura's CPU per real page on our machines (docs: README, Performance)
@@ -44,20 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if not path.exists():
         print(f"No labelled data at {path}; nothing to measure (pass --data).")
         return 0
-    items = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
-    with open(REPO / "watcher" / "default_config.toml", "rb") as f:
-        config = config_from_dict(tomllib.load(f), "default_config.toml")
-    topics = compile_topics(config.topics, config.terms)
-
-    texts = [(i.get("title") or "", i.get("text") or "") for i in items]
-    models = {}
-    for topic in topics:
-        examples = [
-            Example(t, b, i["labels"][topic.name] == "yes")
-            for (t, b), i in zip(texts, items)
-            if i["labels"].get(topic.name) in ("yes", "no")
-        ]
-        models[topic.name] = train(topic, examples)
+    items, texts, topics, models = common.labelled_topics(path)
     words = statistics.median(len(b.split()) for _, b in texts)
     print(f"{path} · {len(items)} items, median body {words:.0f} words · 2 topics\n")
 

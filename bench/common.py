@@ -53,6 +53,34 @@ def cpu_ms_per_item(fn, items, repeat: int) -> float:
     return best
 
 
+def labelled_topics(path: Path) -> tuple[list[dict], list[tuple[str, str]], tuple, dict]:
+    """The labelled items of `path` (topics/dev.jsonl), their (title, body), the default config's compiled topics
+    and a model per topic trained on every labelled item: what the scoring benches measure with."""
+    import tomllib
+
+    from watcher.config import config_from_dict
+    from watcher.learn.train import Example, train
+    from watcher.rules import compile_topics
+
+    items = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+    with open(REPO / "watcher" / "default_config.toml", "rb") as f:
+        config = config_from_dict(tomllib.load(f), "default_config.toml")
+    topics = compile_topics(config.topics, config.terms)
+    texts = [(i.get("title") or "", i.get("text") or "") for i in items]
+    models = {
+        topic.name: train(
+            topic,
+            [
+                Example(t, b, i["labels"][topic.name] == "yes")
+                for (t, b), i in zip(texts, items, strict=True)
+                if i["labels"].get(topic.name) in ("yes", "no")
+            ],
+        )
+        for topic in topics
+    }
+    return items, texts, topics, models
+
+
 def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 

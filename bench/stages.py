@@ -15,17 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tomllib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
 
-from watcher.config import config_from_dict
 from watcher.learn import apply_models
-from watcher.learn.train import Example, train
-from watcher.rules import compile_topics, match_article
+from watcher.rules import match_article
 
 
 def main() -> None:
@@ -38,19 +35,7 @@ def main() -> None:
         print(f"no labelled data at {path}: stages not measured (pass --data)", file=sys.stderr)
         print("{}")
         return
-    items = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
-    with open(common.REPO / "watcher" / "default_config.toml", "rb") as f:
-        config = config_from_dict(tomllib.load(f), "default_config.toml")
-    topics = compile_topics(config.topics, config.terms)
-    texts = [(i.get("title") or "", i.get("text") or "") for i in items]
-    models = {}
-    for topic in topics:
-        examples = [
-            Example(t, b, i["labels"][topic.name] == "yes")
-            for (t, b), i in zip(texts, items, strict=True)
-            if i["labels"].get(topic.name) in ("yes", "no")
-        ]
-        models[topic.name] = train(topic, examples)
+    _, texts, topics, models = common.labelled_topics(path)
     found = {(t, b): match_article(topics, t, b) for t, b in texts}
     match_ms = common.cpu_ms_per_item(lambda t, b: match_article(topics, t, b), texts, args.repeat)
     models_ms = common.cpu_ms_per_item(
