@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import threading
+import functools
 from datetime import UTC, datetime, timedelta
 
+from tests.helpers.concurrently import at_once
 from watcher.config import FeedConfig
 from watcher.store import PostgresStore
 from watcher.store.postgres import connect, migrate, translate
@@ -47,24 +48,19 @@ def _add_feeds(url: str, count: int) -> None:
 def test_postgresql_workers_claiming_at_once_never_share_a_feed(postgres_url):
     _add_feeds(postgres_url, 300)
     claimed: dict[str, list[int]] = {}
-    start = threading.Barrier(6)
+    stores = {f"w{i}": PostgresStore.open(postgres_url) for i in range(6)}
 
-    def worker(name: str) -> None:
-        store = PostgresStore.open(postgres_url)
-        try:
-            start.wait()
-            mine: list[int] = []
-            while batch := store.claim_due_feeds(name, NOW, LEASE, limit=7):
-                mine.extend(f.id for f in batch)
-            claimed[name] = mine
-        finally:
+    def claimer(name: str) -> None:
+        mine: list[int] = []
+        while batch := stores[name].claim_due_feeds(name, NOW, LEASE, limit=7):
+            mine.extend(f.id for f in batch)
+        claimed[name] = mine
+
+    try:
+        assert at_once(*(functools.partial(claimer, name) for name in stores)) == []
+    finally:
+        for store in stores.values():
             store.close()
-
-    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
     every = [feed for mine in claimed.values() for feed in mine]
     assert len(every) == 300 and len(set(every)) == 300  # each due feed claimed once, none lost
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.helpers.concurrently import at_once
 from watcher.config import is_database_url
 from watcher.errors import StoreError
 from watcher.store import Store
@@ -56,21 +57,11 @@ def test_postgresql_has_sqlite_tables_views_and_columns(tmp_path, postgres_url):
 
 
 def test_migrate_twice_and_from_two_workers_at_once(postgres_url):
-    errors: list[BaseException] = []
-
     def worker():
-        try:
-            with connect(postgres_url) as conn:
-                migrate(conn)
-        except BaseException as e:
-            errors.append(e)
+        with connect(postgres_url) as conn:
+            migrate(conn)
 
-    threads = [threading.Thread(target=worker) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert at_once(worker, worker, worker) == []
     with connect(postgres_url) as conn:
         assert migrate(conn) == len(PG_MIGRATIONS)
         assert schema_version(conn) == len(PG_MIGRATIONS)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.alerts_support import T0, Recorder, add_articles, article, make_config, statuses
+from tests.helpers.concurrently import at_once
 from tests.helpers.localsite import InFlight
 from watcher.alerts.outbox import LEASE, Dispatcher
 from watcher.config import FeedConfig, FetchSettings
@@ -146,20 +148,7 @@ def test_live_workers_are_those_that_ticked_lately(store):
 def test_two_workers_syncing_the_config_at_once_neither_fail_nor_duplicate(worker_database):
     feeds = [FeedConfig(f"f{i}", f"https://f{i}.example/rss") for i in range(200)]
     stores = [open_store(worker_database) for _ in range(3)]
-    barrier, errors = threading.Barrier(3), []
-
-    def sync(store: Store) -> None:
-        barrier.wait()
-        try:
-            store.sync_feeds(feeds, timedelta(minutes=15), NOW)
-        except Exception as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=sync, args=(s,)) for s in stores]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = at_once(*(functools.partial(s.sync_feeds, feeds, timedelta(minutes=15), NOW) for s in stores))
     assert errors == []
     names = [f.name for f in stores[0].due_feeds(NOW)]
     assert sorted(names) == sorted(f.name for f in feeds)
@@ -197,21 +186,8 @@ def test_the_lease_outlasts_the_deadlines_of_a_poll_before_its_first_renewal():
 
 
 def test_workers_opening_a_new_database_at_once_apply_each_migration_once(tmp_path):
-    path, barrier, errors = tmp_path / "new.db", threading.Barrier(4), []
-
-    def open_it() -> None:
-        barrier.wait()
-        try:
-            Store.open(path).close()
-        except Exception as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=open_it) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    path = tmp_path / "new.db"
+    assert at_once(*[lambda: Store.open(path).close()] * 4) == []
     store = Store.open(path)
     assert store.schema_version() > 0 and store.live_workers(NOW) == 0
     store.close()
