@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -76,6 +77,21 @@ def from_db_time(value: str | None) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(value)  # Python 3.11 reads the Z
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode (it stays so). Several workers opening a new file at once: SQLite answers the switch
+    with "database is locked" at once, without waiting out the busy timeout, to a connection that loses the race
+    (6 openers at once: 30 failures in 300 rounds); it is tried again until the file is in WAL or the timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # another connection is switching the file: it takes milliseconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +158,7 @@ class Connection:
             # isolation_level=None: we issue BEGIN IMMEDIATE/COMMIT ourselves (see the module docstring).
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             store = cls(sqlite_utils.Database(conn), path)
