@@ -187,9 +187,12 @@ def test_the_lease_outlasts_the_deadlines_of_a_poll_before_its_first_renewal():
 
 def test_workers_opening_a_new_database_at_once_apply_each_migration_once(tmp_path):
     # Six openers lost the race to switch a new file to WAL about one round in ten before base._use_wal retried.
+    def open_and_close(path: Path) -> None:
+        Store.open(path).close()
+
     for round_ in range(20):
         path = tmp_path / f"new-{round_}.db"
-        assert at_once(*[lambda: Store.open(path).close()] * 6) == []
+        assert at_once(*[functools.partial(open_and_close, path)] * 6) == []
     store = Store.open(path)
     assert store.schema_version() > 0 and store.live_workers(NOW) == 0
     store.close()
