@@ -12,7 +12,7 @@ from typing import Any
 from ..config import FeedConfig
 from ..models import Article, FeedRecord, FeedUpdate, Match
 from ..text import hide_credentials
-from .base import _chunks, from_db_time, placeholders, to_db_time
+from .base import _chunks, placeholders, to_db_time
 from .labels import record_model_calls
 from .stories import StoryQueries
 
@@ -81,10 +81,6 @@ class FeedQueries(StoryQueries):
             where, params = "enabled = 1 AND next_check_at <= ?", [to_db_time(now)]
         sql = f"SELECT * FROM feeds WHERE {where} ORDER BY next_check_at" + (f" LIMIT {int(limit)}" if limit else "")
         return [_feed_record(r) for r in self._query(sql, params)]
-
-    def next_due_at(self) -> datetime | None:
-        row = self.db.conn.execute("SELECT min(next_check_at) FROM feeds WHERE enabled = 1").fetchone()
-        return from_db_time(row[0])
 
     def seen_entry_ids(self, feed_id: int, entry_ids: Sequence[str]) -> set[str]:
         seen: set[str] = set()

@@ -71,10 +71,6 @@ class LabelQueries(Connection):
             found.update(dict(self.db.conn.execute(sql, list(chunk)).fetchall()))
         return found
 
-    def remove_label(self, topic: str, item_key: str) -> bool:
-        with self._write() as conn:
-            return conn.execute("DELETE FROM labels WHERE topic = ? AND item_key = ?", (topic, item_key)).rowcount > 0
-
     def list_labels(self, *, topic: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         where, params = ("WHERE topic = ?", [topic]) if topic else ("", [])
         return self._query(

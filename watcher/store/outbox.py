@@ -57,12 +57,6 @@ class OutboxQueries(Connection):
         )
         return [_delivery(r) for r in rows]
 
-    def next_delivery_attempt_at(self, channel: str) -> datetime | None:
-        row = self.db.conn.execute(
-            "SELECT min(next_attempt_at) FROM deliveries WHERE channel = ? AND status = 'pending'", (channel,)
-        ).fetchone()
-        return from_db_time(row[0])
-
     def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
         self._set_status(
             ids,

@@ -187,14 +187,6 @@ class ReviewQueries(Connection):
             row["features"] = [tuple(f) for f in json.loads(row["features"] or "[]")]
         return rows
 
-    def teaching_queue_size(self) -> int:
-        return int(
-            self.db.conn.execute(
-                "SELECT count(*) FROM model_calls c WHERE NOT EXISTS"
-                " (SELECT 1 FROM labels l WHERE l.article_id = c.article_id AND l.topic = c.topic)"
-            ).fetchone()[0]
-        )
-
     # --- feeds ---------------------------------------------------------------------------------------------------
 
     def feed_pages(self, since: datetime) -> dict[str, tuple[int, int]]:
