@@ -113,9 +113,7 @@ async def poll(
         else:
             update = network.classify(update)
         try:
-            queued = await pipeline.store.call(
-                pipeline.store.apply_update, feed.id, update, pipeline.routes, pipeline.possible_routes
-            )
+            queued = await pipeline.store.write_poll(feed.id, update, pipeline.routes, pipeline.possible_routes)
             earlier = network.take_earlier_failures()
             if earlier:
                 await pipeline.store.call(pipeline.store.record_offline, earlier)

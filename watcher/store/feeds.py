@@ -13,6 +13,7 @@ from ..config import FeedConfig
 from ..models import Article, FeedRecord, FeedUpdate, Match
 from ..text import hide_credentials
 from .base import _chunks, placeholders, to_db_time
+from .grouped import GroupedPollWrites
 from .labels import record_model_calls
 from .stories import StoryQueries
 
@@ -22,6 +23,8 @@ SYNC_LOCK = 0x77617463_68657202
 
 
 class FeedQueries(StoryQueries):
+    _grouped_polls: GroupedPollWrites | None = None  # made on the first write_poll, in the loop that awaits it
+
     # --- feeds -----------------------------------------------------------------------------------------
 
     def sync_feeds(self, feeds: Iterable[FeedConfig], default_interval: timedelta, now: datetime) -> None:
@@ -115,14 +118,7 @@ class FeedQueries(StoryQueries):
         queued = 0
         terms: Counter[str] = Counter()  # this write's story term counts, kept in memory once it commits
         with self._write() as conn:
-            self._write_feed_state(conn, feed_id, update)
-            # The poll is recorded: the worker's lease on the feed ends in the same transaction (leases.py). Whoever
-            # holds it, since the next check just moved on and the feed is not due for anyone.
-            conn.execute("UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE id = ?", (feed_id,))
-            conn.executemany(
-                "INSERT INTO seen_entries (feed_id, entry_id, seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                [(feed_id, eid, now) for eid in update.seen_entry_ids],
-            )
+            self._record_poll(conn, feed_id, update)
             touched: set[int] = set()  # stories whose sources changed
             # Rows are locked in one order by every writer (articles by URL, then stories, then terms), so two
             # workers writing feeds that share articles wait for each other instead of deadlocking (PostgreSQL).
@@ -150,6 +146,37 @@ class FeedQueries(StoryQueries):
         self._counts_committed(terms, terms_written)
         return queued
 
+    async def write_poll(
+        self,
+        feed_id: int,
+        update: FeedUpdate,
+        routes: Mapping[str, Sequence[str]],
+        possible_routes: Mapping[str, Sequence[str]] | None = None,
+    ) -> int:
+        """`apply_update` from the event loop, on the store's thread. A poll that brought no article is written
+        together with the others that end about the same time (grouped.py): one handoff and one transaction."""
+        if update.articles or update.also_seen_at:
+            return await self.call(self.apply_update, feed_id, update, routes, possible_routes)
+        if self._grouped_polls is None:
+            self._grouped_polls = GroupedPollWrites(lambda group: self.call(self.record_polls, group))
+        await self._grouped_polls.write(feed_id, update)
+        return 0
+
+    def record_polls(self, polls: Sequence[tuple[int, FeedUpdate]]) -> None:
+        """Polls that brought no article, in one transaction: each feed's state, lease and seen entries."""
+        if any(u.articles or u.also_seen_at for _, u in polls):
+            raise ValueError("a poll that brought articles is written by apply_update, with its stories")
+        with self._write() as conn:
+            for feed_id, update in sorted(polls, key=lambda p: p[0]):  # rows locked in one order by every writer
+                self._record_poll(conn, feed_id, update)
+
+    def _record_poll(self, conn: sqlite3.Connection, feed_id: int, update: FeedUpdate) -> None:
+        self._write_feed_state(conn, feed_id, update)
+        conn.executemany(
+            "INSERT INTO seen_entries (feed_id, entry_id, seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            [(feed_id, eid, to_db_time(update.checked_at)) for eid in update.seen_entry_ids],
+        )
+
     def record_offline(self, feeds: Sequence[tuple[int, datetime]]) -> None:
         """Feeds whose last failure turned out to be part of a network outage: not their fault after all.
 
@@ -163,11 +190,14 @@ class FeedQueries(StoryQueries):
             )
 
     def _write_feed_state(self, conn: sqlite3.Connection, feed_id: int, u: FeedUpdate) -> None:
+        # The poll is recorded: the worker's lease on the feed ends in the same statement (leases.py). Whoever
+        # holds it, since the next check just moved on and the feed is not due for anyone.
         if u.status in ("error", "offline"):
             # "offline" (the whole network is down) is recorded but not counted against the feed.
             conn.execute(
                 "UPDATE feeds SET last_checked_at = ?, next_check_at = ?, error_count = error_count + ?,"
-                " last_error = ?, last_error_kind = ?, last_status = ? WHERE id = ?",
+                " last_error = ?, last_error_kind = ?, last_status = ?, lease_owner = NULL, lease_until = NULL"
+                " WHERE id = ?",
                 (
                     to_db_time(u.checked_at),
                     to_db_time(u.next_check_at),
@@ -183,8 +213,8 @@ class FeedQueries(StoryQueries):
             "UPDATE feeds SET last_checked_at = :now, last_success_at = :now, next_check_at = :next,"
             " first_polled_at = coalesce(first_polled_at, :now), error_count = 0, last_error = NULL,"
             " last_error_kind = NULL, last_status = :status, etag = :etag, last_modified = :lm,"
-            " title = coalesce(:title, title), moved_to = coalesce(:moved, moved_to), last_warning = :warning"
-            " WHERE id = :id",
+            " title = coalesce(:title, title), moved_to = coalesce(:moved, moved_to), last_warning = :warning,"
+            " lease_owner = NULL, lease_until = NULL WHERE id = :id",
             {
                 "now": to_db_time(u.checked_at),
                 "next": to_db_time(u.next_check_at),
