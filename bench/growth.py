@@ -12,7 +12,7 @@ $WATCHER_BENCH_CACHE (default /tmp/watcher-bench-cache), keyed by the migrations
 fresh copy of it, so runs do not add up.
 
 Measured: exactly the Store calls one poll makes per feed, for `--new` new articles in feeds of 10 items:
-`seen_entry_ids` and `stored_article_urls` (what update_feed asks), then `apply_update` with a FeedUpdate
+`known_entries` (what update_feed asks), then `apply_update` with a FeedUpdate
 carrying the articles (~3 KB bodies, 5% matched, so matches and deliveries are written too): one transaction per
 feed, as in `poll`; and the story step's CPU within it. Also the cost of a not-modified FeedUpdate. The last stdout line is JSON.
 
@@ -294,8 +294,7 @@ def measure(
     cpu0 = time.process_time()
     for feed_id, articles in updates:
         ids = [a.entry.entry_id for a in articles]
-        seen = store.seen_entry_ids(feed_id, ids)
-        stored = store.stored_article_urls([a.url for a in articles])
+        seen, stored = store.known_entries(feed_id, [(a.entry.entry_id, a.url) for a in articles])
         assert not seen and not stored
         update = FeedUpdate(
             feed_url="",

@@ -168,7 +168,7 @@ def build_tables(r: dict) -> str:
             (
                 f"store cost per new article at {int(max(sizes, key=int)):,} vs {int(min(sizes, key=int)):,} stored (us)",
                 f"{large['us_per_article']:.0f} vs {small['us_per_article']:.0f}",
-                "Store.seen_entry_ids + stored_article_urls + apply_update, 10 articles per feed",
+                "Store.known_entries + apply_update, 10 articles per feed",
                 growth["ratio"],
                 "<= 1.2",
                 verdict(growth["ratio"], 1.2, at_most=True),

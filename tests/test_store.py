@@ -91,6 +91,15 @@ def test_update_writes_article_match_and_deliveries_together(store):
     assert rows == [{"topic": "t", "terms": '["drone"]', "snippet": "[[drone]] plant"}]
 
 
+def test_known_entries_says_what_a_poll_need_not_fetch_again(store):
+    store.apply_update(feed_id(store, "a"), update([article()]), {})  # e1, at https://news.example/a1
+    asked = [("e1", "https://news.example/a1"), ("e2", "https://news.example/new")]
+    # Feed a has seen e1, so e1's URL (stored) is not even asked about; e2 is new and not stored: to fetch.
+    assert store.known_entries(feed_id(store, "a"), asked) == ({"e1"}, set())
+    # Feed b has seen neither; e1's article is stored already: b becomes one more source of it, no fetch.
+    assert store.known_entries(feed_id(store, "b"), asked) == (set(), {"https://news.example/a1"})
+
+
 def test_the_same_alert_cannot_be_queued_twice(store):
     routes = {"t": ("mail",)}
     store.apply_update(feed_id(store, "a"), update([article()]), routes)

@@ -171,13 +171,14 @@ async def _update_feed(pipeline: Pipeline, feed: FeedRecord, now: datetime) -> F
     )
 
     entries = _unique_by_id(parsed.entries)
-    seen = await pipeline.store.call(pipeline.store.seen_entry_ids, feed.id, [e.entry_id for e in entries])
+    seen, stored = await pipeline.store.call(
+        pipeline.store.known_entries, feed.id, [(e.entry_id, _article_url(e)) for e in entries]
+    )
     new_entries = [e for e in entries if e.entry_id not in seen]
 
     # An article already stored under the same canonical URL (from another feed, or a moved item of this one)
     # is not fetched again: this feed is recorded as one more source.
     urls = {_article_url(e): e for e in new_entries}
-    stored = await pipeline.store.call(pipeline.store.stored_article_urls, list(urls))
     also_seen = tuple((url, entry) for url, entry in urls.items() if url in stored)
     to_fetch = [entry for url, entry in urls.items() if url not in stored]
 

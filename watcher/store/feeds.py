@@ -99,6 +99,13 @@ class FeedQueries(StoryQueries):
             found.update(r[0] for r in self.db.conn.execute(sql, chunk))
         return found
 
+    def known_entries(self, feed_id: int, entries: Sequence[tuple[str, str]]) -> tuple[set[str], set[str]]:
+        """What a changed feed's poll asks before fetching pages, in one call (one trip to the store's thread):
+        of these (entry id, article URL) pairs, the ids this feed has seen, and the URLs of the others that are
+        stored already (from another feed, or a moved item of this one)."""
+        seen = self.seen_entry_ids(feed_id, [entry_id for entry_id, _ in entries])
+        return seen, self.stored_article_urls([url for entry_id, url in entries if entry_id not in seen])
+
     # --- one feed update, one transaction ----------------------------------------------------------------
 
     def apply_update(
