@@ -27,11 +27,8 @@ import common
 
 STAGES = {
     "match (topics.match_article)": "match_article (watcher/rules/topics.py",
-    "store (Store.apply_update)": "apply_update (watcher/store",
-    "store reads (seen_entry_ids, stored_article_urls)": (
-        "seen_entry_ids (watcher/store",
-        "stored_article_urls (watcher/store",
-    ),
+    "store (Store.apply_update, record_polls)": ("apply_update (watcher/store", "record_polls (watcher/store"),
+    "store reads (known_entries)": "known_entries (watcher/store",
     "fetch (Fetcher._get, all of httpx)": "_get (watcher/fetch.py",
     "  of which body decoding (_BodyDecoder)": "_BodyDecoder",
     "  of which httpcore pool bookkeeping (has_expired/get_extra_info)": "has_expired (httpcore",

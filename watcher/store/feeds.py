@@ -86,17 +86,19 @@ class FeedQueries(StoryQueries):
         return [_feed_record(r) for r in self._query(sql, params)]
 
     def seen_entry_ids(self, feed_id: int, entry_ids: Sequence[str]) -> set[str]:
-        seen: set[str] = set()
-        for chunk in _chunks(entry_ids, 500):
-            sql = f"SELECT entry_id FROM seen_entries WHERE feed_id = ? AND entry_id IN ({placeholders(chunk)})"
-            seen.update(r[0] for r in self.db.conn.execute(sql, [feed_id, *chunk]))
-        return seen
+        return self._present(
+            "SELECT entry_id FROM seen_entries WHERE feed_id = ? AND entry_id IN", [feed_id], entry_ids
+        )
 
     def stored_article_urls(self, urls: Sequence[str]) -> set[str]:
+        return self._present("SELECT url FROM articles WHERE url IN", [], urls)
+
+    def _present(self, select_in: str, fixed: list[Any], values: Sequence[str]) -> set[str]:
+        """Which of `values` `select_in` (a query ending in `IN`) finds, asked 500 at a time: SQLite's default cap
+        on parameters was 999 before 3.32."""
         found: set[str] = set()
-        for chunk in _chunks(urls, 500):
-            sql = f"SELECT url FROM articles WHERE url IN ({placeholders(chunk)})"
-            found.update(r[0] for r in self.db.conn.execute(sql, chunk))
+        for chunk in _chunks(values, 500):
+            found.update(r[0] for r in self.db.conn.execute(f"{select_in} ({placeholders(chunk)})", [*fixed, *chunk]))
         return found
 
     def known_entries(self, feed_id: int, entries: Sequence[tuple[str, str]]) -> tuple[set[str], set[str]]:
