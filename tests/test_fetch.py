@@ -937,9 +937,12 @@ async def test_a_pooled_connection_the_server_closed_reads_as_readable_so_httpco
     try:
         sock = stream.get_extra_info("socket")
         assert sock is not None and stream.get_extra_info("is_readable") is False  # idle and open: reusable
+        assert stream.get_extra_info("is_readable") is False  # asked again (the stream keeps one poller)
         server_side.close()  # the server hangs up on the idle connection
         assert select.select([sock.fileno()], [], [], 5)[0]  # the hang-up has reached us
         assert stream.get_extra_info("is_readable") is True  # so the pool treats it as expired
+        await stream.aclose()
+        assert sock.fileno() == -1 and stream.get_extra_info("is_readable") is True  # a closed stream: never reused
     finally:
         await stream.aclose()
         listener.close()

@@ -347,12 +347,14 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 class _KeptSocketStream(httpcore.AsyncNetworkStream):
-    """httpcore's stream with its socket looked up once: before every request httpcore asks each idle pooled
-    connection whether the server hung up, and anyio answered with a getpeername() system call each time."""
+    """httpcore's stream with its socket looked up once: before and after every request httpcore asks each idle
+    pooled connection whether the server hung up, and anyio answered with a getpeername() system call each time.
+    The poller that answers is made once too: a pool of N idle connections is asked 2N times a request."""
 
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
         self._inner = inner
         self._socket = inner.get_extra_info("socket")
+        self._poller = _poller(self._socket)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._inner.read(max_bytes, timeout)
@@ -372,17 +374,24 @@ class _KeptSocketStream(httpcore.AsyncNetworkStream):
         if info == "socket":
             return self._socket
         if info == "is_readable":
-            return _readable(self._socket)
+            return _readable(self._socket, self._poller)
         return self._inner.get_extra_info(info)
 
 
-def _readable(sock: socket.socket | None) -> bool:
-    """Whether a read would return at once (data, or the end a server's hang-up leaves); a gone socket is."""
+def _poller(sock: socket.socket | None) -> select.poll | None:
     fd = sock.fileno() if sock is not None else -1
     if fd < 0:
-        return True
+        return None
     poller = select.poll()
     poller.register(fd, select.POLLIN)
+    return poller
+
+
+def _readable(sock: socket.socket | None, poller: select.poll | None) -> bool:
+    """Whether a read would return at once (data, or the end a server's hang-up leaves); a gone socket is.
+    The socket is asked first: once closed its number may be another socket's, which the poller would watch."""
+    if sock is None or poller is None or sock.fileno() < 0:
+        return True
     return bool(poller.poll(0))
 
 
