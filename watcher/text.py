@@ -83,25 +83,32 @@ def _is_tracking(pair: str) -> bool:
 
 # --- text ----------------------------------------------------------------------------------------------------
 
-# C0 and C1 controls and DEL, except tab and newline; carriage returns become newlines first.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-# Lone surrogates: from &#xD800; through the loose parser, or "\ud800" in JSON. They cannot be UTF-8 encoded.
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
-_SPACES = re.compile(r"[^\S\n]+")
-_BLANK_LINES = re.compile(r"\n\s*\n\s*")
+# C0 and C1 controls and DEL, except tab and newline (carriage returns become newlines first), dropped; and lone
+# surrogates (from &#xD800; through the loose parser, or "\ud800" in JSON: they cannot be UTF-8 encoded), replaced.
+# One pattern: the text is scanned once.
+_UNWANTED = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_BLANK_LINES = re.compile(r"\n{3,}")  # lines are stripped first: blank ones are empty
 
 
 def clean_text(text: str) -> str:
+    """Line breaks as "\\n", controls (but tab and newline) dropped, lone surrogates as U+FFFD."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
+    return _UNWANTED.sub(_replacement, text)
+
+
+def _replacement(unwanted: re.Match[str]) -> str:
+    return "\ufffd" if unwanted.group() >= "\ud800" else ""
 
 
 def collapse_spaces(text: str, one_line: bool) -> str:
-    """Runs of spaces as one; with `one_line` newlines too, else at most one blank line between paragraphs."""
+    """Runs of spaces as one; with `one_line` newlines too, else at most one blank line between paragraphs.
+
+    str.split() does the work: it splits on the same whitespace as the regex `\\s` at C speed, where a regex
+    for "whitespace but newline" tries a match at every character (twice the time on real article text)."""
     if one_line:
         return " ".join(text.split())
-    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+    lines = "\n".join([" ".join(line.split()) for line in text.split("\n")])
+    return _BLANK_LINES.sub("\n\n", lines).strip()
 
 
 # Query parameters that carry credentials in real feed URLs (private feeds, paid APIs, signed links).
