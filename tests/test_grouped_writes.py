@@ -72,6 +72,26 @@ async def test_a_bug_in_one_group_is_reported_to_its_polls_and_later_writes_go_o
     assert record.groups[-1] == [3]
 
 
+async def test_a_writer_cancelled_mid_group_cancels_every_poll_waiting_on_it():
+    # The daemon's loop shutting down while a group is on the store's thread: no poll is left waiting forever.
+    started, never = asyncio.Event(), asyncio.Event()
+
+    async def stuck(group) -> None:
+        started.set()
+        await never.wait()
+
+    writes = GroupedPollWrites(stuck, window=0)
+    in_group = [asyncio.ensure_future(writes.write(i, not_modified())) for i in (1, 2)]
+    await started.wait()
+    queued = asyncio.ensure_future(writes.write(3, not_modified()))  # waiting for the next group
+    await asyncio.sleep(0)  # one step of the loop: it joins the queue
+    assert writes._writer is not None
+    writes._writer.cancel()
+    # (A bound, not a timing: a waiter left behind would otherwise hang the suite.)
+    results = await asyncio.wait_for(asyncio.gather(*in_group, queued, return_exceptions=True), 60)
+    assert [type(r).__name__ for r in results] == ["CancelledError"] * 3
+
+
 def test_each_event_loop_gets_its_own_writer():
     record = Recorder()
     writes = GroupedPollWrites(record)
