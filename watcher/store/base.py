@@ -198,6 +198,12 @@ class Connection:
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         return list(self.db.query(sql, params))
 
+    def _select_in(self, select_in: str, values: Sequence[Any], fixed: Sequence[Any] = ()) -> Iterator[tuple]:
+        """The rows of `select_in` (a query ending in `IN`, its other parameters `fixed`) for each of `values`,
+        asked 500 at a time: SQLite's default cap on parameters was 999 before 3.32."""
+        for chunk in _chunks(values, 500):
+            yield from self.db.conn.execute(f"{select_in} ({placeholders(chunk)})", [*fixed, *chunk])
+
     def schema_version(self) -> int:
         return self.db.conn.execute("PRAGMA user_version").fetchone()[0]
 

@@ -12,7 +12,7 @@ from typing import Any
 from ..config import FeedConfig
 from ..models import Article, FeedRecord, FeedUpdate, Match
 from ..text import hide_credentials
-from .base import _chunks, placeholders, to_db_time
+from .base import placeholders, to_db_time
 from .grouped import GroupedPollWrites
 from .labels import record_model_calls
 from .stories import StoryQueries
@@ -86,20 +86,11 @@ class FeedQueries(StoryQueries):
         return [_feed_record(r) for r in self._query(sql, params)]
 
     def seen_entry_ids(self, feed_id: int, entry_ids: Sequence[str]) -> set[str]:
-        return self._present(
-            "SELECT entry_id FROM seen_entries WHERE feed_id = ? AND entry_id IN", [feed_id], entry_ids
-        )
+        sql = "SELECT entry_id FROM seen_entries WHERE feed_id = ? AND entry_id IN"
+        return {row[0] for row in self._select_in(sql, entry_ids, [feed_id])}
 
     def stored_article_urls(self, urls: Sequence[str]) -> set[str]:
-        return self._present("SELECT url FROM articles WHERE url IN", [], urls)
-
-    def _present(self, select_in: str, fixed: list[Any], values: Sequence[str]) -> set[str]:
-        """Which of `values` `select_in` (a query ending in `IN`) finds, asked 500 at a time: SQLite's default cap
-        on parameters was 999 before 3.32."""
-        found: set[str] = set()
-        for chunk in _chunks(values, 500):
-            found.update(r[0] for r in self.db.conn.execute(f"{select_in} ({placeholders(chunk)})", [*fixed, *chunk]))
-        return found
+        return {row[0] for row in self._select_in("SELECT url FROM articles WHERE url IN", urls)}
 
     def known_entries(self, feed_id: int, entries: Sequence[tuple[str, str]]) -> tuple[set[str], set[str]]:
         """What a changed feed's poll asks before fetching pages, in one call (one trip to the store's thread):

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import StoreError
 from ..models import ModelCall
-from .base import Connection, _chunks, from_db_time, placeholders, to_db_time
+from .base import Connection, from_db_time, to_db_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +65,7 @@ class LabelQueries(Connection):
         return len(rows)
 
     def article_ids_by_url(self, urls: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for chunk in _chunks(urls, 500):
-            sql = f"SELECT url, id FROM articles WHERE url IN ({placeholders(chunk)})"
-            found.update(dict(self.db.conn.execute(sql, list(chunk)).fetchall()))
-        return found
+        return dict(self._select_in("SELECT url, id FROM articles WHERE url IN", urls))
 
     def list_labels(self, *, topic: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         where, params = ("WHERE topic = ?", [topic]) if topic else ("", [])
