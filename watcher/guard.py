@@ -354,7 +354,9 @@ class _KeptSocketStream(httpcore.AsyncNetworkStream):
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
         self._inner = inner
         self._socket = inner.get_extra_info("socket")
-        self._poller = _poller(self._socket)
+        self._poller = select.poll()
+        if self._socket is not None and self._socket.fileno() >= 0:
+            self._poller.register(self._socket.fileno(), select.POLLIN)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._inner.read(max_bytes, timeout)
@@ -374,25 +376,15 @@ class _KeptSocketStream(httpcore.AsyncNetworkStream):
         if info == "socket":
             return self._socket
         if info == "is_readable":
-            return _readable(self._socket, self._poller)
+            return self._readable()
         return self._inner.get_extra_info(info)
 
-
-def _poller(sock: socket.socket | None) -> select.poll | None:
-    fd = sock.fileno() if sock is not None else -1
-    if fd < 0:
-        return None
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return poller
-
-
-def _readable(sock: socket.socket | None, poller: select.poll | None) -> bool:
-    """Whether a read would return at once (data, or the end a server's hang-up leaves); a gone socket is.
-    The socket is asked first: once closed its number may be another socket's, which the poller would watch."""
-    if sock is None or poller is None or sock.fileno() < 0:
-        return True
-    return bool(poller.poll(0))
+    def _readable(self) -> bool:
+        """Whether a read would return at once (data, or the end a server's hang-up leaves); a gone socket is.
+        The socket is asked first: once closed its number may be another socket's, which the poller would watch."""
+        if self._socket is None or self._socket.fileno() < 0:
+            return True
+        return bool(self._poller.poll(0))
 
 
 def install_guard(client: object, backend: GuardedBackend) -> None:
