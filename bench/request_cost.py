@@ -58,7 +58,7 @@ async def requests(port: int, count: int) -> tuple[float, float]:
 def instructions(port: int, count: int) -> int:
     run = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", common.PYTHON, __file__]
-        + ["--port", str(port), "--requests", str(count), "--quiet"],
+        + ["--port", str(port), "--requests", str(count), "--measured-run"],
         capture_output=True,
         text=True,
         check=True,
@@ -75,9 +75,9 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=3000)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--callgrind", action="store_true")
-    p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)  # one measured run, for --callgrind
+    p.add_argument("--measured-run", action="store_true", help=argparse.SUPPRESS)  # what valgrind runs
     args = p.parse_args()
-    if args.quiet:
+    if args.measured_run:
         asyncio.run(requests(args.port, args.requests))
         return
     if args.callgrind and not shutil.which("valgrind"):
