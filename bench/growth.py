@@ -1,6 +1,6 @@
 """Growth: the cost of storing a new article when 1k articles are stored, against 1M.
 
-    python bench/growth.py [--sizes 1000,1000000] [--new 2000] [--runs 3] [--cache warm,cold]
+    python bench/growth.py [--sizes 1000,1000000] [--new 2000] [--runs 3] [--cache warm,cold] [--pragma P]
 
 Setup (not measured): a database made by watcher's own migrations, then filled synthetically with fast bulk
 inserts straight through sqlite3: `n` articles (short bodies made of real feed text when ../shared/evaldata is
@@ -20,6 +20,11 @@ Page cache (`--cache`): "warm" measures with the database as the previous run le
 cache; "cold" first asks the kernel to drop the database's cached pages (posix_fadvise DONTNEED on the file and
 its -wal, after a checkpoint), as after a reboot or when other work pushed it out. A user's machine sees both, so
 both are reported, each with its own 1M/1k ratio.
+
+Story window: at 3,000 articles a day the 72-hour window is full from ~9,000 stored articles on; a smaller store
+has fewer articles there to find as candidates, so its new articles cost less. With a middle size (`--sizes
+1000,20000,1000000`, as `run_all.py` runs it) `ratio_to` tells the two apart: against 1k the window filling up and
+the store growing, against 20k the store growing alone. `--pragma` and `--fts` measure what-ifs on the copy.
 """
 
 from __future__ import annotations
@@ -223,7 +228,14 @@ def set_fts(path: Path, spec: str) -> None:
 
 
 def measure(
-    base: Path, new: int, stream: list[str], tag: str, per_feed: int = 10, cold: bool = False, fts: str = ""
+    base: Path,
+    new: int,
+    stream: list[str],
+    tag: str,
+    per_feed: int = 10,
+    cold: bool = False,
+    fts: str = "",
+    pragmas: str = "",
 ) -> dict:
     # Each run writes to a fresh copy of the built database: runs do not add up (the cached 1M store would
     # otherwise drift, each run's articles and index segments making the next one dearer), and all see one state.
@@ -241,6 +253,8 @@ def measure(
     if cold:
         evict(path)
     store = Store.open(path)
+    for pragma in filter(None, (p.strip() for p in pragmas.split(";"))):
+        store.db.conn.execute(f"PRAGMA {pragma}")  # what-if, on the store's own connection
     rng = random.Random(tag)
     routes = {"troop_deployment": ("inbox",), "drone_cooperation": ("inbox",)}
     feeds = [r[0] for r in store.db.conn.execute("SELECT id FROM feeds ORDER BY id LIMIT ?", (FEEDS,))]
@@ -345,6 +359,11 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--cache", default="warm,cold", help="page cache states to measure: warm, cold or both")
     p.add_argument("--fts", default="", help="what-if FTS5 settings written first, e.g. automerge=16,crisismerge=64")
+    p.add_argument(
+        "--pragma",
+        default="",
+        help="what-if SQLite PRAGMAs set on the store's connection, ';'-separated, e.g. 'cache_size=-65536'",
+    )
     args = p.parse_args()
     import tempfile
 
@@ -361,7 +380,15 @@ def main() -> None:
             for c in caches:
                 for n, (path, _) in dbs.items():
                     results[c, n].append(
-                        measure(path, args.new, stream, f"{stamp}-{c}-{r}", cold=c == "cold", fts=args.fts)
+                        measure(
+                            path,
+                            args.new,
+                            stream,
+                            f"{stamp}-{c}-{r}",
+                            cold=c == "cold",
+                            fts=args.fts,
+                            pragmas=args.pragma,
+                        )
                     )
         sizes = sorted(dbs)
         out["by_cache"] = {}
@@ -383,6 +410,11 @@ def main() -> None:
                 "ratio": round(big["us_per_article"] / small["us_per_article"], 2),
                 "ratio_cpu": round(big["cpu_us_per_article"] / small["cpu_us_per_article"], 2),
                 "ratio_304": round(big["us_per_304_update"] / small["us_per_304_update"], 2),
+                # The largest against each smaller size: from a size whose story window is full (20k at 3,000 a
+                # day), what is left is the store's own growth, not the window filling up.
+                "ratio_to": {
+                    str(n): round(big["us_per_article"] / by_size[str(n)]["us_per_article"], 2) for n in sizes[:-1]
+                },
             }
         # The first cache state asked for is also the top level, as before (run_all.py reads it).
         out |= out["by_cache"][caches[0]]
