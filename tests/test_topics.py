@@ -15,6 +15,7 @@ from watcher.config import config_from_dict
 from watcher.errors import RuleError
 from watcher.models import Match
 from watcher.rules import CompiledTopic, TopicConfig, compile_topic, compile_topics, explain, match_article
+from watcher.rules.text import ArticleText
 
 TERMS = {
     "dprk": '"North Korea" OR "North Korean" OR DPRK OR Pyongyang OR "Kim Jong Un" OR 북한 OR КНДР',
@@ -310,6 +311,36 @@ MULTILINGUAL = [
 @pytest.mark.parametrize("rule,title,expected", MULTILINGUAL)
 def test_cyrillic_korean_and_cjk(rule, title, expected):
     assert matches(rule, title) is expected
+
+
+@pytest.mark.parametrize(
+    "title,body,scripts",
+    [
+        ("Troops sent", "plain ASCII text", set()),
+        ("“Troops” sent", "typographic quotes — and a dash", set()),  # not ASCII, yet none of the three
+        ("Troops sent", "a body that says КНДР once", {"cyrillic"}),
+        ("북한군 파병", "", {"hangul"}),
+        ("Troops", "北朝鮮軍 and 북한", {"hangul", "cjk"}),
+    ],
+)
+def test_an_article_knows_its_scripts_wherever_they_are(title, body, scripts):
+    art = ArticleText(title, body)
+    found = {name for name in ("cyrillic", "hangul", "cjk") if getattr(art, "has_" + name)}
+    assert found == scripts
+
+
+@pytest.mark.parametrize(
+    "rule,body",
+    [
+        ("Pyongyang OR КНДР", "Сообщается, что КНДР направила войска"),
+        ("Pyongyang OR 북한", "북한군이 러시아에 파병됐다"),
+        ("Pyongyang OR 北朝鮮", "北朝鮮軍がロシアに派遣"),
+    ],
+)
+def test_a_term_in_another_script_matches_in_the_body_of_an_english_article(rule, body):
+    # An OR looks at such terms only in articles that have the script: the body must count, not just the title.
+    assert matches(rule, "Troops sent", body)
+    assert not matches(rule, "Troops sent", "Troops were sent, officials said")
 
 
 # --- errors ----------------------------------------------------------------------------------------------------

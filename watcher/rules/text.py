@@ -109,6 +109,9 @@ class ArticleText:
 
     __slots__ = (
         "_form_index",
+        "_has_cjk",
+        "_has_cyrillic",
+        "_has_hangul",
         "_index",
         "_indexed",
         "_scope_masks",
@@ -118,9 +121,6 @@ class ArticleText:
         "_tokens",
         "body",
         "forms",
-        "has_cjk",
-        "has_cyrillic",
-        "has_hangul",
         "masks",
         "memo",
         "stem_set",
@@ -141,15 +141,10 @@ class ArticleText:
         self.forms: tuple[str, ...] = tuple(w[0] for w in words)
         self.stems: tuple[str, ...] = tuple(w[1] for w in words)
         self.stem_set = frozenset(self.stems)
-        text_all = self.title + " " + self.body
-        # max() is one C pass: below U+0400 there is no Cyrillic, below U+3040 no Hangul syllable and no CJK
-        top = max(text_all)
-        self.has_cyrillic = top >= "\u0400" and _CYRILLIC_RE.search(text_all) is not None
-        if top < "\u3040":
-            self.has_hangul = self.has_cjk = False
-        else:
-            self.has_hangul = _HANGUL_RE.search(text_all) is not None
-            self.has_cjk = _CJK_RE.search(text_all) is not None
+        # Asked only by rules with terms in these scripts (evaluate.py), so found on first use.
+        self._has_cyrillic: bool | None = None
+        self._has_hangul: bool | None = None
+        self._has_cjk: bool | None = None
         self.memo: dict = {}  # shared by the topics evaluated on this article: term -> positions, spans
         self.masks: dict = {}  # node -> the positions it covers, as a bit mask
         self._stem_masks: dict[str, int] = {}
@@ -162,6 +157,24 @@ class ArticleText:
 
     def __len__(self) -> int:
         return len(self.forms)
+
+    @property
+    def has_cyrillic(self) -> bool:
+        if self._has_cyrillic is None:
+            self._has_cyrillic = _contains(_CYRILLIC_RE, self.title, self.body)
+        return self._has_cyrillic
+
+    @property
+    def has_hangul(self) -> bool:
+        if self._has_hangul is None:
+            self._has_hangul = _contains(_HANGUL_RE, self.title, self.body)
+        return self._has_hangul
+
+    @property
+    def has_cjk(self) -> bool:
+        if self._has_cjk is None:
+            self._has_cjk = _contains(_CJK_RE, self.title, self.body)
+        return self._has_cjk
 
     def by_stem(self) -> dict[str, list[int]]:
         """Stem -> positions, for the stems in VOCABULARY (one pass, a set test per word)."""
@@ -249,6 +262,12 @@ def _index(words: Sequence[str]) -> dict[str, list[int]]:
 _CYRILLIC_RE = re.compile(r"[\u0400-\u052f]")
 _HANGUL_RE = re.compile(r"[\uac00-\ud7a3\u3130-\u318f]")
 _CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
+
+
+def _contains(script: re.Pattern[str], *texts: str) -> bool:
+    """Whether any text has a character of the script's class. isascii() is free (CPython keeps the flag), so most
+    English text is answered without a scan."""
+    return any(not text.isascii() and script.search(text) is not None for text in texts)
 
 
 def word_offsets(text: str) -> list[tuple[int, int]]:
