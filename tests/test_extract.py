@@ -59,6 +59,15 @@ def test_the_page_date_comes_from_where_sites_declare_it_not_from_a_search_of_th
     assert done.stdout.split() == ["2026-11-25", "None", "False"]
 
 
+def test_without_metadata_the_text_is_the_same_and_title_author_and_date_are_not_looked_for():
+    page = ARTICLE.replace("<title>", '<meta name="author" content="Kim Reporter"><title>').encode()
+    full = extract_text(page, "https://news.example/drone-plant")
+    bare = extract_text(page, "https://news.example/drone-plant", metadata=False)
+    assert full.author == "Kim Reporter" and full.title and full.published_at is not None
+    assert (bare.title, bare.author, bare.published_at) == ("", "", None)
+    assert bare.text == full.text and bare.language == full.language == "ko"
+
+
 def test_a_page_without_text_gives_none():
     assert extract_text(b"<html><body><nav>Home</nav></body></html>", "https://news.example/empty") is None
 

@@ -242,6 +242,39 @@ async def test_a_runaway_page_is_stopped_and_the_item_keeps_the_feeds_text(site,
     assert bodies[site.url("/articles/troops-kursk.html")]["body_source"] == "page"  # the others still extracted
 
 
+BYLINES = """<?xml version="1.0"?>
+<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>Bylines</title>
+<item><title>North Korea and Russia to co-produce attack drones at a new plant</title>
+  <link>{base}/articles/drone-plant.html</link><guid>bylines-1</guid>
+  <dc:creator>Kim Reporter</dc:creator><pubDate>Wed, 25 Nov 2026 08:30:00 GMT</pubDate></item>
+<item><title>Pyongyang sends thousands more troops to Russia's Kursk front</title>
+  <link>{base}/articles/troops-kursk.html</link><guid>bylines-2</guid>
+  <pubDate>Wed, 25 Nov 2026 06:00:00 GMT</pubDate></item>
+</channel></rss>"""
+
+
+async def test_the_page_is_searched_for_title_author_and_date_only_when_the_entry_lacks_one(site, store):
+    # Looking for them is more than a third of a page's extraction (watcher/extract.py); an entry's own come first.
+    from tests.helpers.misbehaving_extract import says_whether_metadata_was_asked
+
+    serve_site(site)
+    site.add(
+        "/bylines.rss", BYLINES.replace("{base}", f"http://127.0.0.1:{site.port}"), content_type="application/rss+xml"
+    )
+    config = make_config(site, feeds={"bylines": "/bylines.rss"})
+    workers = Workers(workers=1, timeout_s=20, function=says_whether_metadata_was_asked)
+    try:
+        outcomes = await poll_all(config, store, workers)
+    finally:
+        workers.shutdown()
+    assert outcomes["bylines"].update.status == "ok"
+    rows = {r["url"]: r for r in store.db.query("SELECT url, author, body FROM articles")}
+    signed = rows[site.url("/articles/drone-plant.html")]
+    assert signed["author"] == "Kim Reporter" and signed["body"].endswith("METADATA-SPARED")
+    unsigned = rows[site.url("/articles/troops-kursk.html")]  # no byline in the feed: the page's meta tag
+    assert unsigned["author"] == "Test Correspondent" and unsigned["body"].endswith("METADATA-ASKED")
+
+
 async def test_compressed_pages_are_read_in_the_worker_and_a_page_bomb_keeps_the_feeds_text(site, store, extractor):
     # Pages cross to the extraction worker as they arrived (body.py); the decoded cap holds there.
     serve_site(site)
