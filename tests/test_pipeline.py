@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.helpers.localsite import hang, reply
-from tests.helpers.news import FEEDS, SITE, articles, make_config, poll_all, serve_site
+from tests.helpers.news import FEEDS, SITE, articles, make_config, poll_all, poll_all_with, serve_site
 from watcher.config import config_from_dict
 from watcher.pipeline import Pipeline, poll
 from watcher.runtime import Runtime
@@ -231,10 +231,7 @@ async def test_a_runaway_page_is_stopped_and_the_item_keeps_the_feeds_text(site,
     )
     config = make_config(site, feeds={"world": "/world.rss"})
     extractor = Workers(workers=1, timeout_s=1.0, function=runs_away_on_marked_pages)
-    try:
-        outcomes = await poll_all(config, store, extractor)
-    finally:
-        extractor.shutdown()
+    outcomes = await poll_all_with(config, store, extractor)
     assert outcomes["world"].update.status == "ok"
     bodies = {r["url"]: r for r in store.db.query("SELECT url, body_source, body FROM articles")}
     stuck = bodies[site.url("/articles/drone-plant.html")]
@@ -263,10 +260,7 @@ async def test_the_page_is_searched_for_title_author_and_date_only_when_the_entr
     )
     config = make_config(site, feeds={"bylines": "/bylines.rss"})
     workers = Workers(workers=1, timeout_s=20, function=says_whether_metadata_was_asked)
-    try:
-        outcomes = await poll_all(config, store, workers)
-    finally:
-        workers.shutdown()
+    outcomes = await poll_all_with(config, store, workers)
     assert outcomes["bylines"].update.status == "ok"
     rows = {r["url"]: r for r in store.db.query("SELECT url, author, body FROM articles")}
     signed = rows[site.url("/articles/drone-plant.html")]
@@ -351,10 +345,7 @@ async def test_with_extraction_a_runaway_match_in_the_one_worker_call_is_stopped
     )
     config = make_config(site, feeds={"world": "/world.rss"})
     workers = Workers(workers=1, timeout_s=1.0, matcher=matching_runs_away_on_marked_titles)
-    try:
-        outcomes = await poll_all(config, store, workers)
-    finally:
-        workers.shutdown()
+    outcomes = await poll_all_with(config, store, workers)
     assert outcomes["world"].update.status == "ok"
     rows = {r["title"]: r for r in store.db.query("SELECT title, matched, body_source FROM articles")}
     stuck = rows["RUNAWAY North Korea and Russia to co-produce attack drones at a new plant"]

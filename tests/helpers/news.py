@@ -100,5 +100,13 @@ async def poll_all(config, store, extractor, now=None, names=None):
         return {o.feed.name: o for o in await poll(pipeline, feeds)}
 
 
+async def poll_all_with(config, store, workers, **kw):
+    """poll_all with workers a test made for itself (misbehaving ones), shut down whatever happens."""
+    try:
+        return await poll_all(config, store, workers, **kw)
+    finally:
+        workers.shutdown()
+
+
 def articles(store):
     return {r["title"]: r for r in store.db.query("SELECT * FROM articles WHERE matched = 1")}
