@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers.misbehaving_extract import crashes_the_worker, runs_away_on_marked_pages
 from watcher.config import TopicConfig
-from watcher.errors import ExtractError
+from watcher.errors import ExtractError, MatchError
 from watcher.extract import extract_text
 from watcher.models import FetchedPage
 from watcher.rules import RuleSet
@@ -96,6 +96,22 @@ async def test_a_dead_worker_is_an_extract_error_not_a_crash():
             await extractor.extract(FetchedPage("https://news.example/x", ARTICLE.encode()))
     finally:
         extractor.shutdown()
+
+
+async def test_several_texts_are_matched_in_one_worker_call_in_order_and_a_runaway_one_fails_the_call():
+    from tests.helpers.misbehaving_extract import matching_runs_away_on_marked_titles
+
+    rules = RuleSet.of((TopicConfig(name="drones", rule="drone* AND factory"),), {})
+    texts = [("Drone factory opens", "It will make drones."), ("Snow in Seoul", "Ten centimetres."), ("Drones", "")]
+    workers = Workers(workers=1, timeout_s=1.0, matcher=matching_runs_away_on_marked_titles)
+    try:
+        found = await workers.match_each(rules, texts)
+        assert [[m.topic for m in matches] for matches in found] == [["drones"], [], []]
+        with pytest.raises(MatchError, match="matching 2 articles took longer than 1 s"):
+            await workers.match_each(rules, [texts[0], ("RUNAWAY drone factory", "")])
+        assert [m.topic for m in (await workers.match_each(rules, texts[:1]))[0]] == ["drones"]  # pool recovered
+    finally:
+        workers.shutdown()
 
 
 async def test_a_compressed_page_is_decoded_extracted_and_matched_in_one_worker_call():

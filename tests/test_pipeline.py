@@ -294,8 +294,12 @@ async def test_compressed_pages_are_read_in_the_worker_and_a_page_bomb_keeps_the
 
 async def test_matching_runs_off_the_event_loop_and_a_runaway_match_is_stopped_at_its_time_limit(site, store, caplog):
     """Feed text reaches the matcher too: a match that runs away (a text or rule we did not foresee) is stopped at
-    the workers' time limit, the article is kept unmatched, the others match, and the loop keeps running meanwhile."""
+    the workers' time limit, the article is kept unmatched, the others match, and the loop keeps running meanwhile.
+    The feed's articles go to the worker together first; that call fails, and each is matched on its own."""
     import asyncio
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="watcher.poll")
 
     from tests.helpers.misbehaving_extract import matching_runs_away_on_marked_titles
 
@@ -328,6 +332,7 @@ async def test_matching_runs_off_the_event_loop_and_a_runaway_match_is_stopped_a
     rows = {r["title"]: r["matched"] for r in store.db.query("SELECT title, matched FROM articles")}
     assert rows["RUNAWAY North Korea and Russia to co-produce attack drones at a new plant"] == 0
     assert rows["Pyongyang sends thousands more troops to Russia's Kursk front"] == 1  # the others still match
+    assert "matching 3 articles took longer than 1 s; matching its articles one by one" in caplog.text
     assert "matching took longer than 1 s" in caplog.text
 
 

@@ -183,7 +183,8 @@ async def _update_feed(pipeline: Pipeline, feed: FeedRecord, now: datetime) -> F
     to_fetch = [entry for url, entry in urls.items() if url not in stored]
 
     keep_unmatched = config.extract.keep_unmatched.total_seconds() > 0
-    articles = await asyncio.gather(*(_shared_article(pipeline, feed, e) for e in to_fetch))
+    matched = await _match_without_pages(pipeline, feed, to_fetch)
+    articles = await asyncio.gather(*(_shared_article(pipeline, feed, e, matched.get(e.entry_id)) for e in to_fetch))
     kept = tuple(a for a in articles if a.matches or a.model_calls or keep_unmatched)
     return FeedUpdate(
         feed_url=feed.url,
@@ -203,27 +204,34 @@ async def _update_feed(pipeline: Pipeline, feed: FeedRecord, now: datetime) -> F
     )
 
 
-async def _shared_article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Article:
+async def _shared_article(
+    pipeline: Pipeline, feed: FeedRecord, entry: Entry, feed_matches: tuple[Match, ...] | None = None
+) -> Article:
     url = _article_url(entry)
     in_flight = pipeline.runtime.articles_in_flight
     task = in_flight.get(url)
     if task is None:
-        task = asyncio.ensure_future(_article(pipeline, feed, entry))
+        task = asyncio.ensure_future(_article(pipeline, feed, entry, feed_matches))
         in_flight[url] = task
         task.add_done_callback(lambda _: in_flight.pop(url, None))
     article = await asyncio.shield(task)
     return article if article.entry is entry else replace(article, entry=entry)
 
 
-async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Article:
-    """Build an article from an entry: the page's extracted text when we can get it, else the feed's own text."""
+async def _article(
+    pipeline: Pipeline, feed: FeedRecord, entry: Entry, feed_matches: tuple[Match, ...] | None = None
+) -> Article:
+    """Build an article from an entry: the page's extracted text when we can get it, else the feed's own text.
+    `feed_matches`: the feed text's, when already found (_match_without_pages)."""
     feed_body, feed_source = _feed_text(entry)
     read, outcome = None, None
-    if pipeline.config.extract.enabled and feed.extract and entry.link:
+    if _reads_page(pipeline, feed, entry):
         read, outcome = await _page(pipeline, entry, feed_body, feed_source)
     if read is None:  # no page, or a page that ran out of time: the feed's text, matched on its own
         body, source = article_body(None, entry.title, feed_body, feed_source)
-        read = ReadArticle(entry.title, body, source, await _match(pipeline, entry, entry.title, body), None)
+        if feed_matches is None:
+            feed_matches = await _match(pipeline, entry, entry.title, body)
+        read = ReadArticle(entry.title, body, source, feed_matches, None)
     title, body, matches, page = read.title, read.body, read.matches, read.page
     model_calls: tuple = ()
     if pipeline.models:
@@ -245,6 +253,29 @@ async def _article(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> Articl
         model_calls=model_calls,
         page_outcome=outcome,
     )
+
+
+def _reads_page(pipeline: Pipeline, feed: FeedRecord, entry: Entry) -> bool:
+    return bool(pipeline.config.extract.enabled and feed.extract and entry.link)
+
+
+async def _match_without_pages(
+    pipeline: Pipeline, feed: FeedRecord, entries: Sequence[Entry]
+) -> dict[str, tuple[Match, ...]]:
+    """The matches of the new articles that will have no page, by entry id, found in one worker call for the
+    feed: a call to the pool per article cost the event loop's process more than the matching cost the worker.
+    When that call fails (a runaway text, a dead worker), none are given and each is matched on its own, under
+    its own limit, so one bad text costs only its article."""
+    pageless = [e for e in entries if not _reads_page(pipeline, feed, e)]
+    if not pipeline.topics or len(pageless) < 2:
+        return {}
+    texts = [(e.title, article_body(None, e.title, *_feed_text(e))[0]) for e in pageless]
+    try:
+        found = await pipeline.runtime.workers.match_each(pipeline.rules, texts)
+    except MatchError as e:
+        log.debug("feed %s: %s; matching its articles one by one", feed.name, e)
+        return {}
+    return {entry.entry_id: matches for entry, matches in zip(pageless, found, strict=True)}
 
 
 async def _match(pipeline: Pipeline, entry: Entry, title: str, body: str) -> tuple[Match, ...]:

@@ -17,7 +17,7 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -109,6 +109,13 @@ def read_article(
         page=dataclasses.replace(page, text="") if page is not None else None,
         page_failure=failure,
     )
+
+
+def match_each(
+    matcher: Callable[[RuleSet, str, str], tuple[Match, ...]], rules: RuleSet, texts: Sequence[tuple[str, str]]
+) -> tuple[tuple[Match, ...], ...]:
+    """`matcher` on each (title, body), in order (in the worker process)."""
+    return tuple(matcher(rules, title, body) for title, body in texts)
 
 
 def _extract_page(extract: Extraction, page: FetchedPage) -> Extracted | None:
@@ -217,6 +224,17 @@ class Workers:
             raise MatchError(f"matching took longer than {self.timeout_s:g} s") from None
         except _Died:
             raise MatchError("the matching worker died on this article") from None
+
+    async def match_each(self, rules: RuleSet, texts: Sequence[tuple[str, str]]) -> tuple[tuple[Match, ...], ...]:
+        """`match` for several (title, body) texts in one worker call, under one time limit: a feed's articles
+        that have no page to read. A call to the pool costs the event loop's process more than matching a feed
+        text costs the worker."""
+        try:
+            return await self._run(match_each, self.matcher, rules, tuple(texts))
+        except _TimedOut:
+            raise MatchError(f"matching {len(texts)} articles took longer than {self.timeout_s:g} s") from None
+        except _Died:
+            raise MatchError("the matching worker died on these articles") from None
 
     def _slots(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()  # a semaphore belongs to one loop; `watcher` runs one loop per command
