@@ -462,21 +462,10 @@ def main() -> None:
     results["site"] = site.info if site else {}
     port = str(site.port) if site else ""
     try:
+        # Raw trafilatura on the pages the smaller cold poll extracts: measured before the polls and after them.
+        reference = ["limits.py", "trafilatura", "--feeds", str(small), "--items", str(args.items), "--runs", str(runs)]
         if "limits" in only:
-            results["limits"]["trafilatura"] = run_json(
-                [
-                    "limits.py",
-                    "trafilatura",
-                    "--feeds",
-                    str(small),
-                    "--items",
-                    str(args.items),
-                    "--runs",
-                    str(runs),
-                    *syn,
-                ]
-                + (["--unique"] if args.big else [])
-            )
+            results["limits"]["trafilatura"] = run_json([*reference, *syn] + (["--unique"] if args.big else []))
             results["limits"]["feedparser"] = run_json(
                 ["limits.py", "feedparser", "--port", port, "--feeds", str(min(198, large)), "--runs", str(runs), *syn]
                 + (["--originals"] if args.originals else [])
@@ -537,19 +526,7 @@ def main() -> None:
                 ]
             )
         if "limits" in only and "watcher" in only:
-            results["limits"]["trafilatura_after"] = run_json(
-                [
-                    "limits.py",
-                    "trafilatura",
-                    "--feeds",
-                    str(small),
-                    "--items",
-                    str(args.items),
-                    "--runs",
-                    str(runs),
-                    *syn,
-                ]
-            )
+            results["limits"]["trafilatura_after"] = run_json([*reference, *syn])
         if "reader" in only:
             try:
                 results["reader"] = run_json(
