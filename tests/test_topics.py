@@ -325,7 +325,7 @@ def test_cyrillic_korean_and_cjk(rule, title, expected):
 )
 def test_an_article_knows_its_scripts_wherever_they_are(title, body, scripts):
     art = ArticleText(title, body)
-    found = {name for name in ("cyrillic", "hangul", "cjk") if getattr(art, "has_" + name)}
+    found = {name for name in ("cyrillic", "hangul", "cjk") if art.has_script(name)}
     assert found == scripts
 
 

@@ -59,9 +59,9 @@ def present(atom: tuple[str, str], art: ArticleText) -> bool:
     """Whether a prefix or substring atom occurs at all (stems are tested against art.stem_set directly)."""
     kind, value = atom
     if kind == "h":
-        return art.has_hangul and bool(art.forms_with_prefix(value))
+        return art.has_script(HANGUL) and bool(art.forms_with_prefix(value))
     if kind == "c":
-        return art.has_cjk and bool(art.forms_containing(value))
+        return art.has_script(CJK) and bool(art.forms_containing(value))
     if kind == "p":
         return bool(art.forms_with_prefix(value))
     return bool(_atom_positions(atom, art))
@@ -79,7 +79,7 @@ def _atom_positions(atom: tuple[str, str], art: ArticleText) -> list[int]:
         out = art.by_stem().get(value, []) if value in art.stem_set else []
     elif kind == "f":
         out = art.by_form().get(value, [])
-    elif (kind == "h" and not art.has_hangul) or (kind == "c" and not art.has_cjk):
+    elif (kind == "h" and not art.has_script(HANGUL)) or (kind == "c" and not art.has_script(CJK)):
         out = []
     else:
         found = set(art.forms_with_prefix(value) if kind in "ph" else art.forms_containing(value))
@@ -277,7 +277,7 @@ class Or(Node):
         complex_: dict[str, list[Node]] = {}  # gated terms that are not one word found by stem
         words: set[str] = set()  # single words found by stem: their mask is the stem's mask
         others: list[Node] = []
-        scripts: dict[str, list[Node]] = {"hangul": [], "cjk": [], "cyrillic": []}
+        scripts: dict[str, list[Node]] = {HANGUL: [], CJK: [], CYRILLIC: []}
         for c in children:
             if isinstance(c, Term) and c.gate is not None:
                 by_gate.setdefault(c.gate, []).append(c)
@@ -298,7 +298,7 @@ class Or(Node):
     def _rest(self, art: ArticleText) -> tuple[Node, ...]:
         rest = self.others
         for name, nodes in self.scripts:
-            if getattr(art, "has_" + name):
+            if art.has_script(name):
                 rest += nodes
         return rest
 

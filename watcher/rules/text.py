@@ -109,12 +109,10 @@ class ArticleText:
 
     __slots__ = (
         "_form_index",
-        "_has_cjk",
-        "_has_cyrillic",
-        "_has_hangul",
         "_index",
         "_indexed",
         "_scope_masks",
+        "_scripts",
         "_sentence_starts",
         "_sorted_forms",
         "_stem_masks",
@@ -141,10 +139,7 @@ class ArticleText:
         self.forms: tuple[str, ...] = tuple(w[0] for w in words)
         self.stems: tuple[str, ...] = tuple(w[1] for w in words)
         self.stem_set = frozenset(self.stems)
-        # Asked only by rules with terms in these scripts (evaluate.py), so found on first use.
-        self._has_cyrillic: bool | None = None
-        self._has_hangul: bool | None = None
-        self._has_cjk: bool | None = None
+        self._scripts: dict[str, bool] = {}  # has_script's answers, found on first use
         self.memo: dict = {}  # shared by the topics evaluated on this article: term -> positions, spans
         self.masks: dict = {}  # node -> the positions it covers, as a bit mask
         self._stem_masks: dict[str, int] = {}
@@ -158,23 +153,16 @@ class ArticleText:
     def __len__(self) -> int:
         return len(self.forms)
 
-    @property
-    def has_cyrillic(self) -> bool:
-        if self._has_cyrillic is None:
-            self._has_cyrillic = _contains(_CYRILLIC_RE, self.title, self.body)
-        return self._has_cyrillic
-
-    @property
-    def has_hangul(self) -> bool:
-        if self._has_hangul is None:
-            self._has_hangul = _contains(_HANGUL_RE, self.title, self.body)
-        return self._has_hangul
-
-    @property
-    def has_cjk(self) -> bool:
-        if self._has_cjk is None:
-            self._has_cjk = _contains(_CJK_RE, self.title, self.body)
-        return self._has_cjk
+    def has_script(self, script: str) -> bool:
+        """Whether the title or the body has a character of `script` (CYRILLIC, HANGUL or CJK). Only rules with
+        terms in those scripts ask (evaluate.py), so it is found on first use; isascii() is free (CPython keeps
+        the flag), so most English text is answered without a scan."""
+        found = self._scripts.get(script)
+        if found is None:
+            pattern = _SCRIPT_CLASSES[script]
+            found = any(not text.isascii() and pattern.search(text) is not None for text in (self.title, self.body))
+            self._scripts[script] = found
+        return found
 
     def by_stem(self) -> dict[str, list[int]]:
         """Stem -> positions, for the stems in VOCABULARY (one pass, a set test per word)."""
@@ -259,15 +247,11 @@ def _index(words: Sequence[str]) -> dict[str, list[int]]:
     return index
 
 
-_CYRILLIC_RE = re.compile(r"[\u0400-\u052f]")
-_HANGUL_RE = re.compile(r"[\uac00-\ud7a3\u3130-\u318f]")
-_CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
-
-
-def _contains(script: re.Pattern[str], *texts: str) -> bool:
-    """Whether any text has a character of the script's class. isascii() is free (CPython keeps the flag), so most
-    English text is answered without a scan."""
-    return any(not text.isascii() and script.search(text) is not None for text in texts)
+_SCRIPT_CLASSES = {
+    CYRILLIC: re.compile(r"[\u0400-\u052f]"),
+    HANGUL: re.compile(r"[\uac00-\ud7a3\u3130-\u318f]"),
+    CJK: re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]"),
+}
 
 
 def word_offsets(text: str) -> list[tuple[int, int]]:
