@@ -228,7 +228,7 @@ async def _article(
     if _reads_page(pipeline, feed, entry):
         read, outcome = await _page(pipeline, entry, feed_body, feed_source)
     if read is None:  # no page, or a page that ran out of time: the feed's text, matched on its own
-        body, source = article_body(None, entry.title, feed_body, feed_source)
+        body, source = _body_without_page(entry)
         if feed_matches is None:
             feed_matches = await _match(pipeline, entry, entry.title, body)
         read = ReadArticle(entry.title, body, source, feed_matches, None)
@@ -269,7 +269,7 @@ async def _match_without_pages(
     pageless = [e for e in entries if not _reads_page(pipeline, feed, e)]
     if not pipeline.topics or len(pageless) < 2:
         return {}
-    texts = [(e.title, article_body(None, e.title, *_feed_text(e))[0]) for e in pageless]
+    texts = [(e.title, _body_without_page(e)[0]) for e in pageless]
     try:
         found = await pipeline.runtime.workers.match_each(pipeline.rules, texts)
     except MatchError as e:
@@ -333,6 +333,12 @@ def _lacks_metadata(entry: Entry) -> bool:
     """Whether the page must say what the entry does not: its title, author or date (see _article). An entry with
     all three spares the worker trafilatura's search for them, more than a third of a page's extraction."""
     return not (entry.title and entry.author and (entry.published_at or entry.updated_at))
+
+
+def _body_without_page(entry: Entry) -> tuple[str, BodySource]:
+    """The article's body from the feed alone: what is matched when there is no page (one place, so that the
+    feed's matches found in advance are those of the body the article gets)."""
+    return article_body(None, entry.title, *_feed_text(entry))
 
 
 def _feed_text(entry: Entry) -> tuple[str, BodySource]:
