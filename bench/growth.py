@@ -369,7 +369,9 @@ def main() -> None:
 
     stream = vocabulary_stream() or " ".join(common._sentence(random.Random(3), 20) for _ in range(20000)).split()
     fresh = Path(tempfile.mkdtemp(prefix="watcher-growth-"))
-    out: dict = {"new_per_run": args.new, "runs": args.runs, "sizes": {}}
+    # The store size from which the story window holds as many articles as it ever will (run_all.py's labels).
+    full_window = round(ARRIVALS_PER_DAY * StorySettings().window / timedelta(days=1))
+    out: dict = {"new_per_run": args.new, "runs": args.runs, "full_window_articles": full_window, "sizes": {}}
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     try:
         dbs = {n: database(n, stream, fresh) for n in (int(s) for s in args.sizes.split(","))}

@@ -59,9 +59,6 @@ def _bracketed(before: float | None, after: float | None, digits: int) -> float 
     return before or after
 
 
-FULL_WINDOW = 9000  # articles stored when growth.py's 72-hour story window is full (3,000 a day)
-
-
 def _unavoidable_ms(lim: dict, growth: dict) -> dict[str, float]:
     """CPU ms per new article of the stages every cold poll pays, as this run measured them alone (empty when a
     part was not measured)."""
@@ -259,7 +256,8 @@ def build_tables(r: dict) -> str:
             for n, v in g.get("ratio_to", {}).items():
                 if n == min(gs, key=int):
                     continue
-                window = "a full story window in both" if int(n) >= FULL_WINDOW else "story window not yet full"
+                full = int(n) >= growth.get("full_window_articles", float("inf"))
+                window = "a full story window in both" if full else "story window not yet full"
                 rows.append(
                     (
                         f"  same, {cache} page cache, {int(max(gs, key=int)):,} vs {int(n):,} stored ({window})",
