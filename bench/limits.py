@@ -37,11 +37,13 @@ import common
 # --- trafilatura ------------------------------------------------------------------------------------------------
 
 _PAGES: list[bytes] = []
+_METADATA = True  # whether extract_text also looks for the page's title, author and date
 
 
-def _init_worker(synthetic: bool) -> None:
-    global _PAGES
+def _init_worker(synthetic: bool, metadata: bool = True) -> None:
+    global _PAGES, _METADATA
     _PAGES = [body for _, body in common.load_pages(synthetic=synthetic).pages]
+    _METADATA = metadata
     import trafilatura  # noqa: F401
 
     from watcher.extract import extract_text  # noqa: F401
@@ -51,7 +53,7 @@ def _extract(index: int) -> tuple[float, bool]:
     from watcher.extract import extract_text
 
     started = time.process_time()
-    result = extract_text(_PAGES[index], f"http://127.0.0.1/a/{index}.html")
+    result = extract_text(_PAGES[index], f"http://127.0.0.1/a/{index}.html", _METADATA)
     return time.process_time() - started, result is not None
 
 
@@ -61,15 +63,21 @@ def _ready(_: int) -> int:
 
 
 def trafilatura_limit(
-    feeds: int, items: int, workers: int, runs: int, synthetic: bool, unique_pass: bool = True
+    feeds: int, items: int, workers: int, runs: int, synthetic: bool, unique_pass: bool = True, metadata: bool = True
 ) -> dict:
     pages = common.load_pages(synthetic=synthetic)
     count = len(pages.pages)
     cold_set = [a % count for a in range(feeds * items)]
     unique = list(range(count))
     ctx = multiprocessing.get_context("forkserver")
-    out: dict = {"pages": count, "page_source": pages.source, "workers": workers, "cold_set_pages": len(cold_set)}
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(synthetic,)) as pool:
+    out: dict = {
+        "pages": count,
+        "page_source": pages.source,
+        "workers": workers,
+        "cold_set_pages": len(cold_set),
+        "metadata": metadata,
+    }
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(synthetic, metadata)) as pool:
         list(pool.map(_ready, range(workers)))
         for label, indices in (("cold_set", cold_set), ("unique", unique))[: 2 if unique_pass else 1]:
             rates, cpu_per_page, failed = [], [], 0
@@ -320,10 +328,18 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=3000)
     p.add_argument("--synthetic", action="store_true")
     p.add_argument("--unique", action="store_true", help="trafilatura: also the unique pages once (~20 s)")
+    p.add_argument(
+        "--no-metadata",
+        action="store_true",
+        help="trafilatura: without the search for each page's title, author and date (what watcher skips when the"
+        " feed entry has them)",
+    )
     p.add_argument("--originals", action="store_true", help="feedparser: also the 200 original real feed files (~70 s)")
     args = p.parse_args()
     if args.what == "trafilatura":
-        result = trafilatura_limit(args.feeds, args.items, args.workers, args.runs, args.synthetic, args.unique)
+        result = trafilatura_limit(
+            args.feeds, args.items, args.workers, args.runs, args.synthetic, args.unique, not args.no_metadata
+        )
     elif args.what == "feedparser":
         result = feedparser_limit(args.port, args.feeds, args.runs, args.synthetic, args.originals)
     else:
