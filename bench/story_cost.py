@@ -91,9 +91,9 @@ def cost_per_article(store: Store, new: list[tuple[str, str]], now: datetime) ->
         entry = Entry("https://new.example/feed", f"e{k}", url, url, title, summary=summary)
         article = Article(url, title, summary, "feed-summary", entry, published_at=now)
         with store._write() as conn:
-            article_id = store._insert_article(conn, article, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            article_id, _ = store._insert_article(conn, article, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
             started = time.process_time()
-            store._place_in_story(conn, article_id, article, now)
+            store._place_in_story(conn, article_id, article, now, Counter())
             spent.append((time.process_time() - started) * 1000)
     spent.sort()
     return statistics.median(spent), spent[int(len(spent) * 0.95)]
@@ -183,7 +183,7 @@ def replay(data: Path, pairs: list[dict], df: Counter[str], documents: int, fill
                 seen.clear()
                 conn.execute("BEGIN")
                 try:
-                    article_id = store._insert_article(conn, article, to_db_time(stamp))
+                    article_id, _ = store._insert_article(conn, article, to_db_time(stamp))
                     store._place_in_story(conn, article_id, article, stamp, Counter())
                 finally:
                     conn.execute("ROLLBACK")

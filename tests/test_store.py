@@ -110,6 +110,20 @@ def test_the_same_alert_cannot_be_queued_twice(store):
     assert store.db.conn.execute("SELECT count(*) FROM article_sources").fetchone()[0] == 2
 
 
+def test_an_article_reaching_us_again_keeps_its_story_and_is_not_placed_again(store):
+    store.apply_update(feed_id(store, "a"), update([article()]), {})
+    first = store.db.conn.execute("SELECT story_id, story_terms FROM articles").fetchone()
+    keys = store.db.conn.execute("SELECT count(*) FROM story_keys").fetchone()[0]
+    store.apply_update(feed_id(store, "b"), update([article(entry_id="other")], seen=("other",)), {})
+    assert store.db.conn.execute("SELECT story_id, story_terms FROM articles").fetchall() == [first]
+    assert store.db.conn.execute("SELECT count(*) FROM stories").fetchone()[0] == 1
+    assert store.db.conn.execute("SELECT count(*) FROM story_keys").fetchone()[0] == keys > 0
+    # Its terms were counted once: the second write added none to the counts kept in memory.
+    assert store._uncounted is not None and store._uncounted[""] == 1
+    # Both feeds are its sources, and the story says so.
+    assert store.db.conn.execute("SELECT sources FROM stories").fetchone()[0] == 2
+
+
 def test_first_poll_records_without_alerting(store):
     assert store.apply_update(feed_id(store, "a"), update([article()], alert=False), {"t": ("mail",)}) == 0
     assert store.counts()["matches"] == 1

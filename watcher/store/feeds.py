@@ -123,10 +123,12 @@ class FeedQueries(StoryQueries):
             # Rows are locked in one order by every writer (articles by URL, then stories, then terms), so two
             # workers writing feeds that share articles wait for each other instead of deadlocking (PostgreSQL).
             for article in sorted(update.articles, key=lambda a: a.url):
-                article_id = self._insert_article(conn, article, now)
+                article_id, story_id = self._insert_article(conn, article, now)
                 self._add_source(conn, article_id, feed_id, article.entry.entry_id, article.entry.link, now)
                 # Before the matches: their alerts are queued once per story (docs/stories.md).
-                touched.add(self._place_in_story(conn, article_id, article, update.checked_at, terms))
+                if story_id is None:  # new here (a stored article keeps its story)
+                    story_id = self._place_in_story(conn, article_id, article, update.checked_at, terms)
+                touched.add(story_id)
                 for match in article.matches:
                     queued += self._insert_match(conn, article_id, match, now, routes if update.alert else {})
                 if article.model_calls:
@@ -228,12 +230,13 @@ class FeedQueries(StoryQueries):
             },
         )
 
-    def _insert_article(self, conn: sqlite3.Connection, a: Article, now: str) -> int:
+    def _insert_article(self, conn: sqlite3.Connection, a: Article, now: str) -> tuple[int, int | None]:
+        """The article's id, and its story when it was stored already (another feed's copy, a re-run)."""
         row = conn.execute(
             "INSERT INTO articles (url, title, body, body_source, author, language, published_at, fetched_at, matched,"
             " page_outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             f" ON CONFLICT(url) DO UPDATE SET matched = {self.dialect.greatest('articles.matched', 'excluded.matched')}"
-            " RETURNING id",
+            " RETURNING id, story_id",
             (
                 a.url,
                 a.title,
@@ -247,7 +250,7 @@ class FeedQueries(StoryQueries):
                 a.page_outcome,
             ),
         ).fetchone()
-        return row[0]
+        return row[0], row[1]
 
     def _add_source(
         self, conn: sqlite3.Connection, article_id: int, feed_id: int, entry_id: str, link: str | None, now: str

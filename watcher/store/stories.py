@@ -57,13 +57,10 @@ class StoryQueries(Connection):
     def _place_in_story(
         self, conn: sqlite3.Connection, article_id: int, article: Article, now: datetime, pending: Counter[str]
     ) -> int:
-        """The story of a just-written article: the one it already has, a recent one it reports, or a new one.
+        """The story of a just-written article that has none yet: a recent one it reports, or a new one.
 
         Its terms are added to `pending`, this write's counts, which the next article of the write finds beside the
         committed ones kept in memory (`_uncounted`); apply_update writes them all once TERM_COUNTS_EVERY are kept."""
-        row = conn.execute("SELECT story_id FROM articles WHERE id = ?", (article_id,)).fetchone()
-        if row[0] is not None:
-            return int(row[0])
         text = StoryText.of(article.title, article.body, article.published_at or now)
         if self.story_settings.window <= timedelta(0):  # stories turned off: each article its own
             story_id = _new_story(conn, article, now)
