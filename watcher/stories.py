@@ -124,14 +124,15 @@ def decide_story(
 ) -> StoryDecision:
     """The story the article joins: the best-scoring candidate of the window above the threshold, else none."""
     best = StoryDecision(None, -math.inf, None)
-    article = article.weighed(df, max(documents, COLD_START_DOCUMENTS))
-    # Every term a candidate shares is one of the article's: their weights, computed once, serve all candidates.
-    article_idf = _idf_of(article.terms, df, max(documents, COLD_START_DOCUMENTS))
+    documents = max(documents, COLD_START_DOCUMENTS)
+    # What the features need of the article is computed once for all its candidates (~25 in a full window).
+    features_against = _FeaturesOf(article.weighed(df, documents), df, documents)
+    published = article.published_at or now
     for candidate in candidates:
         when = candidate.text.published_at
-        if when is not None and abs((article.published_at or now) - when) > settings.window:
+        if when is not None and abs(published - when) > settings.window:
             continue
-        score = same_story_score(article, candidate.text, df, documents, article_idf)
+        score = _log_odds(features_against(candidate.text))
         if score > best.score:
             best = StoryDecision(candidate.story_id, score, candidate.article_id)
     if best.score < settings.threshold:
@@ -143,8 +144,7 @@ def same_story_score(
     a: StoryText, b: StoryText, df: Mapping[str, int], documents: int, a_idf: Mapping[str, float] | None = None
 ) -> float:
     """Log-odds that a and b report the same event (`a_idf`: the weights of a's terms, when already known)."""
-    values = features(a, b, df, max(documents, COLD_START_DOCUMENTS), a_idf)
-    return BIAS + sum(w * v for w, v in zip(WEIGHTS, values, strict=True))
+    return _log_odds(features(a, b, df, max(documents, COLD_START_DOCUMENTS), a_idf))
 
 
 def features(
@@ -155,45 +155,64 @@ def features(
     Weights are inverse document frequencies, so "Kramatorsk" and "Osprey" count and "Ukraine" barely does. Every
     shared term is one of a's, so only a's terms need their frequencies; b's totals may come stored.
     """
-    idf = _idf(df, documents)
-    shared_idf = a_idf if a_idf is not None else _idf_of(a.terms, df, documents)
+    return _FeaturesOf(a, df, documents, a_idf)(b)
 
-    def weight(terms: frozenset[str]) -> float:
+
+def _log_odds(values: tuple[float, ...]) -> float:
+    return BIAS + sum(w * v for w, v in zip(WEIGHTS, values, strict=True))
+
+
+class _FeaturesOf:
+    """`features` of one article against any other: a's weights and the rarity cut, found once."""
+
+    __slots__ = ("a", "a_title", "a_weight", "df", "documents", "rare_cut", "shared_idf")
+
+    def __init__(
+        self, a: StoryText, df: Mapping[str, int], documents: int, a_idf: Mapping[str, float] | None = None
+    ) -> None:
+        self.a, self.df, self.documents = a, df, documents
+        self.shared_idf = a_idf if a_idf is not None else _idf_of(a.terms, df, documents)
+        self.a_weight = a.weight if a.weight is not None else self._weight(a.terms)
+        self.a_title = a.title_weight if a.title_weight is not None else self._weight(a.title_terms)
+        self.rare_cut = math.log(max(documents, 1) / 300)  # rarer than about 1 article in 300
+
+    def _weight(self, terms: frozenset[str]) -> float:
+        idf = _idf(self.df, self.documents)
         return sum(idf(t) for t in terms)
 
-    def weight_of_shared(terms: frozenset[str]) -> float:  # terms that are all a's
-        return sum(map(shared_idf.__getitem__, terms))
+    def __call__(self, b: StoryText) -> tuple[float, ...]:
+        a, shared_idf = self.a, self.shared_idf
+        of_shared = shared_idf.__getitem__  # every shared term is one of a's
+        a_weight, a_title = self.a_weight, self.a_title
+        b_weight = b.weight if b.weight is not None else self._weight(b.terms)
+        b_title = b.title_weight if b.title_weight is not None else self._weight(b.title_terms)
+        shared = a.terms & b.terms
+        shared_weight = sum(map(of_shared, shared))
+        shared_titles = sum(map(of_shared, a.title_terms & b.title_terms))
+        gap_hours = (
+            abs((a.published_at - b.published_at).total_seconds()) / 3600
+            if a.published_at is not None and b.published_at is not None
+            else 12.0  # unknown: neither close nor far
+        )
+        rare_cut = self.rare_cut
+        rare = sum(1 for t in shared if shared_idf[t] >= rare_cut)
+        return (
+            _ratio(shared_weight, a_weight + b_weight - shared_weight),
+            _ratio(shared_weight, min(a_weight, b_weight)),
+            _ratio(shared_titles, a_title + b_title - shared_titles),
+            max(
+                _ratio(sum(map(of_shared, a.title_terms & b.terms)), a_title),
+                _ratio(sum(map(of_shared, b.title_terms & a.terms)), b_title),
+            ),
+            math.log1p(shared_weight),
+            math.log1p(shared_weight) / (1 + gap_hours / 12),  # shared evidence counts for more when close in time
+            math.log1p(gap_hours),
+            math.log1p(rare),
+        )
 
-    def ratio(part: float, whole: float) -> float:
-        return part / whole if whole > 0 else 0.0
 
-    a_weight = a.weight if a.weight is not None else weight(a.terms)
-    b_weight = b.weight if b.weight is not None else weight(b.terms)
-    a_title = a.title_weight if a.title_weight is not None else weight(a.title_terms)
-    b_title = b.title_weight if b.title_weight is not None else weight(b.title_terms)
-    shared = a.terms & b.terms
-    shared_weight = weight_of_shared(shared)
-    shared_titles = weight_of_shared(a.title_terms & b.title_terms)
-    gap_hours = (
-        abs((a.published_at - b.published_at).total_seconds()) / 3600
-        if a.published_at is not None and b.published_at is not None
-        else 12.0  # unknown: neither close nor far
-    )
-    rare_cut = math.log(max(documents, 1) / 300)  # rarer than about 1 article in 300
-    rare = sum(1 for t in shared if shared_idf[t] >= rare_cut)
-    return (
-        ratio(shared_weight, a_weight + b_weight - shared_weight),
-        ratio(shared_weight, min(a_weight, b_weight)),
-        ratio(shared_titles, a_title + b_title - shared_titles),
-        max(
-            ratio(weight_of_shared(a.title_terms & b.terms), a_title),
-            ratio(weight_of_shared(b.title_terms & a.terms), b_title),
-        ),
-        math.log1p(shared_weight),
-        math.log1p(shared_weight) / (1 + gap_hours / 12),  # shared evidence counts for more when close in time
-        math.log1p(gap_hours),
-        math.log1p(rare),
-    )
+def _ratio(part: float, whole: float) -> float:
+    return part / whole if whole > 0 else 0.0
 
 
 def _idf_of(terms: frozenset[str], df: Mapping[str, int], documents: int) -> dict[str, float]:
