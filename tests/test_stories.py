@@ -314,6 +314,22 @@ def test_decision_is_pure_and_respects_the_window():
     assert len(hostile.terms) <= 61
 
 
+def test_the_words_terms_are_cached_within_a_bound_whatever_the_text():
+    from watcher import stories
+
+    cached = StoryText.of("Russia's drones launched", "Troops were deployed to Kursk.")
+    assert cached == StoryText.of("Russia's drones launched", "Troops were deployed to Kursk.")
+    assert cached.title_terms == {"russia", "drone", "launch"} and {"troop", "deploy", "kursk"} <= cached.terms
+    assert stories._TERMS["launched"] == "launch" and stories._TERMS["were"] == ""  # a stopword: no term
+    # A stream of new words (a hostile feed's) never keeps more than the bound, and no long word at all.
+    long_word = "z" * (stories._TERM_WORD_CHARS + 1)
+    for start in range(0, stories._TERMS_KEPT + 5_000, 90):
+        StoryText.of(long_word, " ".join(f"w{n}" for n in range(start, start + 90)))
+        assert len(stories._TERMS) <= stories._TERMS_KEPT
+    assert long_word not in stories._TERMS
+    assert StoryText.of(long_word, "").title_terms == {long_word}
+
+
 def test_plan_batches_sends_a_story_once_per_channel():
     from watcher.alerts.outbox import plan_batches
     from watcher.config import ChannelConfig

@@ -68,8 +68,8 @@ class StoryText:
     @classmethod
     def of(cls, title: str, text: str, published_at: datetime | None = None) -> StoryText:
         title, lead = title[:MAX_TITLE_CHARS], text[:MAX_LEAD_CHARS]
-        title_terms = frozenset(_term(w) for w in _words(title) if _keep(w))
-        terms = frozenset(list(title_terms) + [_term(w) for w in _words(lead) if _keep(w)][:MAX_TERMS])
+        title_terms = frozenset(filter(None, map(_term_of, _words(title))))
+        terms = frozenset(list(title_terms) + list(filter(None, map(_term_of, _words(lead))))[:MAX_TERMS])
         return cls(title_terms, terms, published_at)
 
     def weighed(self, df: Mapping[str, int], documents: int) -> StoryText:
@@ -231,6 +231,23 @@ def _idf(df: Mapping[str, int], documents: int) -> Callable[[str], float]:
 
 def _words(text: str) -> list[str]:
     return _WORD.findall(text)
+
+
+_TERMS: dict[str, str] = {}  # word -> its term, "" for a word that is none: news vocabularies repeat
+_TERMS_KEPT = 50_000
+_TERM_WORD_CHARS = 40  # longer words are rare (and a hostile text's): not kept, so the cache stays under ~10 MB
+
+
+def _term_of(word: str) -> str:
+    """The term a word counts as, or "" (a stopword, a letter); cached."""
+    term = _TERMS.get(word)
+    if term is None:
+        term = _term(word) if _keep(word) else ""
+        if len(word) <= _TERM_WORD_CHARS:
+            if len(_TERMS) >= _TERMS_KEPT:
+                _TERMS.clear()
+            _TERMS[word] = term
+    return term
 
 
 def _keep(word: str) -> bool:
