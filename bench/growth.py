@@ -1,6 +1,7 @@
 """Growth: the cost of storing a new article when 1k articles are stored, against 1M.
 
     python bench/growth.py [--sizes 1000,1000000] [--new 2000] [--runs 3] [--cache warm,cold] [--pragma P]
+    python bench/growth.py --sizes 20000 --callgrind     # instructions per new article, not time
 
 Setup (not measured): a database made by watcher's own migrations, then filled synthetically with fast bulk
 inserts straight through sqlite3: `n` articles (short bodies made of real feed text when ../shared/evaldata is
@@ -21,6 +22,11 @@ cache; "cold" first asks the kernel to drop the database's cached pages (posix_f
 its -wal, after a checkpoint), as after a reboot or when other work pushed it out. A user's machine sees both, so
 both are reported, each with its own 1M/1k ratio.
 
+Instructions (`--callgrind`): the machine's CPU figures move 10-30% from run to run, too much to see a change of a
+few percent. This runs the measurement of each size under valgrind twice, 100 and 300 new articles after the same
+start (PYTHONHASHSEED=0), and divides the difference of the totals by 200: set-up and imports cancel out. The
+count is repeatable to ~1%; `WATCHER_SRC=<a snapshot of watcher/>` measures another commit (bench/common.py).
+
 Story window: at 3,000 articles a day the 72-hour window is full from ~9,000 stored articles on; a smaller store
 has fewer articles there to find as candidates, so its new articles cost less. With a middle size (`--sizes
 1000,20000,1000000`, as `run_all.py` runs it) `ratio_to` tells the two apart: against 1k the window filling up and
@@ -36,6 +42,7 @@ import os
 import random
 import re
 import shutil
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -352,6 +359,32 @@ def measure(
     }
 
 
+def instructions(path: Path, new: int, stream_file: Path) -> int:
+    """The instructions of this script's `--measured-run` of `new` articles on `path`, counted by callgrind."""
+    run = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", common.PYTHON, __file__]
+        + ["--measured-run", str(path), "--stream", str(stream_file), "--new", str(new)],
+        env=os.environ | {"PYTHONHASHSEED": "0"},  # the same set orders in every run
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if not found:
+        raise SystemExit(f"no instruction count in valgrind's output:\n{run.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def count_instructions(dbs: dict[int, Path], stream: list[str], scratch: Path) -> None:
+    stream_file = scratch / "stream.json"
+    stream_file.write_text(json.dumps(stream))
+    print(f"watcher from {common.SRC}")
+    print("| stored articles | instructions a new article (callgrind; 100 and 300 new) |\n|---|---|")
+    for n, path in dbs.items():
+        small, large = instructions(path, 100, stream_file), instructions(path, 300, stream_file)
+        print(f"| {n:,} | {(large - small) / 200:,.0f} ({small:,} and {large:,} in all) |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="1000,1000000")
@@ -364,7 +397,16 @@ def main() -> None:
         default="",
         help="what-if SQLite PRAGMAs set on the store's connection, ';'-separated, e.g. 'cache_size=-65536'",
     )
+    p.add_argument("--callgrind", action="store_true", help="instructions per new article instead of time")
+    p.add_argument("--measured-run", type=Path, help=argparse.SUPPRESS)  # what valgrind runs: one measure()
+    p.add_argument("--stream", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.measured_run:
+        measure(args.measured_run, args.new, json.loads(args.stream.read_text()), "callgrind")
+        return
+    if args.callgrind and not shutil.which("valgrind"):
+        print("valgrind is not installed: instruction counts skipped")
+        return
     import tempfile
 
     stream = vocabulary_stream() or " ".join(common._sentence(random.Random(3), 20) for _ in range(20000)).split()
@@ -375,6 +417,9 @@ def main() -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     try:
         dbs = {n: database(n, stream, fresh) for n in (int(s) for s in args.sizes.split(","))}
+        if args.callgrind:
+            count_instructions({n: path for n, (path, _) in dbs.items()}, stream, fresh)
+            return
         caches = [c.strip() for c in args.cache.split(",") if c.strip()]
         # Interleave the sizes run by run, so machine noise hits both alike.
         results: dict[tuple[str, int], list[dict]] = {(c, n): [] for c in caches for n in dbs}
