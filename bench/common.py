@@ -15,6 +15,7 @@ import os
 import platform
 import random
 import re
+import subprocess
 import sys
 import tarfile
 import threading
@@ -566,6 +567,21 @@ def _proc_cpu(pid: int) -> float:
 
 
 # --- results -------------------------------------------------------------------------------------------------
+
+
+def callgrind_instructions(script: str, args: list[str], env: dict[str, str] | None = None) -> int:
+    """The instructions callgrind counts for `python script *args`, the whole process (valgrind must be there)."""
+    run = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", PYTHON, script, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if not found:
+        raise SystemExit(f"no instruction count in valgrind's output:\n{run.stderr[-2000:]}")
+    return int(found.group(1))
 
 
 def median(values: list[float]) -> float:

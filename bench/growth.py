@@ -42,7 +42,6 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -361,18 +360,8 @@ def measure(
 
 def instructions(path: Path, new: int, stream_file: Path) -> int:
     """The instructions of this script's `--measured-run` of `new` articles on `path`, counted by callgrind."""
-    run = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", common.PYTHON, __file__]
-        + ["--measured-run", str(path), "--stream", str(stream_file), "--new", str(new)],
-        env=os.environ | {"PYTHONHASHSEED": "0"},  # the same set orders in every run
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = re.search(r"Collected : (\d+)", run.stderr)
-    if not found:
-        raise SystemExit(f"no instruction count in valgrind's output:\n{run.stderr[-2000:]}")
-    return int(found.group(1))
+    args = ["--measured-run", str(path), "--stream", str(stream_file), "--new", str(new)]
+    return common.callgrind_instructions(__file__, args, os.environ | {"PYTHONHASHSEED": "0"})  # same set orders
 
 
 def count_instructions(dbs: dict[int, Path], stream: list[str], scratch: Path) -> None:

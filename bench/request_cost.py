@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -56,17 +54,7 @@ async def requests(port: int, count: int) -> tuple[float, float]:
 
 
 def instructions(port: int, count: int) -> int:
-    run = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", common.PYTHON, __file__]
-        + ["--port", str(port), "--requests", str(count), "--measured-run"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = re.search(r"Collected : (\d+)", run.stderr)
-    if not found:
-        raise SystemExit(f"no instruction count in valgrind's output:\n{run.stderr[-2000:]}")
-    return int(found.group(1))
+    return common.callgrind_instructions(__file__, ["--port", str(port), "--requests", str(count), "--measured-run"])
 
 
 def main() -> None:
