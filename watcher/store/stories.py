@@ -224,7 +224,7 @@ def _frequencies(conn: sqlite3.Connection, terms: frozenset[str] | set[str]) -> 
     found: dict[str, int] = {}
     for chunk in _chunks(wanted, 500):
         sql = f"SELECT term, df FROM story_terms WHERE term IN ({placeholders(chunk)})"
-        found.update((r[0], r[1]) for r in conn.execute(sql, chunk))
+        found.update(conn.execute(sql, chunk))  # (term, df) rows, taken as pairs in C
     return found
 
 
