@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -68,3 +69,33 @@ async def test_the_runtime_names_the_settings_that_need_a_restart(tmp_path, extr
         assert runtime.restart_only_changes(config) == []
         changed = replace(config, fetch=replace(config.fetch, per_host=5))
         assert runtime.restart_only_changes(changed) == ["[fetch]"]
+
+
+async def test_a_reload_reads_the_store_on_its_thread_never_beside_a_write(tmp_path, extractor):
+    # The daemon's connection is one, and its writes run on the store's thread. A reload that read the stored
+    # models on the loop's thread ran its statements inside whatever transaction the store's thread had open: a
+    # COMMIT landing between sqlite-utils' SAVEPOINT and RELEASE failed the reload ("no such savepoint", seen in
+    # test_reload.py's hostile-item test). On the store's thread the calls are serial, so that cannot happen.
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG.format(topic="drones"), encoding="utf-8")
+    config = load_config(path)
+    store = Store.open(tmp_path / "watcher.db")
+    daemon = Daemon(config, store)
+    threads: list[str] = []
+    load_models = store.load_models
+
+    def spied_load_models():
+        threads.append(threading.current_thread().name)
+        return load_models()
+
+    store.load_models = spied_load_models  # type: ignore[method-assign]
+    async with Runtime(config, workers=extractor) as runtime:
+        daemon.runtime = runtime
+        daemon.pipeline = Pipeline.build(config, store, runtime)
+        daemon.dispatcher = Dispatcher(config, store)
+        threads.clear()
+        path.write_text(CONFIG.format(topic="troops"), encoding="utf-8")
+        assert await daemon.reload("test")
+        assert [t.name for t in daemon.pipeline.topics] == ["troops"]
+        assert len(threads) == 1 and threads[0].startswith("watcher-store"), threads
+    store.close()

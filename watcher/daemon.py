@@ -280,7 +280,9 @@ class Daemon:
                 # Compiling the rules is CPU work that a hostile config could make long: off the loop, so polls,
                 # /healthz and signals go on meanwhile (the limits in rules/ bound it; the thread keeps it apart).
                 new = await asyncio.to_thread(load_config, path)
-                pipeline = Pipeline.build(new, self.store, self.runtime)
+                # On the store's thread: building reads the stored models, and the one connection must never
+                # run a statement inside a write that thread has open (it would end our read's savepoint).
+                pipeline = await self.store.call(Pipeline.build, new, self.store, self.runtime)
                 dispatcher = Dispatcher(new, self.store)
                 await self.store.call(self.store.sync_feeds, new.feeds, new.schedule.interval, utcnow())
             except Exception as e:  # a WatcherError is the file's fault; anything else a bug: neither stops the daemon
