@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -31,15 +32,8 @@ def _network_failure(host: str) -> FeedUpdate:
 
 
 async def test_a_reload_keeps_the_offline_state_and_the_articles_in_flight(tmp_path, extractor):
-    path = tmp_path / "config.toml"
-    path.write_text(CONFIG.format(topic="drones"), encoding="utf-8")
-    config = load_config(path)
-    store = Store.open(tmp_path / "watcher.db")
-    daemon = Daemon(config, store)
-    async with Runtime(config, workers=extractor) as runtime:
-        daemon.runtime = runtime
-        daemon.pipeline = Pipeline.build(config, store, runtime)
-        daemon.dispatcher = Dispatcher(config, store)
+    async with _daemon_set_up(tmp_path, extractor) as (daemon, path):
+        runtime = daemon.runtime
         for host in ("a.example", "b.example", "c.example"):
             runtime.network.classify(_network_failure(host))
         assert runtime.network.offline
@@ -58,7 +52,6 @@ async def test_a_reload_keeps_the_offline_state_and_the_articles_in_flight(tmp_p
         assert update.status == "offline"
         building.cancel()
         await asyncio.gather(*daemon._tasks, return_exceptions=True)
-    store.close()
 
 
 async def test_the_runtime_names_the_settings_that_need_a_restart(tmp_path, extractor):
@@ -76,26 +69,34 @@ async def test_a_reload_reads_the_store_on_its_thread_never_beside_a_write(tmp_p
     # models on the loop's thread ran its statements inside whatever transaction the store's thread had open: a
     # COMMIT landing between sqlite-utils' SAVEPOINT and RELEASE failed the reload ("no such savepoint", seen in
     # test_reload.py's hostile-item test). On the store's thread the calls are serial, so that cannot happen.
+    async with _daemon_set_up(tmp_path, extractor) as (daemon, path):
+        threads: list[str] = []
+        load_models = daemon.store.load_models
+
+        def spied_load_models():
+            threads.append(threading.current_thread().name)
+            return load_models()
+
+        daemon.store.load_models = spied_load_models  # type: ignore[method-assign]
+        path.write_text(CONFIG.format(topic="troops"), encoding="utf-8")
+        assert await daemon.reload("test")
+        assert [t.name for t in daemon.pipeline.topics] == ["troops"]
+        assert len(threads) == 1 and threads[0].startswith("watcher-store"), threads
+
+
+@asynccontextmanager
+async def _daemon_set_up(tmp_path, extractor):
+    """A daemon on a config with one topic ("drones"), its runtime, pipeline and dispatcher as `run` sets them."""
     path = tmp_path / "config.toml"
     path.write_text(CONFIG.format(topic="drones"), encoding="utf-8")
     config = load_config(path)
     store = Store.open(tmp_path / "watcher.db")
     daemon = Daemon(config, store)
-    threads: list[str] = []
-    load_models = store.load_models
-
-    def spied_load_models():
-        threads.append(threading.current_thread().name)
-        return load_models()
-
-    store.load_models = spied_load_models  # type: ignore[method-assign]
-    async with Runtime(config, workers=extractor) as runtime:
-        daemon.runtime = runtime
-        daemon.pipeline = Pipeline.build(config, store, runtime)
-        daemon.dispatcher = Dispatcher(config, store)
-        threads.clear()
-        path.write_text(CONFIG.format(topic="troops"), encoding="utf-8")
-        assert await daemon.reload("test")
-        assert [t.name for t in daemon.pipeline.topics] == ["troops"]
-        assert len(threads) == 1 and threads[0].startswith("watcher-store"), threads
-    store.close()
+    try:
+        async with Runtime(config, workers=extractor) as runtime:
+            daemon.runtime = runtime
+            daemon.pipeline = Pipeline.build(config, store, runtime)
+            daemon.dispatcher = Dispatcher(config, store)
+            yield daemon, path
+    finally:
+        store.close()
