@@ -111,7 +111,7 @@ class Daemon:
                 log.info("watcher stopped during start-up")
                 return
             self.runtime = runtime
-            self.pipeline = Pipeline.build(config, store, runtime)
+            self.pipeline = await store.call(Pipeline.build, config, store, runtime)  # as reload() builds it
             self.dispatcher = Dispatcher(config, store)
             scheduler: AsyncIOScheduler | None = None
             ops_server: WebServer | None = None
@@ -280,8 +280,8 @@ class Daemon:
                 # Compiling the rules is CPU work that a hostile config could make long: off the loop, so polls,
                 # /healthz and signals go on meanwhile (the limits in rules/ bound it; the thread keeps it apart).
                 new = await asyncio.to_thread(load_config, path)
-                # On the store's thread: building reads the stored models, and the one connection must never
-                # run a statement inside a write that thread has open (it would end our read's savepoint).
+                # On the store's thread, at start-up too: building reads the stored models, and the one connection
+                # must never run a statement inside a write that thread has open (it would end our read's savepoint).
                 pipeline = await self.store.call(Pipeline.build, new, self.store, self.runtime)
                 dispatcher = Dispatcher(new, self.store)
                 await self.store.call(self.store.sync_feeds, new.feeds, new.schedule.interval, utcnow())
