@@ -15,7 +15,7 @@ from watcher.config import config_from_dict
 from watcher.errors import RuleError
 from watcher.models import Match
 from watcher.rules import CompiledTopic, TopicConfig, compile_topic, compile_topics, explain, match_article
-from watcher.rules.text import ArticleText
+from watcher.rules.text import CJK, CYRILLIC, HANGUL, ArticleText
 
 TERMS = {
     "dprk": '"North Korea" OR "North Korean" OR DPRK OR Pyongyang OR "Kim Jong Un" OR 북한 OR КНДР',
@@ -318,14 +318,14 @@ def test_cyrillic_korean_and_cjk(rule, title, expected):
     [
         ("Troops sent", "plain ASCII text", set()),
         ("“Troops” sent", "typographic quotes — and a dash", set()),  # not ASCII, yet none of the three
-        ("Troops sent", "a body that says КНДР once", {"cyrillic"}),
-        ("북한군 파병", "", {"hangul"}),
-        ("Troops", "北朝鮮軍 and 북한", {"hangul", "cjk"}),
+        ("Troops sent", "a body that says КНДР once", {CYRILLIC}),
+        ("북한군 파병", "", {HANGUL}),
+        ("Troops", "北朝鮮軍 and 북한", {HANGUL, CJK}),
     ],
 )
 def test_an_article_knows_its_scripts_wherever_they_are(title, body, scripts):
     art = ArticleText(title, body)
-    found = {name for name in ("cyrillic", "hangul", "cjk") if art.has_script(name)}
+    found = {name for name in (CYRILLIC, HANGUL, CJK) if art.has_script(name)}
     assert found == scripts
 
 
