@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.helpers.localsite import hang, reply
-from tests.helpers.news import FEEDS, SITE, articles, make_config, poll_all, poll_all_with, serve_site
+from tests.helpers.news import FEEDS, SITE, articles, make_config, poll_all, poll_feed_with, serve_site
 from watcher.config import config_from_dict
 from watcher.pipeline import Pipeline, poll
 from watcher.runtime import Runtime
@@ -229,10 +229,7 @@ async def test_a_runaway_page_is_stopped_and_the_item_keeps_the_feeds_text(site,
     site.add(
         "/articles/drone-plant.html", page.body.replace(b"<article>", b"<article>RUNAWAY"), content_type="text/html"
     )
-    config = make_config(site, feeds={"world": "/world.rss"})
-    extractor = Workers(workers=1, timeout_s=1.0, function=runs_away_on_marked_pages)
-    outcomes = await poll_all_with(config, store, extractor)
-    assert outcomes["world"].update.status == "ok"
+    await poll_feed_with(site, store, "world", "/world.rss", timeout_s=1.0, function=runs_away_on_marked_pages)
     bodies = {r["url"]: r for r in store.db.query("SELECT url, body_source, body FROM articles")}
     stuck = bodies[site.url("/articles/drone-plant.html")]
     assert stuck["body_source"] == "feed-summary" and "joint factory" in stuck["body"]
@@ -258,10 +255,7 @@ async def test_the_page_is_searched_for_title_author_and_date_only_when_the_entr
     site.add(
         "/bylines.rss", BYLINES.replace("{base}", f"http://127.0.0.1:{site.port}"), content_type="application/rss+xml"
     )
-    config = make_config(site, feeds={"bylines": "/bylines.rss"})
-    workers = Workers(workers=1, timeout_s=20, function=says_whether_metadata_was_asked)
-    outcomes = await poll_all_with(config, store, workers)
-    assert outcomes["bylines"].update.status == "ok"
+    await poll_feed_with(site, store, "bylines", "/bylines.rss", timeout_s=20, function=says_whether_metadata_was_asked)
     rows = {r["url"]: r for r in store.db.query("SELECT url, author, body FROM articles")}
     signed = rows[site.url("/articles/drone-plant.html")]
     assert signed["author"] == "Kim Reporter" and signed["body"].endswith("METADATA-SPARED")
@@ -348,10 +342,7 @@ async def test_with_extraction_a_runaway_match_in_the_one_worker_call_is_stopped
         world.body.replace(b"<title>North Korea and Russia", b"<title>RUNAWAY North Korea and Russia"),
         content_type="application/rss+xml",
     )
-    config = make_config(site, feeds={"world": "/world.rss"})
-    workers = Workers(workers=1, timeout_s=1.0, matcher=matching_runs_away_on_marked_titles)
-    outcomes = await poll_all_with(config, store, workers)
-    assert outcomes["world"].update.status == "ok"
+    await poll_feed_with(site, store, "world", "/world.rss", timeout_s=1.0, matcher=matching_runs_away_on_marked_titles)
     rows = {r["title"]: r for r in store.db.query("SELECT title, matched, body_source FROM articles")}
     stuck = rows["RUNAWAY North Korea and Russia to co-produce attack drones at a new plant"]
     assert stuck["matched"] == 0 and stuck["body_source"] == "feed-summary"

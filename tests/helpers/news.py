@@ -100,12 +100,17 @@ async def poll_all(config, store, extractor, now=None, names=None):
         return {o.feed.name: o for o in await poll(pipeline, feeds)}
 
 
-async def poll_all_with(config, store, workers, **kw):
-    """poll_all with workers a test made for itself (misbehaving ones), shut down whatever happens."""
+async def poll_feed_with(site, store, name, path, **workers):
+    """Poll one feed of the site through a worker process a test made for itself (`workers`: its misbehaving
+    extraction or matching, its time limit), shut down whatever happens; the feed's poll itself must succeed."""
+    from watcher.workers import Workers
+
+    pool = Workers(workers=1, **workers)
     try:
-        return await poll_all(config, store, workers, **kw)
+        outcomes = await poll_all(make_config(site, feeds={name: path}), store, pool)
     finally:
-        workers.shutdown()
+        pool.shutdown()
+    assert outcomes[name].update.status == "ok"
 
 
 def articles(store):
