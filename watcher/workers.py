@@ -124,7 +124,7 @@ def _extract_page(extract: Extraction, page: FetchedPage) -> Extracted | None:
         content = decoded_page(page)
     except FetchError as e:
         raise ExtractError(str(e)) from None
-    return extract(content, page.url, True)
+    return extract(content, page.url, True)  # with the page's title, author and date: a caller without an entry
 
 
 class _TimedOut(Exception):
