@@ -2,6 +2,7 @@
 
     python bench/growth.py [--sizes 1000,1000000] [--new 2000] [--runs 3] [--cache warm,cold] [--pragma P]
     python bench/growth.py --sizes 20000 --callgrind     # instructions per new article, not time
+    python bench/growth.py --sizes 20000 --statements    # CPU per new article of each SQL statement (the 8 dearest)
 
 Setup (not measured): a database made by watcher's own migrations, then filled synthetically with fast bulk
 inserts straight through sqlite3: `n` articles (short bodies made of real feed text when ../shared/evaldata is
@@ -242,6 +243,7 @@ def measure(
     cold: bool = False,
     fts: str = "",
     pragmas: str = "",
+    statements: Counter[str] | None = None,
 ) -> dict:
     # Each run writes to a fresh copy of the built database: runs do not add up (the cached 1M store would
     # otherwise drift, each run's articles and index segments making the next one dearer), and all see one state.
@@ -261,6 +263,8 @@ def measure(
     store = Store.open(path)
     for pragma in filter(None, (p.strip() for p in pragmas.split(";"))):
         store.db.conn.execute(f"PRAGMA {pragma}")  # what-if, on the store's own connection
+    if statements is not None:
+        store.db.conn = _TimedStatements(store.db.conn, statements)  # type: ignore[assignment]
     rng = random.Random(tag)
     routes = {"troop_deployment": ("inbox",), "drone_cooperation": ("inbox",)}
     feeds = [r[0] for r in store.db.conn.execute("SELECT id FROM feeds ORDER BY id LIMIT ?", (FEEDS,))]
@@ -358,6 +362,56 @@ def measure(
     }
 
 
+class _TimedStatements:
+    """The store's connection, adding each statement's CPU seconds to `spent` under its first 70 characters.
+    Rows are fetched inside the timing: SQLite does a query's work as its rows are stepped through."""
+
+    def __init__(self, conn, spent: Counter[str]):
+        self._conn, self._spent = conn, spent
+
+    def __getattr__(self, name: str):
+        return getattr(self._conn, name)
+
+    def _timed(self, run, sql: str, *args):
+        started = time.process_time()
+        try:
+            cursor = run(sql, *args)
+            return _Fetched(cursor.fetchall(), cursor.rowcount) if cursor.description else cursor
+        finally:
+            self._spent[" ".join(sql.split())[:70]] += time.process_time() - started
+
+    def execute(self, sql: str, *args):
+        return self._timed(self._conn.execute, sql, *args)
+
+    def executemany(self, sql: str, *args):
+        return self._timed(self._conn.executemany, sql, *args)
+
+
+class _Fetched:
+    """A cursor's rows, already fetched."""
+
+    def __init__(self, rows: list, rowcount: int):
+        self._rows, self.rowcount = rows, rowcount
+
+    def fetchone(self):
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list:
+        return self._rows
+
+    def __iter__(self):
+        return iter(self._rows)
+
+
+def count_statements(dbs: dict[int, Path], new: int, stream: list[str]) -> None:
+    print("| stored articles | statement (first 70 characters) | CPU us a new article |\n|---|---|---|")
+    for n, path in dbs.items():
+        spent: Counter[str] = Counter()
+        measure(path, new, stream, "statements", statements=spent)
+        for sql, seconds in spent.most_common(8):
+            print(f"| {n:,} | `{sql}` | {1e6 * seconds / new:,.0f} |")
+
+
 def instructions(path: Path, new: int, stream_file: Path) -> int:
     """The instructions of this script's `--measured-run` of `new` articles on `path`, counted by callgrind."""
     args = ["--measured-run", str(path), "--stream", str(stream_file), "--new", str(new)]
@@ -387,6 +441,7 @@ def main() -> None:
         help="what-if SQLite PRAGMAs set on the store's connection, ';'-separated, e.g. 'cache_size=-65536'",
     )
     p.add_argument("--callgrind", action="store_true", help="instructions per new article instead of time")
+    p.add_argument("--statements", action="store_true", help="where a new article's write goes, statement by statement")
     p.add_argument("--measured-run", type=Path, help=argparse.SUPPRESS)  # what valgrind runs: one measure()
     p.add_argument("--stream", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -408,6 +463,9 @@ def main() -> None:
         dbs = {n: database(n, stream, fresh) for n in (int(s) for s in args.sizes.split(","))}
         if args.callgrind:
             count_instructions({n: path for n, (path, _) in dbs.items()}, stream, fresh)
+            return
+        if args.statements:
+            count_statements({n: path for n, (path, _) in dbs.items()}, args.new, stream)
             return
         caches = [c.strip() for c in args.cache.split(",") if c.strip()]
         # Interleave the sizes run by run, so machine noise hits both alike.
